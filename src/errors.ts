@@ -1,0 +1,115 @@
+/**
+ * One error class for everything ksp refuses, with a stable `code` that
+ * scripts can match on and structured `data` (file, offset, entry index,
+ * expected, found). The CLI maps the code's family to an exit code, so a new
+ * code never needs a new exit code.
+ */
+
+export type ErrorFamily = 'usage' | 'input' | 'not-found' | 'storage' | 'unsupported' | 'verify' | 'internal';
+
+/** Every code ksp raises, with its family. Codes are stable: never rename one. */
+export const ERROR_CODES = {
+  USAGE: 'usage',
+  PATH_UNSAFE: 'input',
+  URI_INVALID: 'usage',
+  NOT_FOUND: 'not-found',
+  STORAGE_IO: 'storage',
+  TARGET_NOT_EMPTY: 'usage',
+
+  JSON_SYNTAX: 'input',
+  METADATA_INVALID: 'input',
+  METADATA_VERSION: 'input',
+  META_INVALID: 'input',
+  META_VERSION: 'input',
+  FILE_TOO_LARGE: 'input',
+
+  MANIFEST_MALFORMED: 'input',
+
+  STATE_BIN_TRUNCATED: 'input',
+  STATE_BIN_VERSION: 'input',
+  STATE_BIN_LENGTH: 'input',
+  STATE_BIN_TRAILING: 'input',
+  STATE_BIN_UTF8: 'input',
+  STATE_BIN_COUNT: 'input',
+  STATE_BIN_IS_POINTER: 'unsupported',
+
+  POINTER_MALFORMED: 'input',
+  NATIVE_UNSUPPORTED: 'unsupported',
+
+  CODEC_UNKNOWN: 'usage',
+  CODEC_DECODE: 'input',
+  EXPORT_FORMAT: 'usage',
+
+  VERIFY_FAILED: 'verify',
+  INTERNAL: 'internal',
+} as const satisfies Record<string, ErrorFamily>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Documented exit codes (README "Exit codes"). */
+export const EXIT_CODES: Record<ErrorFamily | 'ok', number> = {
+  ok: 0,
+  verify: 1,
+  usage: 2,
+  input: 3,
+  'not-found': 4,
+  storage: 5,
+  unsupported: 6,
+  internal: 70,
+};
+
+export interface ErrorData {
+  file?: string;
+  offset?: number;
+  entry?: number;
+  line?: number;
+  field?: string;
+  expected?: unknown;
+  found?: unknown;
+  [k: string]: unknown;
+}
+
+export class KspError extends Error {
+  readonly code: ErrorCode;
+  readonly data: ErrorData;
+
+  constructor(code: ErrorCode, message: string, data: ErrorData = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KspError';
+    this.code = code;
+    this.data = data;
+  }
+
+  get family(): ErrorFamily {
+    return ERROR_CODES[this.code];
+  }
+
+  get exitCode(): number {
+    return EXIT_CODES[this.family];
+  }
+
+  /** A copy naming the file, for codecs that only see bytes. */
+  inFile(file: string): KspError {
+    if (this.data.file) return this;
+    const e = new KspError(this.code, `${file}: ${this.message}`, { ...this.data, file }, { cause: this.cause });
+    e.stack = this.stack;
+    return e;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, message: this.message, ...this.data };
+  }
+}
+
+export function isKspError(e: unknown): e is KspError {
+  return e instanceof KspError;
+}
+
+/** Short printable preview of binary data for error messages. */
+export function preview(bytes: Uint8Array, max = 24): string {
+  const slice = bytes.subarray(0, max);
+  let printable = true;
+  for (const b of slice) if (b < 0x20 || b > 0x7e) { printable = false; break; }
+  const more = bytes.length > max ? '…' : '';
+  return printable ? JSON.stringify(Buffer.from(slice).toString('latin1')) + more : `0x${Buffer.from(slice).toString('hex')}${more}`;
+}

@@ -1,0 +1,259 @@
+import { KspError } from '../../errors.js';
+
+/**
+ * A JSON reader and writer that loses nothing the engine's files carry:
+ * integers of any size (u64 above 2^53), the order of object members (also
+ * for integer-like names, which plain JS objects would reorder), and the
+ * number text as written. The writer reproduces serde_json's pretty printer
+ * (two-space indent, `"key": value`, `[]`/`{}` when empty, no trailing
+ * newline), so decode -> encode of an engine file is byte-identical.
+ * Layout: FORMAT.md beside this file.
+ */
+
+/** A JSON number kept as its source text; `value` is a bigint for integers. */
+export class JsonNumber {
+  constructor(readonly text: string) {}
+  get isInteger(): boolean {
+    return /^-?\d+$/.test(this.text);
+  }
+  get value(): bigint | number {
+    return this.isInteger ? BigInt(this.text) : Number(this.text);
+  }
+  static of(v: bigint | number): JsonNumber {
+    if (typeof v === 'number' && !Number.isFinite(v)) throw new TypeError('JSON cannot hold a non-finite number');
+    return new JsonNumber(String(v));
+  }
+}
+
+/** An object with its members in order. */
+export class JsonObject {
+  constructor(readonly members: Array<[string, JsonValue]> = []) {}
+  get(name: string): JsonValue | undefined {
+    for (const [k, v] of this.members) if (k === name) return v;
+    return undefined;
+  }
+  has(name: string): boolean {
+    return this.members.some(([k]) => k === name);
+  }
+  /** A copy with `name` set: replaced in place, or inserted before the first of `before` present, else appended. */
+  with(name: string, value: JsonValue, before: readonly string[] = []): JsonObject {
+    const members = this.members.slice();
+    const i = members.findIndex(([k]) => k === name);
+    if (i >= 0) {
+      members[i] = [name, value];
+      return new JsonObject(members);
+    }
+    const at = members.findIndex(([k]) => before.includes(k));
+    if (at >= 0) members.splice(at, 0, [name, value]);
+    else members.push([name, value]);
+    return new JsonObject(members);
+  }
+  without(name: string): JsonObject {
+    return new JsonObject(this.members.filter(([k]) => k !== name));
+  }
+}
+
+export type JsonValue = null | boolean | string | JsonNumber | JsonValue[] | JsonObject;
+
+/** Plain JS form for validation: integers become bigint, objects plain objects. */
+export type PlainJson = null | boolean | string | bigint | number | PlainJson[] | { [k: string]: PlainJson };
+
+export function toPlain(v: JsonValue): PlainJson {
+  if (v instanceof JsonNumber) return v.value;
+  if (v instanceof JsonObject) {
+    const o: { [k: string]: PlainJson } = {};
+    // defineProperty, so a member named "__proto__" stays a member.
+    for (const [k, x] of v.members) Object.defineProperty(o, k, { value: toPlain(x), enumerable: true, writable: true, configurable: true });
+    return o;
+  }
+  if (Array.isArray(v)) return v.map(toPlain);
+  return v;
+}
+
+/** Converts plain values (bigint/number integers allowed) to the lossless form. */
+export function fromPlain(v: unknown): JsonValue {
+  if (v === null || typeof v === 'boolean' || typeof v === 'string') return v;
+  if (typeof v === 'bigint' || typeof v === 'number') return JsonNumber.of(v);
+  if (v instanceof JsonNumber || v instanceof JsonObject) return v;
+  if (Array.isArray(v)) return v.map(fromPlain);
+  if (v instanceof Map) return new JsonObject([...v].map(([k, x]) => [String(k), fromPlain(x)]));
+  if (typeof v === 'object') {
+    return new JsonObject(Object.entries(v as object).filter(([, x]) => x !== undefined).map(([k, x]) => [k, fromPlain(x)]));
+  }
+  throw new TypeError(`cannot write ${typeof v} as JSON`);
+}
+
+const MAX_DEPTH = 128;
+
+class Parser {
+  pos = 0;
+  constructor(readonly s: string, readonly file: string) {}
+
+  fail(what: string): never {
+    // Line/column help a person find the spot in a pretty-printed file.
+    const before = this.s.slice(0, this.pos);
+    const line = before.split('\n').length;
+    const col = this.pos - before.lastIndexOf('\n');
+    throw new KspError('JSON_SYNTAX', `${this.file}: invalid JSON at line ${line}, column ${col} (offset ${this.pos}): ${what}`, {
+      file: this.file, offset: this.pos, line,
+    });
+  }
+
+  ws(): void {
+    for (;;) {
+      const c = this.s.charCodeAt(this.pos);
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) this.pos++;
+      else return;
+    }
+  }
+
+  value(depth: number): JsonValue {
+    if (depth > MAX_DEPTH) this.fail(`nesting deeper than ${MAX_DEPTH}`);
+    this.ws();
+    const c = this.s[this.pos];
+    if (c === '{') return this.object(depth);
+    if (c === '[') return this.array(depth);
+    if (c === '"') return this.string();
+    if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) return this.number();
+    for (const [lit, val] of [['true', true], ['false', false], ['null', null]] as const) {
+      if (this.s.startsWith(lit, this.pos)) {
+        this.pos += lit.length;
+        return val;
+      }
+    }
+    this.fail(c === undefined ? 'unexpected end of input' : `unexpected character ${JSON.stringify(c)}`);
+  }
+
+  object(depth: number): JsonObject {
+    this.pos++;
+    const members: Array<[string, JsonValue]> = [];
+    const seen = new Set<string>();
+    this.ws();
+    if (this.s[this.pos] === '}') {
+      this.pos++;
+      return new JsonObject(members);
+    }
+    for (;;) {
+      this.ws();
+      if (this.s[this.pos] !== '"') this.fail('expected a member name');
+      const start = this.pos;
+      const k = this.string();
+      if (seen.has(k)) {
+        this.pos = start;
+        this.fail(`duplicate member ${JSON.stringify(k)}`);
+      }
+      seen.add(k);
+      this.ws();
+      if (this.s[this.pos] !== ':') this.fail('expected ":"');
+      this.pos++;
+      members.push([k, this.value(depth + 1)]);
+      this.ws();
+      const c = this.s[this.pos++];
+      if (c === '}') return new JsonObject(members);
+      if (c !== ',') {
+        this.pos--;
+        this.fail('expected "," or "}"');
+      }
+    }
+  }
+
+  array(depth: number): JsonValue[] {
+    this.pos++;
+    const out: JsonValue[] = [];
+    this.ws();
+    if (this.s[this.pos] === ']') {
+      this.pos++;
+      return out;
+    }
+    for (;;) {
+      out.push(this.value(depth + 1));
+      this.ws();
+      const c = this.s[this.pos++];
+      if (c === ']') return out;
+      if (c !== ',') {
+        this.pos--;
+        this.fail('expected "," or "]"');
+      }
+    }
+  }
+
+  string(): string {
+    const start = this.pos;
+    this.pos++;
+    for (;;) {
+      const i = this.s.indexOf('"', this.pos);
+      if (i < 0) {
+        this.pos = start;
+        this.fail('unterminated string');
+      }
+      let bs = 0;
+      for (let j = i - 1; j > start && this.s[j] === '\\'; j--) bs++;
+      this.pos = i + 1;
+      if (bs % 2 === 0) break;
+    }
+    const raw = this.s.slice(start, this.pos);
+    for (let i = 0; i < raw.length; i++) {
+      if (raw.charCodeAt(i) < 0x20) {
+        this.pos = start + i;
+        this.fail('control character in string');
+      }
+    }
+    try {
+      return JSON.parse(raw) as string;
+    } catch {
+      this.pos = start;
+      return this.fail('invalid escape in string');
+    }
+  }
+
+  number(): JsonNumber {
+    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(this.s.slice(this.pos, this.pos + 400));
+    if (!m) this.fail('invalid number');
+    this.pos += m[0].length;
+    return new JsonNumber(m[0]);
+  }
+}
+
+/** Parses JSON text (UTF-8 bytes or a string); `file` names it in errors. */
+export function parseJson(input: Uint8Array | string, file: string): JsonValue {
+  let text: string;
+  if (typeof input === 'string') text = input;
+  else {
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(input);
+    } catch {
+      throw new KspError('JSON_SYNTAX', `${file}: not valid UTF-8`, { file });
+    }
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const p = new Parser(text, file);
+  const v = p.value(0);
+  p.ws();
+  if (p.pos !== text.length) p.fail('unexpected data after the JSON value');
+  return v;
+}
+
+/** serde_json's `to_vec_pretty` layout. */
+export function stringifyPretty(v: JsonValue, indent = ''): string {
+  if (v === null) return 'null';
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  // JSON.stringify escapes exactly what serde_json escapes (", \, control
+  // characters, lone surrogates) and writes everything else as UTF-8.
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (v instanceof JsonNumber) return v.text;
+  const inner = indent + '  ';
+  if (Array.isArray(v)) {
+    if (v.length === 0) return '[]';
+    return `[\n${v.map((x) => inner + stringifyPretty(x, inner)).join(',\n')}\n${indent}]`;
+  }
+  if (v.members.length === 0) return '{}';
+  return `{\n${v.members.map(([k, x]) => `${inner}${JSON.stringify(k)}: ${stringifyPretty(x, inner)}`).join(',\n')}\n${indent}}`;
+}
+
+/** Compact form, for JSON Lines output. */
+export function stringifyCompact(v: JsonValue): string {
+  if (v === null || typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v);
+  if (v instanceof JsonNumber) return v.text;
+  if (Array.isArray(v)) return `[${v.map(stringifyCompact).join(',')}]`;
+  return `{${v.members.map(([k, x]) => `${JSON.stringify(k)}:${stringifyCompact(x)}`).join(',')}}`;
+}

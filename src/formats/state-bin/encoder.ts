@@ -1,0 +1,114 @@
+import { KspError } from '../../errors.js';
+import { STATE_BIN_VERSION, type StateEntry } from './decoder.js';
+
+/**
+ * Streaming encoder for `state.bin` v1. The header carries the entry count,
+ * so the caller states it up front; the encoder checks it against what it was
+ * given and fails (rather than writing a file that lies) on a mismatch.
+ * Output comes in ~1 MiB chunks; memory does not depend on the entry count.
+ */
+
+const CHUNK = 1024 * 1024;
+
+export type EntrySource = AsyncIterable<StateEntry[]> | Iterable<StateEntry[]>;
+
+class ChunkWriter {
+  private buf = Buffer.allocUnsafe(CHUNK);
+  private n = 0;
+  readonly out: Buffer[] = [];
+
+  private flush(): void {
+    if (this.n > 0) {
+      this.out.push(this.buf.subarray(0, this.n));
+      this.buf = Buffer.allocUnsafe(CHUNK);
+      this.n = 0;
+    }
+  }
+
+  u64(v: number): void {
+    if (CHUNK - this.n < 8) this.flush();
+    this.buf.writeUInt32LE(v >>> 0, this.n);
+    this.buf.writeUInt32LE(Math.floor(v / 0x1_0000_0000), this.n + 4);
+    this.n += 8;
+  }
+
+  u32(v: number): void {
+    if (CHUNK - this.n < 4) this.flush();
+    this.buf.writeUInt32LE(v, this.n);
+    this.n += 4;
+  }
+
+  bytes(b: Uint8Array): void {
+    if (b.length > CHUNK - this.n) {
+      this.flush();
+      if (b.length >= CHUNK / 2) {
+        this.out.push(Buffer.from(b)); // large values go out as their own chunk
+        return;
+      }
+    }
+    this.buf.set(b, this.n);
+    this.n += b.length;
+  }
+
+  field(b: Uint8Array): void {
+    this.u64(b.length);
+    this.bytes(b);
+  }
+
+  /** Chunks completed so far (and, with `all`, the partial one). */
+  take(all = false): Buffer[] {
+    if (all) this.flush();
+    return this.out.splice(0, this.out.length);
+  }
+}
+
+/** Caches UTF-8 bytes of operator ids and state names, which repeat on every entry. */
+class TextCache {
+  private m = new Map<string, Buffer>();
+  get(s: string): Buffer {
+    let b = this.m.get(s);
+    if (!b) {
+      if (this.m.size > 1024) this.m.clear();
+      this.m.set(s, (b = Buffer.from(s, 'utf8')));
+    }
+    return b;
+  }
+}
+
+/**
+ * Encodes `entryCount` entries. `entryCount === null` means a stateless task:
+ * the output is the empty (0-byte) file and `source` must yield nothing.
+ */
+export async function* encodeStateBin(entryCount: number | null, source: EntrySource, file = 'state.bin'): AsyncGenerator<Buffer> {
+  const w = new ChunkWriter();
+  const texts = new TextCache();
+  if (entryCount !== null) {
+    w.u32(STATE_BIN_VERSION);
+    w.u64(entryCount);
+  }
+  let written = 0;
+  for await (const batch of source as AsyncIterable<StateEntry[]>) {
+    written += batch.length;
+    if (written > (entryCount ?? 0)) break;
+    for (const e of batch) {
+      w.field(texts.get(e.operatorId));
+      w.field(texts.get(e.stateName));
+      w.field(e.key);
+      w.field(e.value);
+    }
+    yield* w.take();
+  }
+  if (written !== (entryCount ?? 0)) {
+    throw new KspError('STATE_BIN_COUNT', `${file}: the header declares ${entryCount ?? 0} entries but ${written > (entryCount ?? 0) ? 'more' : written} were given`, {
+      file, expected: entryCount ?? 0, found: written,
+    });
+  }
+  yield* w.take(true);
+}
+
+/** Whole-buffer convenience for small files and tests. */
+export async function encodeStateBinToBuffer(entries: StateEntry[] | null): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of encodeStateBin(entries === null ? null : entries.length, entries ? [entries] : [])) parts.push(c);
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,138 @@
+import { createReadStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as nodePath from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { KspError } from '../errors.js';
+import {
+  SMALL_FILE_LIMIT, collect, toAsyncChunks,
+  type ByteSource, type ListEntry, type ObjectInfo, type ReadOptions, type Storage,
+} from './storage.js';
+
+const READ_CHUNK = 1024 * 1024;
+
+function ioError(e: unknown, op: string, file: string): KspError {
+  const err = e as NodeJS.ErrnoException;
+  if (err?.code === 'ENOENT') return new KspError('NOT_FOUND', `${file}: no such file`, { file }, { cause: e });
+  if (e instanceof KspError) return e;
+  return new KspError('STORAGE_IO', `${file}: ${op} failed: ${err?.message ?? String(e)}`, { file, errno: err?.code }, { cause: e });
+}
+
+/** Local disk. Keys are absolute paths without the leading '/'. */
+export class LocalStorage implements Storage {
+  readonly root = 'file://';
+  readonly kind = 'local' as const;
+
+  pathOf(key: string): string {
+    return '/' + key;
+  }
+
+  uriOf(key: string): string {
+    return this.pathOf(key);
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    try {
+      const st = await fsp.stat(this.pathOf(key));
+      if (!st.isFile()) return null;
+      return { key, size: st.size, mtimeMs: st.mtimeMs };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+      throw ioError(e, 'stat', this.pathOf(key));
+    }
+  }
+
+  async *read(key: string, options: ReadOptions = {}): AsyncIterable<Uint8Array> {
+    const file = this.pathOf(key);
+    const start = options.offset ?? 0;
+    if (options.length === 0) return;
+    const end = options.length !== undefined ? start + options.length - 1 : undefined;
+    let stream;
+    try {
+      // Open first so a missing file is NOT_FOUND before the first chunk.
+      const fh = await fsp.open(file, 'r');
+      stream = createReadStream('', { fd: fh.fd, start, end, highWaterMark: READ_CHUNK, autoClose: false });
+      try {
+        for await (const chunk of stream) yield chunk as Buffer;
+      } finally {
+        stream.destroy();
+        await fh.close();
+      }
+    } catch (e) {
+      throw ioError(e, 'read', file);
+    }
+  }
+
+  async readSmall(key: string, maxBytes = SMALL_FILE_LIMIT): Promise<Uint8Array> {
+    return collect(this.read(key), maxBytes, this.pathOf(key));
+  }
+
+  async write(key: string, data: ByteSource): Promise<void> {
+    const file = this.pathOf(key);
+    // Written under a temporary name in the same folder, then renamed: a crash
+    // never leaves a half-written file under its final name.
+    const tmp = `${file}.ksp-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await fsp.mkdir(nodePath.dirname(file), { recursive: true });
+      const fh = await fsp.open(tmp, 'w');
+      try {
+        await pipeline(Readable.from(toAsyncChunks(data), { objectMode: false }), fh.createWriteStream({ autoClose: false }));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fsp.rename(tmp, file);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      throw ioError(e, 'write', file);
+    }
+  }
+
+  async *list(prefix: string, options: { delimiter?: boolean } = {}): AsyncIterable<ListEntry> {
+    const dir = this.pathOf(prefix);
+    let entries;
+    try {
+      entries = await fsp.readdir(dir, { withFileTypes: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw ioError(e, 'list', dir);
+    }
+    // Sorted like S3 lists keys, so both back-ends give the same order.
+    entries.sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+    for (const ent of entries) {
+      const key = prefix === '' ? ent.name : `${prefix}/${ent.name}`;
+      if (ent.name.includes('.ksp-tmp-')) continue;
+      if (ent.isDirectory()) {
+        if (options.delimiter) yield { key, isPrefix: true };
+        else yield* this.list(key, options);
+      } else if (ent.isFile()) {
+        const st = await fsp.stat(this.pathOf(key));
+        yield { key, size: st.size, mtimeMs: st.mtimeMs };
+      }
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await fsp.rm(this.pathOf(key), { force: true });
+    } catch (e) {
+      throw ioError(e, 'delete', this.pathOf(key));
+    }
+  }
+
+  async copy(fromKey: string, toKey: string): Promise<void> {
+    const from = this.pathOf(fromKey);
+    const to = this.pathOf(toKey);
+    const tmp = `${to}.ksp-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await fsp.mkdir(nodePath.dirname(to), { recursive: true });
+      await fsp.copyFile(from, tmp);
+      await fsp.rename(tmp, to);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      throw ioError(e, 'copy', from);
+    }
+  }
+}
