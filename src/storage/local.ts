@@ -1,9 +1,6 @@
-import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import { KspError } from '../errors.js';
 import {
   SMALL_FILE_LIMIT, collect, toAsyncChunks,
@@ -48,19 +45,22 @@ export class LocalStorage implements Storage {
     const start = options.offset ?? 0;
     if (options.length === 0) return;
     const end = options.length !== undefined ? start + options.length - 1 : undefined;
-    let stream;
+    let fh: fsp.FileHandle;
     try {
-      // Open first so a missing file is NOT_FOUND before the first chunk.
-      const fh = await fsp.open(file, 'r');
-      stream = createReadStream('', { fd: fh.fd, start, end, highWaterMark: READ_CHUNK, autoClose: false });
-      try {
-        for await (const chunk of stream) yield chunk as Buffer;
-      } finally {
-        stream.destroy();
-        await fh.close();
-      }
+      // Opened first so a missing file is NOT_FOUND before the first chunk.
+      fh = await fsp.open(file, 'r');
+    } catch (e) {
+      throw ioError(e, 'open', file);
+    }
+    // The stream owns the handle (autoClose) and closes it at the end, on
+    // error, or when the consumer stops early (destroy).
+    const stream = fh.createReadStream({ start, end, highWaterMark: READ_CHUNK, autoClose: true });
+    try {
+      for await (const chunk of stream) yield chunk as Buffer;
     } catch (e) {
       throw ioError(e, 'read', file);
+    } finally {
+      stream.destroy();
     }
   }
 
@@ -77,7 +77,9 @@ export class LocalStorage implements Storage {
       await fsp.mkdir(nodePath.dirname(file), { recursive: true });
       const fh = await fsp.open(tmp, 'w');
       try {
-        await pipeline(Readable.from(toAsyncChunks(data), { objectMode: false }), fh.createWriteStream({ autoClose: false }));
+        for await (const chunk of toAsyncChunks(data)) {
+          for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        }
         await fh.sync();
       } finally {
         await fh.close();

@@ -1,0 +1,51 @@
+import type { CommandModule } from 'yargs';
+import type { GlobalArgs } from '../main.js';
+
+export interface InspectArgs extends GlobalArgs {
+  savepoint: string;
+  operator?: string;
+  state?: string;
+  key?: string;
+  keyUtf8?: string;
+  keyPrefix?: string;
+  keyPrefixUtf8?: string;
+  limit?: number;
+  entries?: boolean;
+  out?: string;
+  keyCodec?: string;
+  valueCodec?: string;
+  compression?: string;
+  overwrite?: boolean;
+  threads?: number;
+}
+
+const CODECS = ['utf8', 'json', 'msgpack', 'i64le', 'u64le', 'f64le', 'hex'];
+
+export const command: CommandModule<GlobalArgs, InspectArgs> = {
+  command: 'inspect <savepoint>',
+  describe: 'Summarise a savepoint, list its entries, or export them to Parquet, Arrow or JSON Lines',
+  builder: (y) =>
+    y
+      .positional('savepoint', { type: 'string', demandOption: true, describe: 'Directory or its metadata.json: local path, file:// or s3://bucket/prefix' })
+      .option('operator', { type: 'string', describe: "Only this operator (the metadata's id, or the id stored in entries)" })
+      .option('state', { type: 'string', describe: 'Only this state name' })
+      .option('key', { type: 'string', describe: 'Only this exact key, in hex' })
+      .option('key-utf8', { type: 'string', describe: 'Only this exact key, as UTF-8 text' })
+      .option('key-prefix', { type: 'string', describe: 'Only keys starting with these bytes, in hex' })
+      .option('key-prefix-utf8', { type: 'string', describe: 'Only keys starting with this UTF-8 text' })
+      .option('limit', { type: 'number', describe: 'At most this many entries' })
+      .option('entries', { type: 'boolean', describe: 'List entries instead of the summary (implied by --key*, --limit, --out)' })
+      .option('out', { type: 'string', describe: 'Export entries to a file: .parquet, .arrow (IPC file), .arrows (IPC stream), .jsonl; local or s3://' })
+      .option('key-codec', { type: 'string', choices: CODECS, describe: 'Add key_decoded, decoding keys with this codec' })
+      .option('value-codec', { type: 'string', choices: CODECS, describe: 'Add value_decoded, decoding values with this codec' })
+      .option('compression', { type: 'string', choices: ['zstd', 'snappy', 'gzip', 'lz4', 'none'], default: 'zstd', describe: 'Parquet compression' })
+      .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing --out file' })
+      .option('threads', { type: 'number', describe: 'Files read at once for the summary (default: one per core)' })
+      .conflicts('key', 'key-utf8')
+      .conflicts('key-prefix', 'key-prefix-utf8')
+      .example('ksp inspect ./sp', 'summary: operators, tasks, states, entry counts, key-group spread')
+      .example('ksp inspect ./sp --operator fraud --key-utf8 customer-42 --value-codec msgpack', 'one key, value decoded')
+      .example('ksp inspect ./sp --out entries.parquet --value-codec i64le', 'export every entry to Parquet (DuckDB: SELECT * FROM \'entries.parquet\')')
+      .example('ksp inspect s3://bucket/job/savepoints/00000000000000000042 --state tumbling --limit 10 --json', 'ten entries as JSON Lines'),
+  handler: async (args) => (await import('./run.js')).run(args),
+};

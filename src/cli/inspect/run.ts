@@ -1,0 +1,144 @@
+import { KspError } from '../../errors.js';
+import { exportEntries } from '../../export/export.js';
+import { jsonlLine } from '../../export/jsonl.js';
+import type { DecodeStats, ExportCodecs } from '../../export/columns.js';
+import { inspectSavepoint, type InspectSummary } from '../../model/inspect.js';
+import { tasksForKey } from '../../model/key-lookup.js';
+import { Savepoint, type EntryFilter, type EntryRow } from '../../model/savepoint.js';
+import { viewCodec } from '../../model/value-codecs.js';
+import { preview } from '../../errors.js';
+import { locate } from '../../storage/uri.js';
+import { setExit } from '../exit.js';
+import { bytes, count, err, json, out, table } from '../output.js';
+import { Progress } from '../progress.js';
+import type { InspectArgs } from './command.js';
+
+function hexArg(name: string, v: string): Buffer {
+  const h = v.startsWith('0x') ? v.slice(2) : v;
+  if (!/^([0-9a-fA-F]{2})*$/.test(h)) throw new KspError('USAGE', `--${name}: ${JSON.stringify(v)} is not hex (pairs of 0-9a-f); use --${name}-utf8 for text`, { found: v });
+  return Buffer.from(h, 'hex');
+}
+
+export async function run(args: InspectArgs): Promise<void> {
+  const sp = await Savepoint.open(args.savepoint);
+  const key = args.key !== undefined ? hexArg('key', args.key) : args.keyUtf8 !== undefined ? Buffer.from(args.keyUtf8, 'utf8') : undefined;
+  const keyPrefix = args.keyPrefix !== undefined ? hexArg('key-prefix', args.keyPrefix) : args.keyPrefixUtf8 !== undefined ? Buffer.from(args.keyPrefixUtf8, 'utf8') : undefined;
+  const entriesMode = args.entries || key !== undefined || keyPrefix !== undefined || args.limit !== undefined || args.out !== undefined;
+  if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 0)) throw new KspError('USAGE', `--limit: expected a whole number >= 0, found ${args.limit}`);
+  if (!entriesMode) return summary(sp, args);
+
+  const filter: EntryFilter = { operator: args.operator, state: args.state, key, keyPrefix };
+  const candidates = sp.candidateTasks(filter);
+  if (key) {
+    const plan = tasksForKey(sp, key, candidates);
+    filter.tasks = new Set(plan.tasks.map((t) => t.index));
+    if (args.verbose) err(`reading ${plan.tasks.length} of ${candidates.length} task(s) that can hold the key${plan.unpruned.length ? ` (all tasks of ${plan.unpruned.join(', ')}: task ids do not follow <prefix>0..N-1)` : ''}`);
+  }
+  const codecs: ExportCodecs = {
+    key: args.keyCodec ? await viewCodec(args.keyCodec) : undefined,
+    value: args.valueCodec ? await viewCodec(args.valueCodec) : undefined,
+  };
+  let rows = sp.entries(filter);
+  const limit = args.limit ?? (args.out === undefined && process.stdout.isTTY && !args.json ? 100 : undefined);
+  if (limit !== undefined) rows = limited(rows, limit);
+
+  if (args.out !== undefined) {
+    const target = locate(args.out);
+    if (!args.overwrite && (await target.storage.stat(target.key))) {
+      throw new KspError('TARGET_NOT_EMPTY', `${args.out}: exists; pass --overwrite to replace it`, { file: args.out });
+    }
+    const progress = new Progress('export', args.progress !== false && !args.quiet);
+    const r = await exportEntries(rows, target, { codecs, compression: args.compression as never, onRows: progress.rows });
+    progress.end();
+    if (args.json) await out(json(r));
+    else await out(`wrote ${count(r.rows)} entries to ${r.file} (${r.format}, ${bytes(r.bytes)})\n`);
+    warnDecode(r.decode, args);
+    return;
+  }
+
+  const stats: DecodeStats = { keyFailures: 0, valueFailures: 0 };
+  let n = 0;
+  for await (const batch of rows) {
+    let s = '';
+    for (const r of batch) s += args.json ? jsonlLine(r, codecs, stats) : humanEntry(r, codecs, stats);
+    n += batch.length;
+    await out(s);
+  }
+  if (!args.json && !args.quiet) {
+    err(`${count(n)} entr${n === 1 ? 'y' : 'ies'}${limit !== undefined && n >= limit ? ` (limit ${limit}${args.limit === undefined ? '; --limit N for more' : ''})` : ''}`);
+  }
+  warnDecode(stats, args);
+  setExit(0);
+}
+
+async function* limited(rows: AsyncIterable<EntryRow[]>, limit: number): AsyncGenerator<EntryRow[]> {
+  let left = limit;
+  if (left === 0) return;
+  for await (const b of rows) {
+    if (b.length >= left) {
+      yield b.slice(0, left);
+      return;
+    }
+    left -= b.length;
+    yield b;
+  }
+}
+
+function warnDecode(s: DecodeStats, args: InspectArgs): void {
+  if (args.quiet) return;
+  if (s.keyFailures) err(`note: ${count(s.keyFailures)} key(s) could not be decoded as ${args.keyCodec}; their key_decoded is null`);
+  if (s.valueFailures) err(`note: ${count(s.valueFailures)} value(s) could not be decoded as ${args.valueCodec}; their value_decoded is null`);
+}
+
+function humanEntry(r: EntryRow, codecs: ExportCodecs, stats: DecodeStats): string {
+  const show = (b: Uint8Array, codec: ExportCodecs['key'], which: 'key' | 'value'): string => {
+    if (!codec) return preview(b, 64);
+    try {
+      const v = codec.decode(b);
+      return typeof v === 'string' && codec.name !== 'json' && codec.name !== 'msgpack' ? JSON.stringify(v) : String(v);
+    } catch {
+      if (which === 'key') stats.keyFailures++;
+      else stats.valueFailures++;
+      return `${preview(b, 64)} (not ${codec.name})`;
+    }
+  };
+  const op = r.operatorId === r.task.operatorId ? r.task.operatorId : `${r.task.operatorId} [entry: ${r.operatorId}]`;
+  return `${op}/${r.task.taskId}  ${r.stateName}  ${show(r.key, codecs.key, 'key')} => ${show(r.value, codecs.value, 'value')}\n`;
+}
+
+async function summary(sp: Savepoint, args: InspectArgs): Promise<void> {
+  const progress = new Progress('inspect', args.progress !== false && !args.quiet);
+  const s = await inspectSavepoint(sp, { onBytes: progress.add, onTotal: (n) => progress.setTotal(n), threads: args.threads });
+  progress.end();
+  if (args.operator !== undefined) s.operators = s.operators.filter((o) => o.id === args.operator || o.states.some((x) => x.entryOperator === args.operator));
+  if (args.state !== undefined) for (const o of s.operators) o.states = o.states.filter((x) => x.name === args.state);
+  await out(args.json ? json(s) : humanSummary(s, args.verbose ?? false));
+  const broken = s.operators.flatMap((o) => o.tasks).filter((t) => t.error);
+  for (const t of broken) err(`ksp: error [${t.error!.code}]: ${t.error!.message}`);
+  setExit(broken.length ? 3 : 0);
+}
+
+export function humanSummary(s: InspectSummary, verbose: boolean): string {
+  const L: string[] = [];
+  L.push(`${s.kind} ${s.uri}`);
+  L.push(`  job ${s.jobId}, epoch ${s.epoch}${s.label ? `, label ${JSON.stringify(s.label)}` : ''}, taken ${new Date(Number(s.timestampMs)).toISOString()}`);
+  L.push(`  metadata v${s.metadataVersion}, paths: ${s.layout}${s.savepointId ? `, savepoint id ${s.savepointId}` : ''}`);
+  if (s.operatorVersions && Object.keys(s.operatorVersions).length) L.push(`  operator versions: ${Object.entries(s.operatorVersions).map(([k, v]) => `${k}=v${v}`).join(', ')}`);
+  L.push(`  ${s.totals.operators} operator(s), ${s.totals.tasks} task(s), ${count(s.totals.entries)} entries, ${bytes(s.totals.bytes)}${s.totals.nativeTasks ? `, ${s.totals.nativeTasks} native task(s)` : ''}${s.totals.statelessTasks ? `, ${s.totals.statelessTasks} stateless task(s)` : ''}`);
+  for (const o of s.operators) {
+    L.push('');
+    const kg = o.keyGroups;
+    L.push(`operator ${o.id}: ${o.tasks.length} task(s), ${count(o.entries)} entries, ${bytes(o.bytes)}`);
+    if (o.entries) L.push(`  key groups: ${count(kg.distinct)} of 32768 used, ${count(kg.minPerGroup)}..${count(kg.maxPerGroup)} entries per group${kg.windowKeys ? `; ${count(kg.windowKeys)} window-layout keys` : ''}${kg.watermarkKeys ? `; ${count(kg.watermarkKeys)} watermark keys` : ''}`);
+    if (o.states.length) {
+      L.push(table(['  STATE', 'ENTRY OPERATOR', 'ENTRIES', 'KEY BYTES', 'VALUE BYTES'],
+        o.states.map((x) => [`  ${x.name}`, x.entryOperator, count(x.entries), bytes(x.keyBytes), bytes(x.valueBytes)])).trimEnd());
+    }
+    const shown = verbose ? o.tasks : o.tasks.slice(0, 16);
+    L.push(table(['  TASK', 'FORMAT', 'ENTRIES', 'SIZE'], shown.map((t) => [
+      `  ${t.id}`, t.format === 'native' ? `native -> ${t.pointer}` : t.error ? `${t.format} (ERROR ${t.error.code})` : t.format, count(t.entries), bytes(t.size),
+    ])).trimEnd());
+    if (shown.length < o.tasks.length) L.push(`  … ${o.tasks.length - shown.length} more task(s) (--verbose)`);
+  }
+  return L.join('\n') + '\n';
+}

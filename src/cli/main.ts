@@ -1,0 +1,75 @@
+import { EXIT_CODES, KspError, isKspError } from '../errors.js';
+import { takeExit } from './exit.js';
+import { err } from './output.js';
+
+/**
+ * The `ksp` command line: a thin shell over the library. Each command's
+ * options live beside it (`<command>/command.ts`); its work (and the heavy
+ * libraries it needs) is imported only when it runs, so `ksp --help` starts
+ * fast.
+ */
+
+export const VERSION = '0.1.0';
+
+export interface GlobalArgs {
+  json?: boolean;
+  verbose?: boolean;
+  quiet?: boolean;
+  progress?: boolean;
+}
+
+const EPILOG = `Exit codes: 0 ok, 1 verification failed, 2 usage, 3 bad input (corrupt or malformed files),
+4 not found, 5 storage I/O, 6 unsupported (e.g. native state), 70 internal error.
+S3: s3://bucket/prefix with the standard AWS credential chain; AWS_ENDPOINT_URL selects an
+S3-compatible server (path-style). Docs: README.md.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const { default: yargs } = await import('yargs');
+  const commands = await Promise.all([import('./verify/command.js'), import('./inspect/command.js'), import('./list/command.js')]);
+  let code = 0;
+  let verbose = argv.includes('--verbose') || argv.includes('-v');
+  const parser = yargs(argv)
+    .scriptName('ksp')
+    .usage('ksp <command> [options]\n\nKrishiv State Processor: look inside, check and rewrite Krishiv savepoints and checkpoints offline.')
+    .option('json', { type: 'boolean', describe: 'Machine-readable output on stdout' })
+    .option('verbose', { alias: 'v', type: 'boolean', describe: 'More detail; stack traces on errors' })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'No progress or notes on stderr' })
+    .option('progress', { type: 'boolean', default: true, describe: 'Progress on stderr (only when it is a terminal)' })
+    .strict()
+    .demandCommand(1, 'Name a command: verify, inspect or list (ksp --help).')
+    .recommendCommands()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .version(VERSION)
+    .help()
+    .epilog(EPILOG)
+    .exitProcess(false)
+    .fail((msg, e) => {
+      throw e ?? new KspError('USAGE', msg);
+    });
+  for (const c of commands) {
+    parser.command(c.command as never);
+  }
+  try {
+    await parser.parseAsync();
+    code = takeExit();
+  } catch (e) {
+    code = report(e, verbose, argv.includes('--json'));
+  }
+  return code;
+}
+
+function report(e: unknown, verbose: boolean, asJson: boolean): number {
+  if (isKspError(e)) {
+    if (asJson) process.stdout.write(JSON.stringify({ error: e.toJSON() }, null, 2) + '\n');
+    err(`ksp: error [${e.code}]: ${e.message}`);
+    if (e.family === 'usage') err('Run ksp --help (or ksp <command> --help) for usage.');
+    if (verbose && e.stack) err(e.stack);
+    return e.exitCode;
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  if (asJson) process.stdout.write(JSON.stringify({ error: { code: 'INTERNAL', message: msg } }, null, 2) + '\n');
+  err(`ksp: internal error: ${msg}`);
+  if (verbose && e instanceof Error && e.stack) err(e.stack);
+  else err('Run again with --verbose for a stack trace, and please report it.');
+  return EXIT_CODES.internal;
+}

@@ -1,0 +1,33 @@
+import { verifySavepoint, type VerifyReport } from '../../model/verify.js';
+import { setExit } from '../exit.js';
+import { bytes, count, err, json, out } from '../output.js';
+import { Progress } from '../progress.js';
+import type { VerifyArgs } from './command.js';
+
+export async function run(args: VerifyArgs): Promise<void> {
+  const progress = new Progress('verify', args.progress !== false && !args.quiet);
+  const report = await verifySavepoint(args.savepoint, { onBytes: progress.add, onTotal: (n) => progress.setTotal(n), threads: args.threads });
+  progress.end();
+  await out(args.json ? json(report) : human(report, args.verbose ?? false));
+  if (!report.ok && !args.json && !args.quiet) err(`ksp: ${report.uri} does NOT verify (${report.findings.filter((f) => f.severity === 'error').length} error(s))`);
+  setExit(report.ok ? 0 : 1);
+}
+
+export function human(r: VerifyReport, verbose: boolean): string {
+  const lines: string[] = [];
+  lines.push(`${r.ok ? 'OK  ' : 'FAIL'} ${r.uri}`);
+  if (r.jobId !== undefined) lines.push(`     ${r.kind} of job ${r.jobId}, epoch ${r.epoch}${r.label ? `, label ${JSON.stringify(r.label)}` : ''}`);
+  lines.push(`     ${count(r.totals.files)} file(s) hashed (${bytes(r.totals.bytes)}), ${count(r.totals.tasks)} task(s), ${count(r.totals.entries)} entries decoded${r.totals.nativeTasks ? `, ${r.totals.nativeTasks} native task(s)` : ''}`);
+  for (const t of r.tasks) {
+    if (!verbose && r.tasks.length > 20) break;
+    const what = t.format === 'canonical' ? `${count(t.entries)} entries` : t.format === 'native' ? `native (pointer to ${t.pointer})` : t.format;
+    lines.push(`     - ${t.operator}/${t.task}: ${what}`);
+  }
+  if (!verbose && r.tasks.length > 20) lines.push(`     (${r.tasks.length} tasks; --verbose lists them)`);
+  const order = { error: 0, warning: 1, info: 2 } as const;
+  for (const f of [...r.findings].sort((a, b) => order[a.severity] - order[b.severity])) {
+    if (f.severity === 'info' && !verbose) continue;
+    lines.push(`  ${f.severity.toUpperCase().padEnd(7)} [${f.code}] ${f.message}`);
+  }
+  return lines.join('\n') + '\n';
+}

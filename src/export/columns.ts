@@ -1,0 +1,39 @@
+import { keyGroup } from '../model/key-group.js';
+import { windowGroupKey } from '../model/routing.js';
+import type { EntryRow } from '../model/savepoint.js';
+import type { Decoded, ViewCodec } from '../model/value-codecs.js';
+
+/**
+ * The export row model shared by every format. `key_group` is the key group
+ * of the entry's routing key: the embedded group key for keys in window
+ * layout (tw:/sw:/ses:), the whole key otherwise.
+ */
+
+export const BASE_COLUMNS = ['operator_id', 'task_id', 'entry_operator', 'state_name', 'key', 'value', 'key_group'] as const;
+
+export interface ExportCodecs {
+  key?: ViewCodec;
+  value?: ViewCodec;
+}
+
+export interface DecodeStats {
+  keyFailures: number;
+  valueFailures: number;
+}
+
+export function rowKeyGroup(key: Uint8Array): number {
+  return keyGroup(windowGroupKey(key) ?? key);
+}
+
+/** Decodes with a view codec; a value the codec cannot read becomes null and is counted. */
+export function tryDecode(codec: ViewCodec, bytes: Uint8Array, stats: DecodeStats, which: 'key' | 'value'): Decoded {
+  try {
+    return codec.decode(bytes);
+  } catch {
+    if (which === 'key') stats.keyFailures++;
+    else stats.valueFailures++;
+    return null;
+  }
+}
+
+export type RowSource = AsyncIterable<EntryRow[]>;

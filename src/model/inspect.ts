@@ -1,0 +1,141 @@
+import { uriOf, type Location } from '../storage/uri.js';
+import { KEY_GROUPS } from './key-group.js';
+import { Savepoint } from './savepoint.js';
+import { scanFiles } from './scan-pool.js';
+import type { ScanResult, StateCount } from './scan-file.js';
+
+/** `ksp inspect` summary: what is in a savepoint, per operator, task and state. */
+
+export interface StateSummary {
+  name: string;
+  /** Operator id stored inside the entries (may differ from the metadata's). */
+  entryOperator: string;
+  entries: number;
+  keyBytes: number;
+  valueBytes: number;
+}
+
+export interface TaskSummary {
+  id: string;
+  file: string;
+  format: ScanResult['kind'];
+  size: number;
+  entries: number;
+  states: StateSummary[];
+  pointer?: string;
+  error?: { code: string; message: string };
+}
+
+export interface KeyGroupSpread {
+  /** Key groups holding at least one entry. */
+  distinct: number;
+  /** Fewest / most entries in one non-empty key group. */
+  minPerGroup: number;
+  maxPerGroup: number;
+  /** Entries whose key is in window layout (counted by their group key) and watermark entries. */
+  windowKeys: number;
+  watermarkKeys: number;
+}
+
+export interface OperatorSummary {
+  id: string;
+  tasks: TaskSummary[];
+  states: StateSummary[];
+  entries: number;
+  bytes: number;
+  keyGroups: KeyGroupSpread;
+}
+
+export interface InspectSummary {
+  uri: string;
+  jobId: string;
+  epoch: string;
+  kind: 'checkpoint' | 'savepoint';
+  label: string | null;
+  timestampMs: string;
+  metadataVersion: number;
+  layout: string;
+  savepointId?: string;
+  operatorVersions?: Record<string, string>;
+  operators: OperatorSummary[];
+  totals: { operators: number; tasks: number; entries: number; bytes: number; nativeTasks: number; statelessTasks: number };
+}
+
+export async function inspectSavepoint(target: string | Location | Savepoint, options: { onBytes?: (n: number) => void; onTotal?: (n: number) => void; threads?: number } = {}): Promise<InspectSummary> {
+  const sp = target instanceof Savepoint ? target : await Savepoint.open(target);
+  const md = sp.metadata.value;
+  const reqs = await Promise.all(sp.tasks.map(async (t) => ({
+    uri: uriOf(t.location), size: (await t.location.storage.stat(t.location.key))?.size, hash: false, decode: true, keyGroups: true,
+  })));
+  options.onTotal?.(reqs.reduce((s, r) => s + (r.size ?? 0), 0));
+  const results = await scanFiles(reqs, { onBytes: options.onBytes, threads: options.threads });
+
+  const ops = new Map<string, { summary: OperatorSummary; groups: Uint32Array }>();
+  sp.tasks.forEach((t, i) => {
+    const r = results[i]!;
+    let op = ops.get(t.operatorId);
+    if (!op) {
+      op = {
+        summary: { id: t.operatorId, tasks: [], states: [], entries: 0, bytes: 0, keyGroups: { distinct: 0, minPerGroup: 0, maxPerGroup: 0, windowKeys: 0, watermarkKeys: 0 } },
+        groups: new Uint32Array(KEY_GROUPS),
+      };
+      ops.set(t.operatorId, op);
+    }
+    const task: TaskSummary = { id: t.taskId, file: uriOf(t.location), format: r.kind, size: r.size, entries: r.entryCount, states: r.states.map(stateOf) };
+    if (r.pointer) task.pointer = r.pointer;
+    if (r.error) task.error = { code: r.error.code, message: r.error.message };
+    op.summary.tasks.push(task);
+    op.summary.entries += r.entryCount;
+    op.summary.bytes += r.size;
+    mergeStates(op.summary.states, r.states);
+    op.summary.keyGroups.windowKeys += r.windowKeys;
+    op.summary.keyGroups.watermarkKeys += r.watermarkKeys;
+    if (r.keyGroups) for (let g = 0; g < KEY_GROUPS; g++) op.groups[g]! += r.keyGroups[g]!;
+  });
+  for (const { summary, groups } of ops.values()) summary.keyGroups = { ...summary.keyGroups, ...spread(groups) };
+
+  const operators = [...ops.values()].map((o) => o.summary);
+  const meta = sp.meta?.value;
+  return {
+    uri: sp.uri, jobId: md.job_id, epoch: md.epoch.toString(), kind: sp.kind, label: sp.label,
+    timestampMs: md.timestamp_ms.toString(), metadataVersion: md.version, layout: sp.pathMode,
+    ...(meta ? { savepointId: meta.savepoint_id, operatorVersions: Object.fromEntries([...sp.meta!.operatorVersions()].map(([k, v]) => [k, v.toString()])) } : {}),
+    operators,
+    totals: {
+      operators: operators.length,
+      tasks: sp.tasks.length,
+      entries: operators.reduce((s, o) => s + o.entries, 0),
+      bytes: operators.reduce((s, o) => s + o.bytes, 0),
+      nativeTasks: results.filter((r) => r.kind === 'native').length,
+      statelessTasks: results.filter((r) => r.kind === 'stateless').length,
+    },
+  };
+}
+
+function stateOf(s: StateCount): StateSummary {
+  return { name: s.state, entryOperator: s.operator, entries: s.entries, keyBytes: s.keyBytes, valueBytes: s.valueBytes };
+}
+
+function mergeStates(into: StateSummary[], add: StateCount[]): void {
+  for (const s of add) {
+    const have = into.find((x) => x.name === s.state && x.entryOperator === s.operator);
+    if (have) {
+      have.entries += s.entries;
+      have.keyBytes += s.keyBytes;
+      have.valueBytes += s.valueBytes;
+    } else into.push(stateOf(s));
+  }
+}
+
+function spread(groups: Uint32Array): Pick<KeyGroupSpread, 'distinct' | 'minPerGroup' | 'maxPerGroup'> {
+  let distinct = 0;
+  let min = Infinity;
+  let max = 0;
+  for (const n of groups) {
+    if (n === 0) continue;
+    distinct++;
+    if (n < min) min = n;
+    if (n > max) max = n;
+  }
+  return { distinct, minPerGroup: distinct ? min : 0, maxPerGroup: max };
+}

@@ -1,0 +1,44 @@
+import { hash } from 'node:crypto';
+
+/**
+ * The engine's key groups (krishiv-formats.md §7): 32,768 groups; a key's
+ * group is the first 8 bytes of SHA-256("krishiv.partition-key.v1\0" ‖
+ * "keygroup\0" ‖ key) read as a little-endian u64, mod 32,768; task i of p
+ * owns a contiguous range.
+ */
+
+export const KEY_GROUPS = 32768;
+const PREFIX = Buffer.from('krishiv.partition-key.v1\0keygroup\0', 'latin1');
+
+// One scratch buffer, reused: hashing millions of short keys is dominated by
+// per-call cost, not by the bytes, so avoid allocating a concat per key.
+let scratch = Buffer.alloc(4096);
+PREFIX.copy(scratch);
+
+export function keyGroup(key: Uint8Array): number {
+  const n = PREFIX.length + key.length;
+  if (n > scratch.length) {
+    scratch = Buffer.alloc(Math.max(n, scratch.length * 2));
+    PREFIX.copy(scratch);
+  }
+  scratch.set(key, PREFIX.length);
+  const d = hash('sha256', scratch.subarray(0, n), 'buffer') as unknown as Buffer;
+  // u64 LE mod 2^15 only needs the low 15 bits, i.e. the first two bytes.
+  return (d[0]! | (d[1]! << 8)) & (KEY_GROUPS - 1);
+}
+
+/** Inclusive key-group range [first, last] of task `index` at parallelism `p`. */
+export function keyGroupRange(index: number, p: number): [number, number] {
+  const base = Math.floor(KEY_GROUPS / p);
+  const rem = KEY_GROUPS % p;
+  const first = index * base + Math.min(index, rem);
+  return [first, first + base + (index < rem ? 1 : 0) - 1];
+}
+
+/** The task index (0..p-1) owning key group `kg` at parallelism `p`. */
+export function taskForKeyGroup(kg: number, p: number): number {
+  const base = Math.floor(KEY_GROUPS / p);
+  const rem = KEY_GROUPS % p;
+  const bigPart = rem * (base + 1);
+  return kg < bigPart ? Math.floor(kg / (base + 1)) : rem + Math.floor((kg - bigPart) / base);
+}

@@ -1,0 +1,234 @@
+import { KspError, isKspError } from '../errors.js';
+import { MANIFEST_NAME, parseManifest, type ParsedManifest } from '../formats/manifest/manifest.js';
+import { epochDirName } from '../formats/metadata/metadata.js';
+import { child, locate, uriOf, type Location } from '../storage/uri.js';
+import { Savepoint, type TaskRef } from './savepoint.js';
+import { scanFiles } from './scan-pool.js';
+import type { ScanRequest, ScanResult, StateCount } from './scan-file.js';
+
+/**
+ * `ksp verify`: every check the engine makes before it trusts an epoch, plus
+ * a full decode of every state file. Each problem is a finding naming its
+ * file; the savepoint verifies when no finding is an error.
+ */
+
+export type Severity = 'error' | 'warning' | 'info';
+
+export interface Finding {
+  severity: Severity;
+  code: string;
+  file?: string;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+export interface FileCheck {
+  path: string;
+  size: number;
+  expected: string;
+  found: string | null;
+  ok: boolean;
+}
+
+export interface TaskCheck {
+  operator: string;
+  task: string;
+  file: string;
+  format: ScanResult['kind'];
+  entries: number;
+  states: StateCount[];
+  pointer?: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  uri: string;
+  jobId?: string;
+  epoch?: string;
+  kind?: 'checkpoint' | 'savepoint';
+  label?: string | null;
+  files: FileCheck[];
+  tasks: TaskCheck[];
+  totals: { files: number; bytes: number; tasks: number; entries: number; nativeTasks: number };
+  findings: Finding[];
+}
+
+export interface VerifyOptions {
+  onBytes?: (n: number) => void;
+  /** Called once the total size to read is known. */
+  onTotal?: (bytes: number) => void;
+  threads?: number;
+}
+
+function finding(severity: Severity, code: string, message: string, file?: string, data?: Record<string, unknown>): Finding {
+  return { severity, code, message, ...(file ? { file } : {}), ...(data ? { data } : {}) };
+}
+
+export async function verifySavepoint(target: string | Location, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const report: VerifyReport = {
+    ok: false, uri: typeof target === 'string' ? target : uriOf(target), files: [], tasks: [],
+    totals: { files: 0, bytes: 0, tasks: 0, entries: 0, nativeTasks: 0 }, findings: [],
+  };
+  const add = (f: Finding): void => void report.findings.push(f);
+  let sp: Savepoint;
+  try {
+    sp = await Savepoint.open(target);
+  } catch (e) {
+    if (!isKspError(e) || e.code === 'NOT_FOUND' || e.family === 'storage' || e.family === 'usage') throw e;
+    add(finding('error', e.code, e.message, e.data.file as string | undefined, e.data));
+    return report;
+  }
+  const md = sp.metadata.value;
+  Object.assign(report, { uri: sp.uri, jobId: md.job_id, epoch: md.epoch.toString(), kind: sp.kind, label: sp.label });
+  const manifestLoc = child(sp.dir, MANIFEST_NAME);
+  const manifestUri = uriOf(manifestLoc);
+
+  // 1. The manifest: present, well-formed.
+  let manifest: ParsedManifest | null = null;
+  if (!(await sp.dir.storage.stat(manifestLoc.key))) {
+    add(finding('error', 'MANIFEST_MISSING', `${manifestUri}: no manifest; the directory is incomplete (the engine writes the manifest last)`, manifestUri));
+  } else {
+    try {
+      manifest = parseManifest(await sp.dir.storage.readSmall(manifestLoc.key), manifestUri);
+      for (const n of manifest.notes) add(finding('warning', 'MANIFEST_LAYOUT', `${manifestUri}: line ${n.line}: ${n.message}`, manifestUri, { line: n.line }));
+    } catch (e) {
+      if (!isKspError(e)) throw e;
+      add(finding('error', e.code, e.message, manifestUri, e.data));
+    }
+  }
+  const listed = new Map(manifest?.entries.map((e) => [e.path, e.sha256]) ?? []);
+
+  // 2. Coverage: metadata.json and every snapshot inside the directory.
+  if (manifest && !listed.has('metadata.json')) add(finding('error', 'MANIFEST_INCOMPLETE', `${manifestUri}: does not list metadata.json`, manifestUri));
+  checkTasks(sp, manifest ? listed : null, manifestUri, add);
+  if (sp.meta && sp.metaLocation && manifest) {
+    const rel = sp.metaLocation.key === child(sp.dir, 'meta.json').key ? 'meta.json' : null;
+    if (rel && !listed.has(rel)) add(finding('warning', 'MANIFEST_INCOMPLETE', `${manifestUri}: does not list meta.json`, manifestUri));
+  }
+
+  // 3. Identity and stored paths.
+  checkIdentity(sp, add);
+  checkOtherPaths(sp, add);
+
+  // 4. One pass over every file: hashes of listed files, full decode of state files.
+  const taskByRel = new Map<string, TaskRef>();
+  for (const t of sp.tasks) if (t.relPath) taskByRel.set(t.relPath, t);
+  const reqs: ScanRequest[] = [];
+  const what: Array<{ listed?: string; task?: TaskRef }> = [];
+  for (const [path] of listed) {
+    const task = taskByRel.get(path);
+    reqs.push({ uri: uriOf(child(sp.dir, path)), hash: true, decode: task !== undefined, keyGroups: false });
+    what.push({ listed: path, task });
+  }
+  for (const t of sp.tasks) {
+    if (t.relPath && listed.has(t.relPath)) continue;
+    reqs.push({ uri: uriOf(t.location), hash: false, decode: true, keyGroups: false });
+    what.push({ task: t });
+  }
+  await statAll(reqs);
+  options.onTotal?.(reqs.reduce((s, r) => s + (r.size ?? 0), 0));
+  const results = await scanFiles(reqs, { onBytes: options.onBytes, threads: options.threads });
+
+  const seenTask = new Set<number>();
+  results.forEach((r, i) => {
+    const { listed: path, task } = what[i]!;
+    if (path !== undefined) {
+      const expected = listed.get(path)!;
+      const found = r.kind === 'missing' ? null : r.sha256 ?? null;
+      report.files.push({ path, size: r.size, expected, found, ok: found === expected });
+      report.totals.files++;
+      report.totals.bytes += r.size;
+      if (r.kind === 'missing') add(finding('error', 'FILE_MISSING', `${r.uri}: listed in the manifest but missing`, r.uri));
+      else if (found !== expected) add(finding('error', 'HASH_MISMATCH', `${r.uri}: SHA-256 mismatch: expected ${expected}, found ${found}`, r.uri, { expected, found }));
+    }
+    if (task && !seenTask.has(task.index)) {
+      seenTask.add(task.index);
+      taskResult(task, r, report, add);
+    }
+  });
+  report.totals.tasks = sp.tasks.length;
+  report.ok = !report.findings.some((f) => f.severity === 'error');
+  return report;
+}
+
+async function statAll(reqs: ScanRequest[]): Promise<void> {
+  let i = 0;
+  const worker = async (): Promise<void> => {
+    while (i < reqs.length) {
+      const r = reqs[i++]!;
+      const loc = locate(r.uri);
+      const st = await loc.storage.stat(loc.key);
+      if (st) r.size = st.size;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, reqs.length) }, worker));
+}
+
+function taskResult(task: TaskRef, r: ScanResult, report: VerifyReport, add: (f: Finding) => void): void {
+  const file = uriOf(task.location);
+  const t: TaskCheck = { operator: task.operatorId, task: task.taskId, file, format: r.kind, entries: r.entryCount, states: r.states };
+  if (r.pointer) t.pointer = r.pointer;
+  report.tasks.push(t);
+  report.totals.entries += r.entryCount;
+  if (r.kind === 'missing') {
+    if (!task.relPath) add(finding('error', 'FILE_MISSING', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, file));
+  } else if (r.kind === 'native') {
+    report.totals.nativeTasks++;
+    add(finding('warning', 'NATIVE_NOT_DECODED', `${file}: ${task.operatorId}/${task.taskId} holds native RocksDB state (pointer to ${r.pointer}); its file hash is checked, its RocksDB contents are not decoded by this version`, file, { pointer: r.pointer }));
+  }
+  if (r.error) add(finding('error', r.error.code, r.error.message, file, r.error.data));
+}
+
+function checkTasks(sp: Savepoint, listed: Map<string, string> | null, manifestUri: string, add: (f: Finding) => void): void {
+  const ids = new Map<string, number>();
+  const files = new Map<string, TaskRef>();
+  for (const t of sp.tasks) {
+    const id = `${t.operatorId}/${t.taskId}`;
+    if (ids.has(id)) add(finding('error', 'DUPLICATE_TASK', `metadata.json: operator_snapshots[${t.index}] repeats ${id} (first at [${ids.get(id)}])`, uriOf(child(sp.dir, 'metadata.json'))));
+    ids.set(id, t.index);
+    const u = uriOf(t.location);
+    const other = files.get(u);
+    if (other) add(finding('error', 'SHARED_STATE_FILE', `${u}: used by both ${other.operatorId}/${other.taskId} and ${id}`, u));
+    files.set(u, t);
+    if (!t.relPath) {
+      add(finding('warning', 'OUTSIDE_DIRECTORY', `${u}: state of ${id} lives outside the savepoint directory, so its manifest cannot cover it (ksp relocate makes the savepoint self-contained)`, u));
+    } else if (listed && !listed.has(t.relPath)) {
+      add(finding('error', 'MANIFEST_INCOMPLETE', `${manifestUri}: does not list ${t.relPath} (state of ${id})`, manifestUri, { path: t.relPath }));
+    }
+  }
+}
+
+function checkIdentity(sp: Savepoint, add: (f: Finding) => void): void {
+  const md = sp.metadata.value;
+  const file = uriOf(child(sp.dir, 'metadata.json'));
+  const L = sp.layout;
+  if (L) {
+    if (L.jobId !== md.job_id) add(finding('error', 'IDENTITY_JOB', `${file}: job_id ${JSON.stringify(md.job_id)} does not match the job directory ${JSON.stringify(L.jobId)}`, file, { expected: L.jobId, found: md.job_id }));
+    if (L.epoch !== md.epoch) add(finding('error', 'IDENTITY_EPOCH', `${file}: epoch ${md.epoch} does not match the directory ${epochDirName(L.epoch)}`, file, { expected: L.epoch.toString(), found: md.epoch.toString() }));
+    const isSp = L.kind === 'savepoint';
+    if (isSp !== md.is_savepoint) add(finding('warning', 'IDENTITY_KIND', `${file}: is_savepoint is ${md.is_savepoint} but the directory is under ${L.kind}s/`, file));
+  } else {
+    add(finding('info', 'NOT_ENGINE_LAYOUT', `${sp.uri}: not in the engine's {job}/{checkpoints|savepoints}/{epoch:020} layout; job and epoch identity not checked against directory names`));
+  }
+  if (sp.meta && sp.metaLocation) {
+    const mf = uriOf(sp.metaLocation);
+    const m = sp.meta.value;
+    if (m.job_id !== md.job_id) add(finding('error', 'IDENTITY_JOB', `${mf}: job_id ${JSON.stringify(m.job_id)} differs from metadata.json's ${JSON.stringify(md.job_id)}`, mf));
+    if (m.epoch !== md.epoch) add(finding('error', 'IDENTITY_EPOCH', `${mf}: epoch ${m.epoch} differs from metadata.json's ${md.epoch}`, mf));
+  }
+}
+
+function checkOtherPaths(sp: Savepoint, add: (f: Finding) => void): void {
+  const md = sp.metadata.value;
+  const check = (p: string | undefined, field: string): void => {
+    if (p === undefined) return;
+    try {
+      sp.resolve(p, field);
+    } catch (e) {
+      if (!(e instanceof KspError)) throw e;
+      add(finding('error', e.code, e.message, e.data.file as string | undefined, e.data));
+    }
+  };
+  md.unaligned_buffer_refs?.forEach((b, i) => check(b.buffer_path, `unaligned_buffer_refs[${i}].buffer_path`));
+  md.sink_transactions?.forEach((s, i) => check(s.prepare_path, `sink_transactions[${i}].prepare_path`));
+}
