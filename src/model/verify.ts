@@ -146,6 +146,8 @@ export async function verifySavepoint(target: string | Location, options: Verify
       taskResult(task, r, report, add);
     }
   });
+  const order = new Map(sp.tasks.map((t) => [`${t.operatorId}/${t.taskId}`, t.index]));
+  report.tasks.sort((a, b) => order.get(`${a.operator}/${a.task}`)! - order.get(`${b.operator}/${b.task}`)!);
   report.totals.tasks = sp.tasks.length;
   report.ok = !report.findings.some((f) => f.severity === 'error');
   return report;

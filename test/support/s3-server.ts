@@ -1,0 +1,77 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * A real S3 server on loopback: moto_server (on this machine image), or
+ * s3rver from npm when moto is missing (with its known limits: no abort of
+ * multipart uploads, no suffix ranges, OpenSSL legacy provider for its
+ * continuation tokens). Neither: a clear error with what to install.
+ */
+
+export interface S3Server {
+  endpoint: string;
+  flavour: 'moto' | 's3rver';
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function waitHttp(url: string, child: ChildProcess, ms = 30_000): Promise<void> {
+  const until = Date.now() + ms;
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  while (Date.now() < until) {
+    if (exited) throw new Error(`S3 server exited before answering on ${url}`);
+    try {
+      const r = await fetch(url);
+      if (r.status < 500) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`S3 server did not answer on ${url} within ${ms} ms`);
+}
+
+function stopper(child: ChildProcess, cleanup?: () => void): () => Promise<void> {
+  return async () => {
+    if (child.exitCode === null) {
+      const done = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([done, new Promise((r) => setTimeout(r, 3000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    cleanup?.();
+  };
+}
+
+export async function startS3Server(): Promise<S3Server> {
+  const port = await freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const moto = spawnSync('sh', ['-c', 'command -v moto_server'], { encoding: 'utf8' }).stdout.trim();
+  if (moto && process.env.KSP_TEST_S3 !== 's3rver') {
+    const child = spawn(moto, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+    await waitHttp(endpoint, child);
+    return { endpoint, flavour: 'moto', stop: stopper(child) };
+  }
+  const bin = join(process.cwd(), 'node_modules', 's3rver', 'bin', 's3rver.js');
+  if (!existsSync(bin)) {
+    throw new Error('No S3 server for the tests: moto_server is not on PATH and the s3rver fallback is not installed. ' +
+      'Install one: `pip install "moto[server]"` (moto_server), or `npm install --no-save s3rver@3.7.1`.');
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'ksp-s3rver-'));
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', bin, '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--silent'], { stdio: 'ignore' });
+  await waitHttp(endpoint, child);
+  return { endpoint, flavour: 's3rver', stop: stopper(child, () => rmSync(dir, { recursive: true, force: true })) };
+}
