@@ -1,5 +1,5 @@
 import { keyGroup, taskForKeyGroup } from './key-group.js';
-import { windowGroupKey } from './routing.js';
+import { isWatermarkKey, windowGroupKey } from './routing.js';
 import type { Savepoint, TaskRef } from './savepoint.js';
 
 /**
@@ -7,8 +7,11 @@ import type { Savepoint, TaskRef } from './savepoint.js';
  * tasks by index, so when an operator's tasks are named `<prefix>0 …
  * <prefix>N-1` (every index once) only the owners of the key's routing
  * key(s) need reading: the whole key (state-key routing) and, for a key in
- * window layout, its group key (window routing). Broadcast keys are in every
- * task, so the owner has them too. Other naming: every task is read.
+ * window layout, its group key (window routing). The watermark key `wm:` is
+ * broadcast, each task holding its own value, so every task is read for it.
+ * Limit: under window routing, other keys that do not parse are broadcast
+ * too; their copies outside the owner task are only found with every task
+ * read (`inspect --all-tasks`). Other task naming: every task is read.
  */
 
 export interface KeyLookupPlan {
@@ -35,6 +38,7 @@ function taskIndexes(tasks: TaskRef[]): number[] | null {
 }
 
 export function tasksForKey(sp: Savepoint, key: Uint8Array, candidates: TaskRef[]): KeyLookupPlan {
+  if (isWatermarkKey(key)) return { tasks: candidates, unpruned: [] };
   const groups = new Set([keyGroup(key)]);
   const wk = windowGroupKey(key);
   if (wk) groups.add(keyGroup(wk));

@@ -76,6 +76,9 @@ export class S3Storage implements Storage {
   readonly kind = 's3' as const;
   readonly root: string;
 
+  /** Keys per ListObjectsV2 page (S3's maximum is 1000; tests use small pages). */
+  pageSize = Number(process.env.KSP_S3_LIST_PAGE) || 1000;
+
   constructor(readonly bucket: string) {
     this.root = `s3://${bucket}`;
   }
@@ -177,7 +180,7 @@ export class S3Storage implements Storage {
       let r;
       try {
         r = await c.send(new ListObjectsV2Command({
-          Bucket: this.bucket, Prefix: p, ContinuationToken: token, Delimiter: options.delimiter ? '/' : undefined,
+          Bucket: this.bucket, Prefix: p, ContinuationToken: token, Delimiter: options.delimiter ? '/' : undefined, MaxKeys: this.pageSize,
         }));
       } catch (e) {
         throw this.fail(e, 'ListObjectsV2', prefix);

@@ -32,7 +32,7 @@ export function locate(uri: string, cwd = process.cwd()): Location {
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
       throw new KspError('URI_INVALID', `${uri}: "${bucket}" is not a valid S3 bucket name`, { found: uri });
     }
-    if (key.split('/').some((c) => c === '..' || c === '.') || key.includes('//')) {
+    if (key.startsWith('/') || key.split('/').some((c) => c === '..' || c === '.') || key.includes('//')) {
       throw new KspError('URI_INVALID', `${uri}: S3 keys with empty, "." or ".." components are not supported`, { found: uri });
     }
     let s = buckets.get(bucket);

@@ -17,6 +17,7 @@ export interface InspectArgs extends GlobalArgs {
   compression?: string;
   overwrite?: boolean;
   threads?: number;
+  allTasks?: boolean;
 }
 
 const CODECS = ['utf8', 'json', 'msgpack', 'i64le', 'u64le', 'f64le', 'hex'];
@@ -40,6 +41,7 @@ export const command: CommandModule<GlobalArgs, InspectArgs> = {
       .option('value-codec', { type: 'string', choices: CODECS, describe: 'Add value_decoded, decoding values with this codec' })
       .option('compression', { type: 'string', choices: ['zstd', 'snappy', 'gzip', 'lz4', 'none'], default: 'zstd', describe: 'Parquet compression' })
       .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing --out file' })
+      .option('all-tasks', { type: 'boolean', default: false, describe: 'With --key: read every task instead of only those owning the key\'s key group' })
       .option('threads', { type: 'number', describe: 'Files read at once for the summary (default: one per core)' })
       .conflicts('key', 'key-utf8')
       .conflicts('key-prefix', 'key-prefix-utf8')

@@ -29,7 +29,7 @@ export async function run(args: InspectArgs): Promise<void> {
 
   const filter: EntryFilter = { operator: args.operator, state: args.state, key, keyPrefix };
   const candidates = sp.candidateTasks(filter);
-  if (key) {
+  if (key && !args.allTasks) {
     const plan = tasksForKey(sp, key, candidates);
     filter.tasks = new Set(plan.tasks.map((t) => t.index));
     if (args.verbose) err(`reading ${plan.tasks.length} of ${candidates.length} task(s) that can hold the key${plan.unpruned.length ? ` (all tasks of ${plan.unpruned.join(', ')}: task ids do not follow <prefix>0..N-1)` : ''}`);
