@@ -7,13 +7,18 @@ import type * as Arrow from 'apache-arrow';
  * never shrinks, so row groups are kept bounded (arrow-batches.ts).
  */
 
+/** Rows per row group: one Arrow batch each, so the wasm heap holds one batch at a time. */
+const ROW_GROUP_ROWS = 32768;
+
 export type ParquetCompression = 'zstd' | 'snappy' | 'gzip' | 'lz4' | 'none';
 
 export async function* parquetChunks(A: typeof Arrow, schema: Arrow.Schema, batches: AsyncIterable<Arrow.RecordBatch>, compression: ParquetCompression = 'zstd'): AsyncGenerator<Uint8Array> {
   const pq = await import('parquet-wasm/node');
   const codec = { zstd: pq.Compression.ZSTD, snappy: pq.Compression.SNAPPY, gzip: pq.Compression.GZIP, lz4: pq.Compression.LZ4_RAW, none: pq.Compression.UNCOMPRESSED }[compression];
   // The builder's setters consume it: chain, never call twice on one object.
-  const props = new pq.WriterPropertiesBuilder().setCompression(codec).setMaxRowGroupSize(1 << 20).setCreatedBy('ksp').build();
+  // Keys and values are mostly unique: a dictionary for them costs memory and time for nothing.
+  const props = new pq.WriterPropertiesBuilder().setCompression(codec).setMaxRowGroupSize(ROW_GROUP_ROWS)
+    .setColumnDictionaryEnabled('key', false).setColumnDictionaryEnabled('value', false).setCreatedBy('ksp').build();
   const it = batches[Symbol.asyncIterator]();
   let wroteAny = false;
   const input = new ReadableStream({

@@ -185,7 +185,8 @@ export class Savepoint {
           if (filter.state !== undefined && e.stateName !== filter.state) continue;
           if (filter.key && !Buffer.from(e.key.buffer, e.key.byteOffset, e.key.byteLength).equals(filter.key)) continue;
           if (filter.keyPrefix && !startsWith(e.key, filter.keyPrefix)) continue;
-          rows.push({ ...e, task, index: i });
+          // An explicit literal (not a spread): this runs once per entry.
+          rows.push({ operatorId: e.operatorId, stateName: e.stateName, key: e.key, value: e.value, task, index: i });
         }
         if (rows.length > 0) yield rows;
       }

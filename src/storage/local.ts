@@ -77,9 +77,18 @@ export class LocalStorage implements Storage {
       await fsp.mkdir(nodePath.dirname(file), { recursive: true });
       const fh = await fsp.open(tmp, 'w');
       try {
-        for await (const chunk of toAsyncChunks(data)) {
+        // One write in flight while the producer makes the next chunk: disk
+        // and CPU overlap, and memory stays at two chunks.
+        let inFlight: Promise<void> = Promise.resolve();
+        const writeAll = async (chunk: Uint8Array): Promise<void> => {
           for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        };
+        for await (const chunk of toAsyncChunks(data)) {
+          await inFlight;
+          inFlight = writeAll(chunk);
+          inFlight.catch(() => undefined); // awaited above or below; never unhandled
         }
+        await inFlight;
         await fh.sync();
       } finally {
         await fh.close();

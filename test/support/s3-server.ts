@@ -67,8 +67,13 @@ export async function startS3Server(): Promise<S3Server> {
   }
   const bin = join(process.cwd(), 'node_modules', 's3rver', 'bin', 's3rver.js');
   if (!existsSync(bin)) {
-    throw new Error('No S3 server for the tests: moto_server is not on PATH and the s3rver fallback is not installed. ' +
-      'Install one: `pip install "moto[server]"` (moto_server), or `npm install --no-save s3rver@3.7.1`.');
+    // Installed on demand: moto is on the machine image, so most runs never need it.
+    console.warn('moto_server not found: installing the s3rver fallback (npm install --no-save s3rver@3.7.1)');
+    const r = spawnSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', 's3rver@3.7.1'], { stdio: 'inherit' });
+    if (r.status !== 0 || !existsSync(bin)) {
+      throw new Error('No S3 server for the tests: moto_server is not on PATH and installing s3rver failed. ' +
+        'Install one: `pip install "moto[server]"` (moto_server), or `npm install --no-save s3rver@3.7.1`.');
+    }
   }
   const dir = mkdtempSync(join(tmpdir(), 'ksp-s3rver-'));
   const child = spawn(process.execPath, ['--openssl-legacy-provider', bin, '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--silent'], { stdio: 'ignore' });

@@ -1,0 +1,136 @@
+/**
+ * `npm run bench [-- --entries N --tasks T --keep]`: generates a canonical
+ * savepoint (default 2M entries over 4 tasks, 16-byte keys, 100-byte values)
+ * and measures the main operations, each in a fresh process so its peak RSS
+ * is its own: entries/s, MB/s, peak RSS. Also `ksp --help` start-up time.
+ * Benchmarks, not tests: nothing here asserts.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodeStateBin } from '../formats/state-bin/encoder.js';
+import type { StateEntry } from '../formats/state-bin/decoder.js';
+import { buildManifest } from '../formats/manifest/manifest.js';
+import { MetadataDoc, epochDirName } from '../formats/metadata/metadata.js';
+import { fromPlain } from '../formats/json/json-text.js';
+import { locate } from '../storage/uri.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SELF = fileURLToPath(import.meta.url);
+
+function arg(name: string, dflt: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+}
+
+async function generate(dir: string, entries: number, tasks: number): Promise<number> {
+  const job = 'bench';
+  const epoch = 1n;
+  const sp = join(dir, job, 'savepoints', epochDirName(epoch));
+  rmSync(join(dir, job), { recursive: true, force: true });
+  const snaps = [];
+  const manifest = [];
+  let bytes = 0;
+  for (let t = 0; t < tasks; t++) {
+    const n = Math.floor(entries / tasks) + (t < entries % tasks ? 1 : 0);
+    const rel = `op-bench/task-${t}/state.bin`;
+    async function* batches(): AsyncGenerator<StateEntry[]> {
+      const B = 8192;
+      for (let i = 0; i < n; i += B) {
+        const m = Math.min(B, n - i);
+        const pool = randomFillSync(Buffer.allocUnsafe(m * 116));
+        const batch: StateEntry[] = new Array(m);
+        for (let j = 0; j < m; j++) {
+          const o = j * 116;
+          batch[j] = { operatorId: 'op-bench', stateName: j % 4 === 0 ? 'counts' : 'sessions', key: pool.subarray(o, o + 16), value: pool.subarray(o + 16, o + 116) };
+        }
+        yield batch;
+      }
+    }
+    const hash = createHash('sha256');
+    const out = locate(join(sp, rel));
+    await out.storage.write(out.key, (async function* () {
+      for await (const c of encodeStateBin(n, batches())) {
+        hash.update(c);
+        bytes += c.length;
+        yield c;
+      }
+    })());
+    manifest.push({ path: rel, sha256: hash.digest('hex') });
+    snaps.push({ operator_id: 'op-bench', task_id: `task-${t}`, snapshot_path: `${job}/checkpoints/${epochDirName(epoch)}/${rel}` });
+  }
+  const md = MetadataDoc.fromJson(fromPlain({
+    version: 3, epoch, job_id: job, fencing_token: 1, timestamp_ms: 1760000000000, source_offsets: [],
+    operator_snapshots: snaps, is_savepoint: true, savepoint_label: 'bench',
+  })).encode();
+  const mdLoc = locate(join(sp, 'metadata.json'));
+  await mdLoc.storage.write(mdLoc.key, md);
+  manifest.push({ path: 'metadata.json', sha256: createHash('sha256').update(md).digest('hex') });
+  const mf = locate(join(sp, 'manifest.sha256'));
+  await mf.storage.write(mf.key, buildManifest(manifest));
+  return bytes;
+}
+
+/** Child mode: run one CLI command in this process and report time and peak RSS. */
+async function child(args: string[]): Promise<void> {
+  const { main } = await import('../cli/main.js');
+  const t0 = process.hrtime.bigint();
+  const code = await main([...args, '--quiet']);
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  process.stderr.write(`\n@@bench ${JSON.stringify({ code, secs, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
+  process.exitCode = code;
+}
+
+function measure(args: string[]): { code: number; secs: number; maxRssMb: number } {
+  const r = spawnSync(process.execPath, [SELF, '--child', ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'ignore', 'pipe'] });
+  const m = /@@bench (.*)/.exec(r.stderr);
+  if (!m) throw new Error(`bench child failed: ${r.stderr.slice(-2000)}`);
+  return JSON.parse(m[1]!);
+}
+
+function helpStartup(): number {
+  const runs = 10;
+  const times: number[] = [];
+  for (let i = 0; i < runs + 2; i++) {
+    const t0 = process.hrtime.bigint();
+    spawnSync(process.execPath, [join(ROOT, 'bin', 'ksp.js'), '--help'], { stdio: 'ignore' });
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return times.slice(2).reduce((a, b) => a + b, 0) / runs;
+}
+
+async function run(): Promise<void> {
+  const entries = arg('entries', 2_000_000);
+  const tasks = arg('tasks', 4);
+  const dir = join(ROOT, '.bench');
+  mkdirSync(dir, { recursive: true });
+  process.stdout.write(`ksp bench: ${entries.toLocaleString('en-US')} entries over ${tasks} tasks, 16-byte keys, 100-byte values (node ${process.version})\n`);
+  const g0 = Date.now();
+  const bytes = await generate(dir, entries, tasks);
+  const sp = join(dir, 'bench', 'savepoints', epochDirName(1n));
+  process.stdout.write(`generated ${(bytes / 1e6).toFixed(0)} MB of state.bin in ${((Date.now() - g0) / 1000).toFixed(1)} s\n\n`);
+
+  const out = join(dir, 'bench.parquet');
+  const ops: Array<[string, string[]]> = [
+    ['verify', ['verify', sp]],
+    ['inspect (summary)', ['inspect', sp]],
+    ['inspect --out x.parquet', ['inspect', sp, '--out', out, '--overwrite']],
+    ['inspect --out x.arrows', ['inspect', sp, '--out', join(dir, 'bench.arrows'), '--overwrite']],
+  ];
+  const rows: string[][] = [];
+  for (const [name, args] of ops) {
+    const r = measure(args);
+    rows.push([name, r.code === 0 ? 'ok' : `exit ${r.code}`, r.secs.toFixed(2), Math.round(entries / r.secs).toLocaleString('en-US'), (bytes / 1e6 / r.secs).toFixed(0), r.maxRssMb.toFixed(0)]);
+  }
+  const head = ['operation', 'result', 'seconds', 'entries/s', 'MB/s', 'peak RSS MB'];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ') + '\n');
+  process.stdout.write(`\nparquet file: ${(statSync(out).size / 1e6).toFixed(0)} MB (zstd)\n`);
+  process.stdout.write(`ksp --help start-up: ${helpStartup().toFixed(0)} ms (mean of 10)\n`);
+  if (!process.argv.includes('--keep')) rmSync(dir, { recursive: true, force: true });
+}
+
+if (process.argv[2] === '--child') await child(process.argv.slice(3));
+else await run();
