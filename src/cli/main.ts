@@ -1,6 +1,6 @@
 import { EXIT_CODES, KspError, isKspError } from '../errors.js';
 import { takeExit } from './exit.js';
-import { err } from './output.js';
+import { err, shown } from './output.js';
 
 /**
  * The `ksp` command line: a thin shell over the library. Each command's
@@ -61,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
 function report(e: unknown, verbose: boolean, asJson: boolean): number {
   if (isKspError(e)) {
     if (asJson) process.stdout.write(JSON.stringify({ error: e.toJSON() }, null, 2) + '\n');
-    err(`ksp: error [${e.code}]: ${e.message}`);
+    err(`ksp: error [${e.code}]: ${shown(e.message)}`);
     if (e.family === 'usage') err('Run ksp --help (or ksp <command> --help) for usage.');
     if (verbose && e.stack) err(e.stack);
     return e.exitCode;

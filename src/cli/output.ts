@@ -16,6 +16,15 @@ export function isPipeClosed(): boolean {
   return pipeClosed;
 }
 
+/**
+ * Human output names local files relative to the working directory, as the
+ * user typed them; JSON output keeps full paths.
+ */
+export function shown(text: string): string {
+  const cwd = process.cwd();
+  return cwd === '/' ? text : text.split(cwd + '/').join('');
+}
+
 /** Writes to stdout, waiting when the pipe is full so memory stays bounded. */
 export async function out(text: string): Promise<void> {
   if (!process.stdout.write(text)) await new Promise<void>((r) => process.stdout.once('drain', () => r()));

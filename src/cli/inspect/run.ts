@@ -9,7 +9,7 @@ import { viewCodec } from '../../model/value-codecs.js';
 import { preview } from '../../errors.js';
 import { locate } from '../../storage/uri.js';
 import { setExit } from '../exit.js';
-import { bytes, count, err, json, out, table } from '../output.js';
+import { bytes, count, err, json, out, shown, table } from '../output.js';
 import { Progress } from '../progress.js';
 import type { InspectArgs } from './command.js';
 
@@ -51,7 +51,7 @@ export async function run(args: InspectArgs): Promise<void> {
     const r = await exportEntries(rows, target, { codecs, compression: args.compression as never, onRows: progress.rows });
     progress.end();
     if (args.json) await out(json(r));
-    else await out(`wrote ${count(r.rows)} entries to ${r.file} (${r.format}, ${bytes(r.bytes)})\n`);
+    else await out(`wrote ${count(r.rows)} entries to ${shown(r.file)} (${r.format}, ${bytes(r.bytes)})\n`);
     warnDecode(r.decode, args);
     return;
   }
@@ -95,7 +95,7 @@ function humanEntry(r: EntryRow, codecs: ExportCodecs, stats: DecodeStats): stri
     if (!codec) return preview(b, 64);
     try {
       const v = codec.decode(b);
-      return typeof v === 'string' && codec.name !== 'json' && codec.name !== 'msgpack' ? JSON.stringify(v) : String(v);
+      return typeof v === 'string' && codec.name === 'utf8' ? JSON.stringify(v) : String(v);
     } catch {
       if (which === 'key') stats.keyFailures++;
       else stats.valueFailures++;
@@ -112,7 +112,7 @@ async function summary(sp: Savepoint, args: InspectArgs): Promise<void> {
   progress.end();
   if (args.operator !== undefined) s.operators = s.operators.filter((o) => o.id === args.operator || o.states.some((x) => x.entryOperator === args.operator));
   if (args.state !== undefined) for (const o of s.operators) o.states = o.states.filter((x) => x.name === args.state);
-  await out(args.json ? json(s) : humanSummary(s, args.verbose ?? false));
+  await out(args.json ? json(s) : shown(humanSummary(s, args.verbose ?? false)));
   const broken = s.operators.flatMap((o) => o.tasks).filter((t) => t.error);
   for (const t of broken) err(`ksp: error [${t.error!.code}]: ${t.error!.message}`);
   setExit(broken.length ? 3 : 0);

@@ -1,6 +1,6 @@
 import { listStorage } from '../../model/list.js';
 import { setExit } from '../exit.js';
-import { bytes, json, out, table } from '../output.js';
+import { bytes, json, out, shown, table } from '../output.js';
 import type { ListArgs } from './command.js';
 
 export async function run(args: ListArgs): Promise<void> {
@@ -20,7 +20,7 @@ export async function run(args: ListArgs): Promise<void> {
         r.savepointId ?? '',
       ]),
     ));
-    if (args.verbose) for (const r of rows) if (r.problem) await out(`  ${r.uri}: ${r.problem}\n`);
+    if (args.verbose) for (const r of rows) if (r.problem) await out(shown(`  ${r.uri}: ${r.problem}\n`));
   }
   setExit(args.verify && rows.some((r) => r.verified === false) ? 1 : 0);
 }

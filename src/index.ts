@@ -1,0 +1,39 @@
+/**
+ * ksp as a library: the same model the CLI uses. Re-exports only.
+ *
+ *   import { openSavepoint, verifySavepoint } from 'ksp';
+ *   const sp = await openSavepoint('s3://bucket/job/savepoints/00000000000000000042');
+ *   for await (const batch of sp.entries({ operator: 'fraud', state: 'score' })) …
+ */
+import { Savepoint } from './model/savepoint.js';
+import type { Location } from './storage/uri.js';
+
+/** Opens a savepoint or checkpoint directory (or its metadata.json): local path, file:// or s3://. */
+export function openSavepoint(target: string | Location): Promise<Savepoint> {
+  return Savepoint.open(target);
+}
+
+export { Savepoint } from './model/savepoint.js';
+export type { EntryFilter, EntryRow, TaskFormat, TaskRef, PathMode } from './model/savepoint.js';
+export { verifySavepoint } from './model/verify.js';
+export type { VerifyReport, Finding, FileCheck, TaskCheck, Severity } from './model/verify.js';
+export { inspectSavepoint } from './model/inspect.js';
+export type { InspectSummary, OperatorSummary, TaskSummary, StateSummary, KeyGroupSpread } from './model/inspect.js';
+export { listStorage } from './model/list.js';
+export type { ListedEpoch } from './model/list.js';
+export { KEY_GROUPS, keyGroup, keyGroupRange, taskForKeyGroup } from './model/key-group.js';
+export { routingKey, windowGroupKey, isWatermarkKey, type Routing } from './model/routing.js';
+export { viewCodec, VIEW_CODECS, type ViewCodec, type ViewCodecName } from './model/value-codecs.js';
+export { exportEntries, formatFromPath, type ExportFormat, type ExportOptions, type ExportResult } from './export/export.js';
+
+export { MetadataDoc, epochDirName, type CheckpointMetadata, type OperatorSnapshotRef } from './formats/metadata/metadata.js';
+export { MetaDoc, type SavepointMeta } from './formats/meta/meta.js';
+export { parseManifest, buildManifest, MANIFEST_NAME, type ManifestEntry, type ParsedManifest } from './formats/manifest/manifest.js';
+export { StateBinDecoder, decodeStateBin, type StateEntry, type StateBinHeader } from './formats/state-bin/decoder.js';
+export { encodeStateBin, encodeStateBinToBuffer } from './formats/state-bin/encoder.js';
+export { parsePointer, encodePointer, isPointerBlob, type Pointer } from './formats/pointer/pointer.js';
+
+export { locate, child, uriOf, type Location } from './storage/uri.js';
+export type { Storage, ObjectInfo, ListEntry, ByteSource } from './storage/storage.js';
+export { checkRelativePath } from './storage/paths.js';
+export { KspError, isKspError, ERROR_CODES, EXIT_CODES, type ErrorCode, type ErrorFamily } from './errors.js';
