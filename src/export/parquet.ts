@@ -37,6 +37,9 @@ export async function* parquetChunks(A: typeof Arrow, schema: Arrow.Schema, batc
       wroteAny = true;
       const t = pq.Table.fromIPCStream(A.tableToIPC(new A.Table([r.value]), 'stream'));
       for (const b of t.recordBatches()) controller.enqueue(b);
+      // wasm-bindgen objects are otherwise freed only by a JS GC finalizer,
+      // and the JS GC cannot see the wasm heap they hold.
+      t.free();
     },
     async cancel() {
       await it.return?.();

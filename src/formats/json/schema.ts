@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { KspError, type ErrorCode } from '../../errors.js';
-import { toPlain, type JsonValue } from './json-text.js';
+import { JsonObject, toPlain, type JsonValue } from './json-text.js';
 
 /** zod building blocks for the engine's integer types, read as bigint (exact above 2^53). */
 export const U64_MAX = (1n << 64n) - 1n;
@@ -44,4 +44,10 @@ export function validate<T extends z.ZodType>(schema: T, doc: JsonValue, file: s
   throw new KspError(code, `${file}: field ${field}: ${issue.message}; ${foundText}${more}`, {
     file, field, found: typeof found === 'bigint' ? found.toString() : found === undefined ? null : describe(found),
   });
+}
+
+/** A top-level JSON object validated against `schema`: the document (kept for rewriting) and its typed value. */
+export function validateObject<T extends z.ZodType>(schema: T, doc: JsonValue, file: string, code: ErrorCode): { doc: JsonObject; value: z.output<T> } {
+  if (!(doc instanceof JsonObject)) throw new KspError(code, `${file}: expected a JSON object at the top level`, { file });
+  return { doc, value: validate(schema, doc, file, code) };
 }

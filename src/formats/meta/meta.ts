@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { KspError } from '../../errors.js';
 import { JsonObject, fromPlain, parseJson, stringifyPretty, type JsonValue } from '../json/json-text.js';
-import { id, u32, u64, validate } from '../json/schema.js';
+import { id, u32, u64, validateObject } from '../json/schema.js';
 
 /** `meta.json`, the savepoint record (FORMAT.md beside this file). */
 
@@ -26,9 +26,8 @@ export class MetaDoc {
     return MetaDoc.fromJson(parseJson(bytes, file), file);
   }
 
-  static fromJson(doc: JsonValue, file = 'meta.json'): MetaDoc {
-    if (!(doc instanceof JsonObject)) throw new KspError('META_INVALID', `${file}: expected a JSON object at the top level`, { file });
-    const value = validate(schema, doc, file, 'META_INVALID');
+  static fromJson(json: JsonValue, file = 'meta.json'): MetaDoc {
+    const { doc, value } = validateObject(schema, json, file, 'META_INVALID');
     const v = value.format_version ?? SAVEPOINT_FORMAT_VERSION;
     if (v !== SAVEPOINT_FORMAT_VERSION) {
       throw new KspError('META_VERSION', `${file}: field format_version: unsupported savepoint format version ${v}; expected 1`, {

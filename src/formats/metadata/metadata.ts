@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { KspError } from '../../errors.js';
 import { JsonObject, fromPlain, parseJson, stringifyPretty, type JsonValue } from '../json/json-text.js';
-import { i64, id, u32, u64, u8, validate } from '../json/schema.js';
+import { i64, id, u32, u64, u8, validateObject } from '../json/schema.js';
 
 /**
  * `metadata.json`, the checkpoint metadata, versions 1-3 (FORMAT.md beside
@@ -56,11 +56,8 @@ export class MetadataDoc {
     return MetadataDoc.fromJson(parseJson(bytes, file), file);
   }
 
-  static fromJson(doc: JsonValue, file = 'metadata.json'): MetadataDoc {
-    if (!(doc instanceof JsonObject)) {
-      throw new KspError('METADATA_INVALID', `${file}: expected a JSON object at the top level`, { file });
-    }
-    const value = validate(schema, doc, file, 'METADATA_INVALID');
+  static fromJson(json: JsonValue, file = 'metadata.json'): MetadataDoc {
+    const { doc, value } = validateObject(schema, json, file, 'METADATA_INVALID');
     if (!(METADATA_VERSIONS as readonly number[]).includes(value.version)) {
       throw new KspError('METADATA_VERSION', `${file}: field version: unsupported metadata version ${value.version}; expected 1, 2 or 3`, {
         file, field: 'version', expected: '1..3', found: value.version,
