@@ -1,5 +1,5 @@
 import { KspError } from '../errors.js';
-import { MetadataDoc, epochDirName } from '../formats/metadata/metadata.js';
+import { MetadataDoc } from '../formats/metadata/metadata.js';
 import { MetaDoc } from '../formats/meta/meta.js';
 import { JsonObject } from '../formats/json/json-text.js';
 import { isPointerBlob, parsePointer, POINTER_MAX_SIZE, type Pointer } from '../formats/pointer/pointer.js';
@@ -235,4 +235,3 @@ async function findMeta(dir: Location, layout: EngineLayout | null, md: Metadata
   return fallback ?? [null, null];
 }
 
-export { epochDirName };
