@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto';
+import { PrefixedSha256 } from '../bytes/sha256-word.js';
 
 /**
  * The engine's key groups (krishiv-formats.md §7): 32,768 groups; a key's
@@ -9,22 +9,13 @@ import { hash } from 'node:crypto';
 
 export const KEY_GROUPS = 32768;
 const PREFIX = Buffer.from('krishiv.partition-key.v1\0keygroup\0', 'latin1');
-
-// One scratch buffer, reused: hashing millions of short keys is dominated by
-// per-call cost, not by the bytes, so avoid allocating a concat per key.
-let scratch = Buffer.alloc(4096);
-PREFIX.copy(scratch);
+const sha = new PrefixedSha256(PREFIX);
 
 export function keyGroup(key: Uint8Array): number {
-  const n = PREFIX.length + key.length;
-  if (n > scratch.length) {
-    scratch = Buffer.alloc(Math.max(n, scratch.length * 2));
-    PREFIX.copy(scratch);
-  }
-  scratch.set(key, PREFIX.length);
-  const d = hash('sha256', scratch.subarray(0, n), 'buffer') as unknown as Buffer;
-  // u64 LE mod 2^15 only needs the low 15 bits, i.e. the first two bytes.
-  return (d[0]! | (d[1]! << 8)) & (KEY_GROUPS - 1);
+  // u64 LE mod 2^15 needs only the low 15 bits: digest bytes 0 and 1, the
+  // top two bytes of the first big-endian word.
+  const w = sha.firstWord(key);
+  return ((w >>> 24) | (((w >>> 16) & 0xff) << 8)) & (KEY_GROUPS - 1);
 }
 
 /** Inclusive key-group range [first, last] of task `index` at parallelism `p`. */

@@ -1,0 +1,25 @@
+import { createHash } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { PrefixedSha256 } from '../../src/bytes/sha256-word.js';
+
+describe('JS SHA-256 first word', () => {
+  it('equals node:crypto for every length around the block boundaries, and beyond the fast path', () => {
+    for (const prefix of [Buffer.alloc(0), Buffer.from('krishiv.partition-key.v1\0keygroup\0', 'latin1'), Buffer.alloc(63, 1)]) {
+      const s = new PrefixedSha256(prefix);
+      for (let len = 0; len <= 400; len++) {
+        const msg = Buffer.alloc(len);
+        for (let i = 0; i < len; i++) msg[i] = (i * 131 + len) & 0xff;
+        const want = createHash('sha256').update(prefix).update(msg).digest().readUInt32BE(0);
+        expect(s.firstWord(msg), `prefix ${prefix.length}, length ${len}`).toBe(want);
+      }
+    }
+  });
+  it('equals node:crypto for random messages, with the scratch buffer reused between calls', () => {
+    const prefix = Buffer.from('krishiv.partition-key.v1\0keygroup\0', 'latin1');
+    const s = new PrefixedSha256(prefix);
+    fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 10 }), (msgs) => {
+      for (const m of msgs) expect(s.firstWord(m)).toBe(createHash('sha256').update(prefix).update(m).digest().readUInt32BE(0));
+    }), { numRuns: 300 });
+  });
+});
