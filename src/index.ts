@@ -35,5 +35,5 @@ export { parsePointer, encodePointer, isPointerBlob, type Pointer } from './form
 
 export { locate, child, uriOf, type Location } from './storage/uri.js';
 export type { Storage, ObjectInfo, ListEntry, ByteSource } from './storage/storage.js';
-export { checkRelativePath } from './storage/paths.js';
+export { checkRelativePath, unsafeReason } from './formats/stored-path.js';
 export { KspError, isKspError, ERROR_CODES, EXIT_CODES, type ErrorCode, type ErrorFamily } from './errors.js';

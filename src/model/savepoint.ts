@@ -4,7 +4,8 @@ import { MetaDoc } from '../formats/meta/meta.js';
 import { JsonObject } from '../formats/json/json-text.js';
 import { isPointerBlob, parsePointer, POINTER_MAX_SIZE, type Pointer } from '../formats/pointer/pointer.js';
 import { StateBinDecoder, type StateEntry } from '../formats/state-bin/decoder.js';
-import { checkRelativePath, relativeTo, unsafeReason } from '../storage/paths.js';
+import { checkRelativePath, unsafeReason } from '../formats/stored-path.js';
+import { relativeTo } from '../storage/paths.js';
 import { child, isAbsoluteUri, locate, nameOf, parent, uriOf, type Location } from '../storage/uri.js';
 import { checkpointPrefix, engineLayoutOf, type EngineLayout } from './layout.js';
 

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KspError } from '../../src/errors.js';
-import { checkRelativePath } from '../../src/storage/paths.js';
+import { checkRelativePath } from '../../src/formats/stored-path.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { S3Storage } from '../../src/storage/s3.js';
 import { locate, type Location } from '../../src/storage/uri.js';

@@ -1,5 +1,5 @@
 import { KspError } from '../../errors.js';
-import { unsafeReason } from '../../storage/paths.js';
+import { unsafeReason } from '../stored-path.js';
 
 /**
  * `manifest.sha256`, the integrity manifest (FORMAT.md beside this file).
