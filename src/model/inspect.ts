@@ -68,19 +68,26 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
     uri: uriOf(t.location), size: (await t.location.storage.stat(t.location.key))?.size, hash: false, decode: true, keyGroups: true,
   })));
   options.onTotal?.(reqs.reduce((s, r) => s + (r.size ?? 0), 0));
-  const results = await scanFiles(reqs, { onBytes: options.onBytes, threads: options.threads });
-
   const ops = new Map<string, { summary: OperatorSummary; groups: Uint32Array }>();
+  for (const t of sp.tasks) {
+    if (ops.has(t.operatorId)) continue;
+    ops.set(t.operatorId, {
+      summary: { id: t.operatorId, tasks: [], states: [], entries: 0, bytes: 0, keyGroups: { distinct: 0, minPerGroup: 0, maxPerGroup: 0, windowKeys: 0, watermarkKeys: 0 } },
+      groups: new Uint32Array(KEY_GROUPS),
+    });
+  }
+  // Each task's key-group counts (128 KiB) are added to its operator's as
+  // they arrive and dropped: memory grows with operators, not with tasks.
+  const onResult = (i: number, r: ScanResult): void => {
+    const groups = ops.get(sp.tasks[i]!.operatorId)!.groups;
+    if (r.keyGroups) for (let g = 0; g < KEY_GROUPS; g++) groups[g]! += r.keyGroups[g]!;
+    delete r.keyGroups;
+  };
+  const results = await scanFiles(reqs, { onBytes: options.onBytes, onResult, threads: options.threads });
+
   sp.tasks.forEach((t, i) => {
     const r = results[i]!;
-    let op = ops.get(t.operatorId);
-    if (!op) {
-      op = {
-        summary: { id: t.operatorId, tasks: [], states: [], entries: 0, bytes: 0, keyGroups: { distinct: 0, minPerGroup: 0, maxPerGroup: 0, windowKeys: 0, watermarkKeys: 0 } },
-        groups: new Uint32Array(KEY_GROUPS),
-      };
-      ops.set(t.operatorId, op);
-    }
+    const op = ops.get(t.operatorId)!;
     const task: TaskSummary = { id: t.taskId, file: uriOf(t.location), format: r.kind, size: r.size, entries: r.entryCount, states: r.states.map(stateOf) };
     if (r.pointer) task.pointer = r.pointer;
     if (r.error) task.error = { code: r.error.code, message: r.error.message };
@@ -90,7 +97,6 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
     mergeStates(op.summary.states, r.states);
     op.summary.keyGroups.windowKeys += r.windowKeys;
     op.summary.keyGroups.watermarkKeys += r.watermarkKeys;
-    if (r.keyGroups) for (let g = 0; g < KEY_GROUPS; g++) op.groups[g]! += r.keyGroups[g]!;
   });
   for (const { summary, groups } of ops.values()) summary.keyGroups = { ...summary.keyGroups, ...spread(groups) };
 

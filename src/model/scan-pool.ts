@@ -16,6 +16,12 @@ export interface PoolOptions {
   /** Threads to use (default: cores, or KSP_THREADS). */
   threads?: number;
   onBytes?: (n: number) => void;
+  /**
+   * Called as each file's result arrives (in completion order), before it is
+   * stored: a caller can fold large parts (key-group counts) into a total
+   * and drop them, so memory does not grow with the number of files.
+   */
+  onResult?: (index: number, result: ScanResult) => void;
 }
 
 function workerUrl(): URL | null {
@@ -30,7 +36,11 @@ export async function scanFiles(reqs: ScanRequest[], options: PoolOptions = {}):
   const url = workerUrl();
   if (threads === 1 || !url || totalKnown < INLINE_BYTES) {
     const out: ScanResult[] = [];
-    for (const r of reqs) out.push(await scanFile(r, options.onBytes));
+    for (const r of reqs) {
+      const res = await scanFile(r, options.onBytes);
+      options.onResult?.(out.length, res);
+      out.push(res);
+    }
     return out;
   }
   const results = new Array<ScanResult>(reqs.length);
@@ -48,6 +58,7 @@ export async function scanFiles(reqs: ScanRequest[], options: PoolOptions = {}):
       w.on('message', (m: { id: number; bytes?: number; result?: ScanResult }) => {
         if (m.bytes) options.onBytes?.(m.bytes);
         if (m.result) {
+          options.onResult?.(m.id, m.result);
           results[m.id] = m.result;
           take();
         }
