@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { MetadataDoc } from '../../src/formats/metadata/metadata.js';
 import { fromPlain } from '../../src/formats/json/json-text.js';
 import type { StateEntry } from '../../src/formats/state-bin/decoder.js';
 import { tempDir } from '../support/env.js';
-import { ksp } from '../support/cli.js';
+import { BIN, ksp } from '../support/cli.js';
 
 // Over the 16 MiB below which scans run inline: the built binary uses worker threads here.
 const tmp = tempDir();
@@ -67,5 +68,22 @@ describe('verify and inspect on all cores (worker threads)', () => {
     } finally {
       writeFileSync(f, orig);
     }
+  });
+});
+
+describe('progress', () => {
+  const hasScript = spawnSync('sh', ['-c', 'command -v script'], { encoding: 'utf8' }).stdout.trim() !== '';
+  it.skipIf(!hasScript)('is drawn on stderr when it is a terminal', () => {
+    const env = { ...process.env };
+    delete env.CI;
+    const cmd = `stty cols 100; ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} verify ${JSON.stringify(SP)} --threads 1`;
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env });
+    expect(r.stdout).toMatch(/verify: [\d.]+ (KiB|MiB) \/ [\d.]+ MiB \d+%\s+[\d.]+ (KiB|MiB|GiB)\/s/);
+    expect(r.stdout).toMatch(/(^|\x1b\[K)OK /m); // the progress line is cleared before the report
+  });
+  it('is never written into pipes', async () => {
+    const r = await ksp(['verify', SP, '--threads', '1'], { CI: '' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).not.toMatch(/\r/);
   });
 });
