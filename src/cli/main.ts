@@ -9,6 +9,7 @@ import { err, shown } from './output.js';
  * fast.
  */
 
+/** Kept equal to package.json's version (a test checks). */
 export const VERSION = '0.1.0';
 
 export interface GlobalArgs {
@@ -26,8 +27,8 @@ S3-compatible server (path-style). Docs: README.md.`;
 export async function main(argv: string[]): Promise<number> {
   const { default: yargs } = await import('yargs');
   const commands = await Promise.all([import('./verify/command.js'), import('./inspect/command.js'), import('./list/command.js')]);
-  let code = 0;
-  let verbose = argv.includes('--verbose') || argv.includes('-v');
+  // Known before parsing, so a parse error can honour them too.
+  const verbose = argv.includes('--verbose') || argv.includes('-v');
   const parser = yargs(argv)
     .scriptName('ksp')
     .usage('ksp <command> [options]\n\nKrishiv State Processor: look inside, check and rewrite Krishiv savepoints and checkpoints offline.')
@@ -51,11 +52,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     await parser.parseAsync();
-    code = takeExit();
+    return takeExit();
   } catch (e) {
-    code = report(e, verbose, argv.includes('--json'));
+    return report(e, verbose, argv.includes('--json'));
   }
-  return code;
 }
 
 function report(e: unknown, verbose: boolean, asJson: boolean): number {

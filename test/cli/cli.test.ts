@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ENGINE_SP, FIXTURES, HAS_SHARED, SHOP_SP, copyOf, tempDir } from '../support/env.js';
+import { ENGINE_SP, FIXTURES, HAS_SHARED, ROOT, SHOP_SP, copyOf, tempDir } from '../support/env.js';
 import { BIN, ksp } from '../support/cli.js';
 
 const tmp = tempDir();
@@ -26,6 +26,10 @@ describe('ksp --help', () => {
     const r = await ksp(['verfy', 'x']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/Did you mean verify|Unknown argument/);
+  });
+  it('--version is the package version', async () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    expect((await ksp(['--version'])).stdout.trim()).toBe(pkg.version);
   });
   it('no command is a usage error', async () => {
     expect((await ksp([])).code).toBe(2);
