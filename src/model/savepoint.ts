@@ -153,12 +153,19 @@ export class Savepoint {
   /** Entries of one task, in batches. Native tasks: NATIVE_UNSUPPORTED. */
   async *taskBatches(task: TaskRef): AsyncGenerator<StateEntry[]> {
     const file = uriOf(task.location);
-    const format = await this.probe(task);
-    if (format.kind === 'missing') throw new KspError('NOT_FOUND', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, { file });
-    if (format.kind === 'stateless') return;
-    if (format.kind === 'native') throw nativeUnsupported(task, format.pointer);
-    const dec = new StateBinDecoder(task.location.storage.read(task.location.key), { size: format.size, file });
-    yield* dec.batches();
+    const st = await task.location.storage.stat(task.location.key);
+    if (!st) throw new KspError('NOT_FOUND', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, { file });
+    if (st.size === 0) return;
+    // The decoder recognises a pointer blob from its first bytes, so canonical
+    // files (nearly all) cost one read, not a probe and a read.
+    const dec = new StateBinDecoder(task.location.storage.read(task.location.key), { size: st.size, file });
+    try {
+      yield* dec.batches();
+    } catch (e) {
+      if (!(e instanceof KspError) || e.code !== 'STATE_BIN_IS_POINTER' || st.size > POINTER_MAX_SIZE) throw e;
+      const bytes = await task.location.storage.readSmall(task.location.key, POINTER_MAX_SIZE);
+      throw nativeUnsupported(task, parsePointer(bytes, file));
+    }
   }
 
   /** Tasks that can hold entries matching `filter`, before reading any. */
@@ -223,6 +230,12 @@ async function findMeta(dir: Location, layout: EngineLayout | null, md: Metadata
   if (await dir.storage.stat(own.key)) return [MetaDoc.decode(await dir.storage.readSmall(own.key), uriOf(own)), own];
   if (!layout || layout.kind !== 'savepoint') return [null, null];
   const spDir = parent(dir);
+  // A record named by the epoch number is the common case: try it before listing.
+  const byEpoch = child(spDir, md.value.epoch.toString(), 'meta.json');
+  if (await byEpoch.storage.stat(byEpoch.key)) {
+    const meta = MetaDoc.decode(await byEpoch.storage.readSmall(byEpoch.key), uriOf(byEpoch));
+    if (meta.value.epoch === md.value.epoch && meta.value.job_id === md.value.job_id) return [meta, byEpoch];
+  }
   let fallback: [MetaDoc, Location] | null = null;
   for await (const e of spDir.storage.list(spDir.key, { delimiter: true })) {
     if (!e.isPrefix || /^\d{20}$/.test(nameOf({ storage: spDir.storage, key: e.key }))) continue;

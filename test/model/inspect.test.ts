@@ -1,9 +1,10 @@
+import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { inspectSavepoint } from '../../src/model/inspect.js';
 import { tasksForKey } from '../../src/model/key-lookup.js';
 import { Savepoint, type EntryRow } from '../../src/model/savepoint.js';
-import { ENGINE_SP, FIXTURES, HAS_SHARED, SHOP_SP } from '../support/env.js';
+import { ENGINE_SP, FIXTURES, HAS_SHARED, SHOP_SP, copyOf } from '../support/env.js';
 
 async function collect(it: AsyncIterable<EntryRow[]>): Promise<EntryRow[]> {
   const out: EntryRow[] = [];
@@ -93,5 +94,30 @@ describe('inspect: bundled fixtures', () => {
     const sp = await Savepoint.open(join(FIXTURES, 'absolute-paths'));
     expect(sp.tasks[0]!.location.storage.kind).toBe('s3');
     expect(sp.tasks[0]!.relPath).toBeNull();
+  });
+});
+
+describe('Savepoint', () => {
+  it('probe tells canonical, stateless, native and missing tasks apart', async () => {
+    const sp = await Savepoint.open(join(FIXTURES, 'native', 'shop', 'savepoints', '00000000000000000007'));
+    const kinds = await Promise.all(sp.tasks.map((t) => sp.probe(t)));
+    expect(kinds.map((k) => k.kind)).toEqual(['canonical', 'canonical', 'canonical', 'native']);
+    const shop = await Savepoint.open(SHOP_SP);
+    expect((await shop.probe(shop.tasks.find((t) => t.operatorId === 'sink')!)).kind).toBe('stateless');
+    const gone = { ...shop.tasks[0]!, location: { ...shop.tasks[0]!.location, key: shop.tasks[0]!.location.key + '.missing' } };
+    expect((await shop.probe(gone)).kind).toBe('missing');
+  });
+
+  it('finds the engine record of a savepoint named by its epoch', async () => {
+    const c = copyOf(join(FIXTURES, 'base'));
+    try {
+      const sps = join(c.path, 'shop', 'savepoints');
+      renameSync(join(sps, '5b1f3c7e-2d4a-4e8b-9c61-0a7d2e4f8b13'), join(sps, '7'));
+      const sp = await Savepoint.open(join(sps, '00000000000000000007'));
+      expect(sp.meta?.value.savepoint_id).toBe('5b1f3c7e-2d4a-4e8b-9c61-0a7d2e4f8b13');
+      expect(sp.metaLocation?.key.endsWith('savepoints/7/meta.json')).toBe(true);
+    } finally {
+      c.cleanup();
+    }
   });
 });
