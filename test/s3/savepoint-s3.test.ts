@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { exportEntries } from '../../src/export/export.js';
 import { inspectSavepoint } from '../../src/model/inspect.js';
 import { listStorage } from '../../src/model/list.js';
@@ -55,7 +55,8 @@ describe('savepoints in S3', () => {
     expect(Buffer.from(await loc.storage.readSmall(loc.key)).subarray(0, 4).toString()).toBe('PAR1');
   });
 
-  it('lists jobs, checkpoints and savepoints under an S3 base', async () => {
+  // s3rver (the fallback server) drops folders from delimiter listings.
+  it.skipIf(inject('s3Flavour') === 's3rver')('lists jobs, checkpoints and savepoints under an S3 base', async () => {
     const rows = await listStorage(`s3://${bucket}/base`);
     expect(rows.map((r) => [r.jobId, r.kind, r.epoch, r.manifest, r.label])).toEqual([
       ['shop', 'checkpoint', '7', true, null],

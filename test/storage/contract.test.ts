@@ -1,5 +1,7 @@
 import { readdirSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+
+const S3RVER = inject('s3Flavour') === 's3rver';
 import { KspError } from '../../src/errors.js';
 import { checkRelativePath } from '../../src/formats/stored-path.js';
 import type { Storage } from '../../src/storage/storage.js';
@@ -89,14 +91,19 @@ describe.each(backends)('storage contract: %s', (_name, make) => {
     expect(Buffer.from(await s.readSmall(k('eleven.txt'), 11)).toString()).toBe('hello world');
   });
 
-  it('lists recursively and by folder, in key order, across pages', async () => {
+  it('lists recursively, in key order, across pages', async () => {
     for (const p of ['l/a.txt', 'l/b/c.txt', 'l/b/d.txt', 'l/e/f/g.txt', 'l/h.txt']) await s.write(k(p), Buffer.from(p));
     expect(await keys(s, k('l'))).toEqual(['l/a.txt', 'l/b/c.txt', 'l/b/d.txt', 'l/e/f/g.txt', 'l/h.txt'].map(k));
-    expect(await keys(s, k('l'), true)).toEqual([k('l/a.txt'), k('l/b') + '/', k('l/e') + '/', k('l/h.txt')]);
     expect(await keys(s, k('missing-folder'))).toEqual([]);
     const sizes = [];
     for await (const e of s.list(k('l/b'))) sizes.push(e.size);
     expect(sizes).toEqual([9, 9]);
+  });
+
+  // s3rver (the fallback server) drops folders from delimiter listings and ignores MaxKeys there.
+  it.skipIf(_name.startsWith('S3') && S3RVER)('lists by folder (delimiter), across pages', async () => {
+    for (const p of ['m/a.txt', 'm/b/c.txt', 'm/b/d.txt', 'm/e/f/g.txt', 'm/h.txt']) await s.write(k(p), Buffer.from(p));
+    expect(await keys(s, k('m'), true)).toEqual([k('m/a.txt'), k('m/b') + '/', k('m/e') + '/', k('m/h.txt')]);
   });
 
   it('copies and deletes', async () => {

@@ -22,8 +22,8 @@ if (!HAS_SHARED) {
 export function useS3(): string {
   const endpoint = inject('s3Endpoint');
   process.env.AWS_ENDPOINT_URL = endpoint;
-  process.env.AWS_ACCESS_KEY_ID = 'test';
-  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+  process.env.AWS_ACCESS_KEY_ID = inject('s3AccessKey');
+  process.env.AWS_SECRET_ACCESS_KEY = inject('s3SecretKey');
   process.env.AWS_REGION = 'us-east-1';
   process.env.KSP_S3_MAX_ATTEMPTS = '2';
   resetS3Client();

@@ -8,6 +8,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     s3Endpoint: string;
     s3Flavour: string;
+    s3AccessKey: string;
+    s3SecretKey: string;
   }
 }
 
@@ -15,6 +17,8 @@ export async function setup(project: TestProject): Promise<void> {
   server = await startS3Server();
   project.provide('s3Endpoint', server.endpoint);
   project.provide('s3Flavour', server.flavour);
+  project.provide('s3AccessKey', server.accessKey);
+  project.provide('s3SecretKey', server.secretKey);
 }
 
 export async function teardown(): Promise<void> {

@@ -14,6 +14,9 @@ import { join } from 'node:path';
 export interface S3Server {
   endpoint: string;
   flavour: 'moto' | 's3rver';
+  /** Credentials the server accepts (moto: any; s3rver: its fixed pair). */
+  accessKey: string;
+  secretKey: string;
   stop(): Promise<void>;
 }
 
@@ -63,7 +66,7 @@ export async function startS3Server(): Promise<S3Server> {
   if (moto && process.env.KSP_TEST_S3 !== 's3rver') {
     const child = spawn(moto, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
     await waitHttp(endpoint, child);
-    return { endpoint, flavour: 'moto', stop: stopper(child) };
+    return { endpoint, flavour: 'moto', accessKey: 'test', secretKey: 'test', stop: stopper(child) };
   }
   const bin = join(process.cwd(), 'node_modules', 's3rver', 'bin', 's3rver.js');
   if (!existsSync(bin)) {
@@ -78,5 +81,5 @@ export async function startS3Server(): Promise<S3Server> {
   const dir = mkdtempSync(join(tmpdir(), 'ksp-s3rver-'));
   const child = spawn(process.execPath, ['--openssl-legacy-provider', bin, '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--silent'], { stdio: 'ignore' });
   await waitHttp(endpoint, child);
-  return { endpoint, flavour: 's3rver', stop: stopper(child, () => rmSync(dir, { recursive: true, force: true })) };
+  return { endpoint, flavour: 's3rver', accessKey: 'S3RVER', secretKey: 'S3RVER', stop: stopper(child, () => rmSync(dir, { recursive: true, force: true })) };
 }

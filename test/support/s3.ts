@@ -9,7 +9,7 @@ let n = 0;
 export async function newBucket(prefix = 'ksp-test'): Promise<string> {
   const endpoint = useS3();
   const name = `${prefix}-${process.pid}-${Date.now().toString(36)}-${n++}`.toLowerCase();
-  const c = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const c = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID!, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY! } });
   await c.send(new CreateBucketCommand({ Bucket: name }));
   c.destroy();
   return name;
@@ -17,7 +17,7 @@ export async function newBucket(prefix = 'ksp-test'): Promise<string> {
 
 export async function createBucket(name: string): Promise<void> {
   const endpoint = useS3();
-  const c = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const c = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID!, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY! } });
   try {
     await c.send(new CreateBucketCommand({ Bucket: name }));
   } catch (e) {
