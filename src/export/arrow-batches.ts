@@ -9,7 +9,7 @@ import { rowKeyGroup, tryDecode, type DecodeStats, type ExportCodecs, type RowSo
  * batches whose schema differs from the first (apache-arrow 21).
  */
 
-const MAX_ROWS = 32768;
+const MAX_ROWS = 16384;
 const MAX_BYTES = 48 * 1024 * 1024;
 
 class Bytes {

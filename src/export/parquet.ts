@@ -8,7 +8,7 @@ import type * as Arrow from 'apache-arrow';
  */
 
 /** Rows per row group: one Arrow batch each, so the wasm heap holds one batch at a time. */
-const ROW_GROUP_ROWS = 32768;
+const ROW_GROUP_ROWS = 16384;
 
 export type ParquetCompression = 'zstd' | 'snappy' | 'gzip' | 'lz4' | 'none';
 

@@ -111,6 +111,7 @@ async function run(): Promise<void> {
   const bytes = await generate(dir, entries, tasks);
   const sp = join(dir, 'bench', 'savepoints', epochDirName(1n));
   process.stdout.write(`generated ${(bytes / 1e6).toFixed(0)} MB of state.bin in ${((Date.now() - g0) / 1000).toFixed(1)} s\n\n`);
+  if (process.argv.includes('--generate-only')) return;
 
   const out = join(dir, 'bench.parquet');
   const ops: Array<[string, string[]]> = [
