@@ -52,6 +52,8 @@ class NeedMore {
 export class StateBinDecoder {
   private buf: Buffer = EMPTY;
   private pos = 0;
+  /** Chunks read but not yet current (at most one, except around a large entry). */
+  private readonly queue: Buffer[] = [];
   /** File offset of buf[0]. */
   private base = 0;
   private readonly it: AsyncIterator<Uint8Array>;
@@ -78,29 +80,57 @@ export class StateBinDecoder {
     return new KspError(code, `${this.file}: ${msg}${at}${entry}`, { file: this.file, ...data });
   }
 
-  /** Ensures `n` unread bytes are buffered; false at end of input. */
+  /**
+   * Ensures `n` unread bytes are in `buf`; false at end of input. Chunks are
+   * used in place: only an entry that straddles two chunks is copied (its
+   * bytes alone, into a small "stitch" buffer), so reading allocates next to
+   * nothing beyond the chunks themselves.
+   */
   private async fill(n: number): Promise<boolean> {
-    const have = this.buf.length - this.pos;
-    if (have >= n) return true;
-    const parts: Buffer[] = have > 0 ? [this.buf.subarray(this.pos)] : [];
-    let total = have;
-    while (total < n) {
-      if (this.eof) break;
-      const r = await this.it.next();
-      if (r.done) {
-        this.eof = true;
-        break;
+    for (;;) {
+      const have = this.buf.length - this.pos;
+      if (have >= n) return true;
+      let queued = this.queued();
+      while (have + queued < n && !this.eof && this.base + this.pos + have + queued <= this.size) {
+        const r = await this.it.next();
+        if (r.done) {
+          this.eof = true;
+          break;
+        }
+        const c = r.value;
+        if (c.length === 0) continue;
+        this.queue.push(Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+        queued += c.length;
       }
-      const c = r.value;
-      if (c.length === 0) continue;
-      parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength));
-      total += c.length;
-      if (this.base + this.pos + total > this.size) break; // more bytes than stat said: caught as trailing/size error
+      if (this.queue.length === 0) return false;
+      this.base += this.pos;
+      this.pos = 0;
+      if (have === 0) {
+        // Nothing left of the current chunk: the next one becomes current, uncopied.
+        this.buf = this.queue.shift()!;
+        continue;
+      }
+      // Stitch: the tail of the current chunk and just enough of the queued ones.
+      const want = Math.min(n, have + queued);
+      const parts = [this.buf.subarray(this.buf.length - have)];
+      let got = have;
+      while (got < want) {
+        const head = this.queue[0]!;
+        const take = Math.min(head.length, want - got);
+        parts.push(head.subarray(0, take));
+        got += take;
+        if (take === head.length) this.queue.shift();
+        else this.queue[0] = head.subarray(take);
+      }
+      this.buf = Buffer.concat(parts, got);
+      return got >= n;
     }
-    this.base += this.pos;
-    this.pos = 0;
-    this.buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
-    return total >= n;
+  }
+
+  private queued(): number {
+    let q = 0;
+    for (const c of this.queue) q += c.length;
+    return q;
   }
 
   private offsetOf(p: number): number {
