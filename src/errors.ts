@@ -88,14 +88,6 @@ export class KspError extends Error {
     return EXIT_CODES[this.family];
   }
 
-  /** A copy naming the file, for codecs that only see bytes. */
-  inFile(file: string): KspError {
-    if (this.data.file) return this;
-    const e = new KspError(this.code, `${file}: ${this.message}`, { ...this.data, file }, { cause: this.cause });
-    e.stack = this.stack;
-    return e;
-  }
-
   toJSON(): Record<string, unknown> {
     return { code: this.code, message: this.message, ...this.data };
   }

@@ -3,18 +3,10 @@
  * progress go to stderr. A closed pipe (`ksp inspect … | head`) ends quietly.
  */
 
-let pipeClosed = false;
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') {
-    pipeClosed = true;
-    process.exit(0);
-  }
+  if (e.code === 'EPIPE') process.exit(0);
   throw e;
 });
-
-export function isPipeClosed(): boolean {
-  return pipeClosed;
-}
 
 /**
  * Human output names local files relative to the working directory, as the

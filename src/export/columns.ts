@@ -9,8 +9,6 @@ import type { Decoded, ViewCodec } from '../model/value-codecs.js';
  * layout (tw:/sw:/ses:), the whole key otherwise.
  */
 
-export const BASE_COLUMNS = ['operator_id', 'task_id', 'entry_operator', 'state_name', 'key', 'value', 'key_group'] as const;
-
 export interface ExportCodecs {
   key?: ViewCodec;
   value?: ViewCodec;

@@ -1,4 +1,4 @@
-import { child, parent, nameOf, type Location } from '../storage/uri.js';
+import { parent, nameOf, type Location } from '../storage/uri.js';
 import { epochDirName } from '../formats/metadata/metadata.js';
 
 /**
@@ -33,8 +33,4 @@ export function engineLayoutOf(dir: Location): EngineLayout | null {
 /** `{job}/checkpoints/{epoch:020}/`: the prefix of engine snapshot paths. */
 export function checkpointPrefix(jobId: string, epoch: bigint): string {
   return `${jobId}/checkpoints/${epochDirName(epoch)}/`;
-}
-
-export function epochDir(base: Location, jobId: string, kind: 'checkpoint' | 'savepoint', epoch: bigint): Location {
-  return child(base, jobId, kind === 'checkpoint' ? 'checkpoints' : 'savepoints', epochDirName(epoch));
 }

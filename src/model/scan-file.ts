@@ -76,7 +76,7 @@ export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void):
     else await stream.return(undefined);
   }
   if (hasher) res.sha256 = hasher.digest('hex');
-  if (res.error?.code !== 'NOT_FOUND' && done !== size && !res.error) {
+  if (!res.error && done !== size) {
     res.error = { code: 'STORAGE_IO', message: `${req.uri}: read ${done} bytes but the file's size is ${size}`, data: { file: req.uri } };
   }
   return res;

@@ -66,7 +66,3 @@ export function parent(loc: Location): Location {
 export function nameOf(loc: Location): string {
   return baseName(loc.key);
 }
-
-export function sameStorage(a: Location, b: Location): boolean {
-  return a.storage === b.storage;
-}

@@ -141,18 +141,16 @@ function metadata(epoch: bigint, snapshots: Array<{ operator_id: string; task_id
   }));
 }
 
-function writeTasks(out: Out, dir: string, ops: OperatorSpec[], pathOf: (op: string, task: string) => string): Promise<Array<{ operator_id: string; task_id: string; snapshot_path: string }>> {
-  return (async () => {
-    const snaps = [];
-    for (const op of ops) {
-      for (let i = 0; i < op.tasks.length; i++) {
-        const task = `task-${i}`;
-        out.put(`${dir}/${op.id}/${task}/state.bin`, await encodeStateBinToBuffer(op.tasks[i] ?? null));
-        snaps.push({ operator_id: op.id, task_id: task, snapshot_path: pathOf(op.id, task) });
-      }
+async function writeTasks(out: Out, dir: string, ops: OperatorSpec[], pathOf: (op: string, task: string) => string): Promise<Array<{ operator_id: string; task_id: string; snapshot_path: string }>> {
+  const snaps = [];
+  for (const op of ops) {
+    for (let i = 0; i < op.tasks.length; i++) {
+      const task = `task-${i}`;
+      out.put(`${dir}/${op.id}/${task}/state.bin`, await encodeStateBinToBuffer(op.tasks[i] ?? null));
+      snaps.push({ operator_id: op.id, task_id: task, snapshot_path: pathOf(op.id, task) });
     }
-    return snaps;
-  })();
+  }
+  return snaps;
 }
 
 export async function buildFixtures(): Promise<Map<string, Buffer>> {

@@ -1,4 +1,4 @@
-import { KspError } from '../../errors.js';
+import { KspError, preview } from '../../errors.js';
 import { exportEntries } from '../../export/export.js';
 import { jsonlLine } from '../../export/jsonl.js';
 import type { DecodeStats, ExportCodecs } from '../../export/columns.js';
@@ -6,7 +6,6 @@ import { inspectSavepoint, type InspectSummary } from '../../model/inspect.js';
 import { tasksForKey } from '../../model/key-lookup.js';
 import { Savepoint, type EntryFilter, type EntryRow } from '../../model/savepoint.js';
 import { viewCodec } from '../../model/value-codecs.js';
-import { preview } from '../../errors.js';
 import { locate } from '../../storage/uri.js';
 import { setExit } from '../exit.js';
 import { bytes, count, err, json, out, shown, table } from '../output.js';

@@ -249,11 +249,3 @@ export function stringifyPretty(v: JsonValue, indent = ''): string {
   if (v.members.length === 0) return '{}';
   return `{\n${v.members.map(([k, x]) => `${inner}${JSON.stringify(k)}: ${stringifyPretty(x, inner)}`).join(',\n')}\n${indent}}`;
 }
-
-/** Compact form, for JSON Lines output. */
-export function stringifyCompact(v: JsonValue): string {
-  if (v === null || typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v);
-  if (v instanceof JsonNumber) return v.text;
-  if (Array.isArray(v)) return `[${v.map(stringifyCompact).join(',')}]`;
-  return `{${v.members.map(([k, x]) => `${JSON.stringify(k)}:${stringifyCompact(x)}`).join(',')}}`;
-}
