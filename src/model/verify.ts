@@ -143,7 +143,7 @@ export async function verifySavepoint(target: string | Location, options: Verify
     }
     if (task && !seenTask.has(task.index)) {
       seenTask.add(task.index);
-      taskResult(task, r, report, add);
+      taskResult(task, r, path !== undefined, report, add);
     }
   });
   const order = new Map(sp.tasks.map((t) => [`${t.operatorId}/${t.taskId}`, t.index]));
@@ -166,14 +166,15 @@ async function statAll(reqs: ScanRequest[]): Promise<void> {
   await Promise.all(Array.from({ length: Math.min(16, reqs.length) }, worker));
 }
 
-function taskResult(task: TaskRef, r: ScanResult, report: VerifyReport, add: (f: Finding) => void): void {
+/** `listed`: the file was checked as a manifest entry, which already reported it if missing. */
+function taskResult(task: TaskRef, r: ScanResult, listed: boolean, report: VerifyReport, add: (f: Finding) => void): void {
   const file = uriOf(task.location);
   const t: TaskCheck = { operator: task.operatorId, task: task.taskId, file, format: r.kind, entries: r.entryCount, states: r.states };
   if (r.pointer) t.pointer = r.pointer;
   report.tasks.push(t);
   report.totals.entries += r.entryCount;
   if (r.kind === 'missing') {
-    if (!task.relPath) add(finding('error', 'FILE_MISSING', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, file));
+    if (!listed) add(finding('error', 'FILE_MISSING', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, file));
   } else if (r.kind === 'native') {
     report.totals.nativeTasks++;
     add(finding('warning', 'NATIVE_NOT_DECODED', `${file}: ${task.operatorId}/${task.taskId} holds native RocksDB state (pointer to ${r.pointer}); its file hash is checked, its RocksDB contents are not decoded by this version`, file, { pointer: r.pointer }));
