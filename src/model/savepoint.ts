@@ -99,12 +99,15 @@ export class Savepoint {
     const ksp = meta?.doc.get('ksp');
     const relative = ksp instanceof JsonObject && ksp.get('mode') === 'relative';
     const pathMode: PathMode = relative ? 'relative' : layout ? 'engine' : 'dir-relative';
-    const sp = new Savepoint(dir, metadata, meta, metaLocation, layout, pathMode, []);
-    const tasks = metadata.value.operator_snapshots.map((s, index): TaskRef => {
+    // Tasks are resolved by the savepoint's own rules, so they are filled in
+    // after it exists; nothing else sees it before they are.
+    const tasks: TaskRef[] = [];
+    const sp = new Savepoint(dir, metadata, meta, metaLocation, layout, pathMode, tasks);
+    metadata.value.operator_snapshots.forEach((s, index) => {
       const r = sp.resolve(s.snapshot_path, `operator_snapshots[${index}].snapshot_path`);
-      return { index, operatorId: s.operator_id, taskId: s.task_id, snapshotPath: s.snapshot_path, ...r };
+      tasks.push({ index, operatorId: s.operator_id, taskId: s.task_id, snapshotPath: s.snapshot_path, ...r });
     });
-    return new Savepoint(dir, metadata, meta, metaLocation, layout, pathMode, tasks);
+    return sp;
   }
 
   /**
