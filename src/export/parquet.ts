@@ -21,9 +21,19 @@ export async function* parquetChunks(A: typeof Arrow, schema: Arrow.Schema, batc
     .setColumnDictionaryEnabled('key', false).setColumnDictionaryEnabled('value', false).setCreatedBy('ksp').build();
   const it = batches[Symbol.asyncIterator]();
   let wroteAny = false;
+  // parquet-wasm replaces an input stream's error with its own ("Dyn casting
+  // error"): keep the real one (e.g. a corrupt state file) to rethrow.
+  let inputError: unknown;
   const input = new ReadableStream({
     async pull(controller) {
-      const r = await it.next();
+      let r: IteratorResult<Arrow.RecordBatch>;
+      try {
+        r = await it.next();
+      } catch (e) {
+        inputError = e;
+        controller.error(e);
+        return;
+      }
       if (r.done) {
         if (!wroteAny) {
           // parquet-wasm needs one batch to learn the schema: an empty one.
@@ -45,6 +55,10 @@ export async function* parquetChunks(A: typeof Arrow, schema: Arrow.Schema, batc
       await it.return?.();
     },
   }, { highWaterMark: 1 });
-  const out = await pq.transformParquetStream(input, props);
-  for await (const chunk of out as unknown as AsyncIterable<Uint8Array>) yield chunk;
+  try {
+    const out = await pq.transformParquetStream(input, props);
+    for await (const chunk of out as unknown as AsyncIterable<Uint8Array>) yield chunk;
+  } catch (e) {
+    throw inputError ?? e;
+  }
 }

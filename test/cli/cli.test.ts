@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ENGINE_SP, FIXTURES, HAS_SHARED, ROOT, SHOP_SP, copyOf, tempDir } from '../support/env.js';
@@ -161,6 +161,12 @@ describe('bad input through the CLI', () => {
       const r = await ksp(['inspect', c.path, '--operator', 'orders-agg', '--entries', '--json']);
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(/STATE_BIN_(TRUNCATED|LENGTH).*state\.bin: .* at offset \d+/);
+      // An export that fails midway leaves no file behind (written under a temporary name, never renamed).
+      const out = join(tmp.path, 'partial.parquet');
+      const e = await ksp(['inspect', c.path, '--out', out]);
+      expect(e.code).toBe(3);
+      expect(existsSync(out)).toBe(false);
+      expect(readdirSync(tmp.path).filter((f) => f.includes('partial'))).toEqual([]);
     } finally {
       c.cleanup();
     }
