@@ -40,6 +40,25 @@ export const ERROR_CODES = {
   CODEC_DECODE: 'input',
   EXPORT_FORMAT: 'usage',
 
+  SST_MANIFEST_INVALID: 'input',
+  NATIVE_SST_HASH: 'input',
+
+  TARGET_OVERLAPS_SOURCE: 'usage',
+  OPERATOR_UNKNOWN: 'usage',
+  OPERATOR_EXISTS: 'usage',
+  TASK_IDS: 'usage',
+  FILES_MISSING: 'not-found',
+  MIGRATIONS_MODULE: 'usage',
+  MIGRATION_STEP_MISSING: 'usage',
+  MIGRATION_DOWNGRADE: 'usage',
+  MIGRATION_FAILED: 'input',
+  MIGRATION_RESULT: 'input',
+  KEY_COLLISION: 'input',
+  RESCALE_BROADCAST_CONFLICT: 'input',
+  RESCALE_BROADCAST_LIMIT: 'unsupported',
+  RESCALE_COUNT_MISMATCH: 'input',
+  OUTPUT_VERIFY_FAILED: 'verify',
+
   VERIFY_FAILED: 'verify',
   INTERNAL: 'internal',
 } as const satisfies Record<string, ErrorFamily>;

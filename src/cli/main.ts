@@ -9,8 +9,8 @@ import { err, shown } from './output.js';
  * fast.
  */
 
-/** Kept equal to package.json's version (a test checks). */
-export const VERSION = '0.1.0';
+export { VERSION } from '../version.js';
+import { VERSION } from '../version.js';
 
 export interface GlobalArgs {
   json?: boolean;
@@ -26,7 +26,10 @@ S3-compatible server (path-style). Docs: README.md.`;
 
 export async function main(argv: string[]): Promise<number> {
   const { default: yargs } = await import('yargs');
-  const commands = await Promise.all([import('./verify/command.js'), import('./inspect/command.js'), import('./list/command.js')]);
+  const commands = await Promise.all([
+    import('./verify/command.js'), import('./inspect/command.js'), import('./list/command.js'),
+    import('./migrate/command.js'), import('./rescale/command.js'), import('./relocate/command.js'), import('./edit/command.js'),
+  ]);
   // Known before parsing, so a parse error can honour them too.
   const verbose = argv.includes('--verbose') || argv.includes('-v');
   const parser = yargs(argv)
@@ -37,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'No progress or notes on stderr' })
     .option('progress', { type: 'boolean', default: true, describe: 'Progress on stderr (only when it is a terminal)' })
     .strict()
-    .demandCommand(1, 'Name a command: verify, inspect or list (ksp --help).')
+    .demandCommand(1, 'Name a command: verify, inspect, list, migrate, rescale, relocate or edit (ksp --help).')
     .recommendCommands()
     .wrap(Math.min(110, process.stdout.columns || 100))
     .version(VERSION)

@@ -241,6 +241,16 @@ export class StateBinDecoder {
 
   /** All entries, in batches. Each batch's key/value views stay valid while it is referenced. */
   async *batches(): AsyncGenerator<StateEntry[]> {
+    try {
+      yield* this.decodeBatches();
+    } finally {
+      // A consumer that stops early (or an error) must release the source: a
+      // file stream left open would hold its descriptor until GC.
+      await this.it.return?.();
+    }
+  }
+
+  private async *decodeBatches(): AsyncGenerator<StateEntry[]> {
     const h = await this.header();
     let batch: StateEntry[] = [];
     for (let i = 0; i < h.entryCount; ) {

@@ -1,0 +1,34 @@
+import type { CommandModule } from 'yargs';
+import type { GlobalArgs } from '../main.js';
+import { WRITE_EPILOG, writeOptions, type WriteArgs } from '../write/options.js';
+
+export interface MigrateArgs extends WriteArgs {
+  migrations: string;
+  'from-version'?: string[];
+  'to-version'?: string[];
+  'on-collision'?: 'fail' | 'keep-first' | 'keep-last';
+}
+
+export const command: CommandModule<GlobalArgs, MigrateArgs> = {
+  command: 'migrate <src> [dst]',
+  describe: 'Rewrite values (and keys) by registered migration steps, version by version',
+  builder: (y) =>
+    writeOptions(y)
+      .option('migrations', { type: 'string', demandOption: true, describe: 'ESM module (.mjs/.js, or .ts/.mts) whose default export registers steps' })
+      .option('from-version', { type: 'string', array: true, describe: 'op=N: source version (default: meta.json operator_versions, else 1)' })
+      .option('to-version', { type: 'string', array: true, describe: 'op=N: target version (default: the highest registered)' })
+      .option('on-collision', { choices: ['fail', 'keep-first', 'keep-last'] as const, default: 'fail' as const, describe: 'When a key migration maps two entries onto one key' })
+      .example('ksp migrate ./sp ./sp-v2 --migrations ./migrations.mjs', 'migrate every operator with registered steps to its highest version')
+      .example('ksp migrate ./sp ./out --migrations ./m.ts --to-version fraud=2 --dry-run', 'a TypeScript module; show the plan')
+      .epilog(`A migrations module:
+  export default (m, codecs) => {
+    m.value('fraud', 1, 2, codecs.msgpack, codecs.msgpack, (old) => ({ ...old, model: 2 }), { state: 'score' });
+  };
+(or export default defineMigrations(...) from 'ksp'). Codecs: raw, utf8, json, msgpack, i64le, u64le, f64le,
+codecs.custom(name, decode, encode). Operators without steps are copied unchanged.\n\n${WRITE_EPILOG}`),
+  handler: async (args) => {
+    const { runWrite } = await import('../write/run.js');
+    const { migrateOperations } = await import('./run.js');
+    await runWrite(args, (w) => migrateOperations(w, args));
+  },
+};

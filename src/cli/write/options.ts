@@ -1,0 +1,38 @@
+import type { Argv } from 'yargs';
+import type { GlobalArgs } from '../main.js';
+
+/** Options every mutating command shares (migrate, rescale, relocate, edit). */
+export interface WriteArgs extends GlobalArgs {
+  src: string;
+  dst?: string;
+  'dry-run'?: boolean;
+  overwrite?: boolean;
+  mode?: 'relative' | 'engine';
+  'job-id'?: string;
+  epoch?: string;
+  base?: string;
+  'temp-dir'?: string;
+  link?: boolean;
+  threads?: number;
+}
+
+export function writeOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
+  return y
+    .positional('src', { type: 'string', demandOption: true, describe: 'Source savepoint or checkpoint directory (local, file:// or s3://); never modified' })
+    .positional('dst', { type: 'string', describe: 'Target directory; in engine mode the savepoint directory ({base}/{job}/savepoints/{epoch:020}) or a storage base' })
+    .option('dry-run', { type: 'boolean', describe: 'Print the plan (files copied, rewritten, metadata edits) and write nothing' })
+    .option('overwrite', { type: 'boolean', describe: 'Replace a target that exists and is not empty' })
+    .option('mode', { choices: ['relative', 'engine'] as const, describe: 'relative: self-contained, paths relative to the directory; engine: the engine\'s layout (default when the source is in it)' })
+    .option('job-id', { type: 'string', describe: 'Engine mode: job id of the output (default: the source\'s)' })
+    .option('epoch', { type: 'string', describe: 'Engine mode: epoch of the output (default: the source\'s)' })
+    .option('base', { type: 'string', describe: 'Engine mode: storage base to write {job}/savepoints/{epoch:020} under (instead of dst)' })
+    .option('temp-dir', { type: 'string', describe: 'Local folder for rescale/key-migration spill files (default: KSP_TMPDIR or the OS temp dir)' })
+    .option('link', { type: 'boolean', describe: 'Hard-link unchanged local files instead of copying them (same file system only)' })
+    .option('threads', { type: 'number', describe: 'Threads for the final verification (default: one per core)' }) as unknown as Argv<T & WriteArgs>;
+}
+
+export const WRITE_EPILOG = `Every mutating command plans first (--dry-run prints the plan), writes state files, then
+metadata.json and meta.json, then manifest.sha256 last, and re-verifies the result as ksp verify
+does. The source is never written. A failure leaves no manifest at the target and removes what
+was written. Exit codes: 0 written and verified, 1 the output failed verification (removed),
+2 usage, 3 bad input, 4 not found, 5 storage, 6 unsupported.`;

@@ -1,0 +1,41 @@
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { KspError } from '../errors.js';
+import { codecs } from './codecs.js';
+import { MigrationBuilder, MigrationRegistry } from './registry.js';
+
+/**
+ * Loads a migrations module: ESM JavaScript, or TypeScript (`.ts`/`.mts`)
+ * through ksp's type-stripping loader (ts-loader.ts). Its default export is
+ * a registry made by `defineMigrations`, or a function `(m, codecs) => void`
+ * that registers steps on `m`, so a module needs no import of ksp at all.
+ */
+export async function loadMigrations(file: string): Promise<MigrationRegistry> {
+  const path = resolve(file);
+  if (!existsSync(path)) throw new KspError('NOT_FOUND', `${file}: migrations module not found`, { file });
+  if (/\.m?ts$/.test(path)) {
+    const { registerTsLoader } = await import('./ts-loader.js');
+    registerTsLoader();
+  }
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
+  } catch (e) {
+    if (e instanceof KspError) throw e;
+    throw new KspError('MIGRATIONS_MODULE', `${file}: could not load the migrations module: ${(e as Error).message}`, { file }, { cause: e });
+  }
+  const d = mod.default;
+  if (d instanceof MigrationRegistry || (d && typeof d === 'object' && typeof (d as MigrationRegistry).chain === 'function')) return d as MigrationRegistry;
+  if (typeof d === 'function') {
+    const b = new MigrationBuilder();
+    try {
+      await (d as (m: MigrationBuilder, c: typeof codecs) => unknown)(b, codecs);
+    } catch (e) {
+      if (e instanceof KspError) throw e;
+      throw new KspError('MIGRATIONS_MODULE', `${file}: the default export threw while registering steps: ${(e as Error).message}`, { file }, { cause: e });
+    }
+    return new MigrationRegistry(b.steps);
+  }
+  throw new KspError('MIGRATIONS_MODULE', `${file}: the default export must be defineMigrations(...) or a function (m, codecs) => { m.value(...) }`, { file });
+}

@@ -1,0 +1,71 @@
+import { KspError, preview } from '../errors.js';
+import type { StateEntry } from '../formats/state-bin/decoder.js';
+import { StepError, type Step } from '../migrate/registry.js';
+
+/**
+ * Per-entry rewrites applied while a task streams through: migration steps
+ * and operator renames. Each is a plain function of one entry, so they
+ * compose, and the stream never holds more than a batch.
+ */
+
+export interface EntryContext {
+  /** Metadata operator id of the source task. */
+  operator: string;
+  task: string;
+  /** Entry index in the source task's file. */
+  index: number;
+}
+
+export type EntryMap = (e: StateEntry, ctx: EntryContext) => StateEntry;
+
+export function compose(maps: readonly EntryMap[]): EntryMap | null {
+  if (maps.length === 0) return null;
+  if (maps.length === 1) return maps[0]!;
+  return (e, ctx) => {
+    for (const m of maps) e = m(e, ctx);
+    return e;
+  };
+}
+
+/** Renames entry operator ids (`old → new`). */
+export function renameMap(renames: ReadonlyMap<string, string>): EntryMap {
+  return (e) => {
+    const to = renames.get(e.operatorId);
+    return to === undefined ? e : { operatorId: to, stateName: e.stateName, key: e.key, value: e.value };
+  };
+}
+
+/**
+ * Runs a chain of migration steps (one list per version step) over an entry.
+ * Within a step, every registered transform whose state matches applies, in
+ * the order registered. Failures become typed errors naming operator, state,
+ * task, entry index and a key preview.
+ */
+export function migrationMap(chain: readonly Step[][]): EntryMap {
+  return (e, ctx) => {
+    let key = e.key;
+    let value = e.value;
+    for (const list of chain) {
+      for (const step of list) {
+        if (step.state !== undefined && step.state !== e.stateName) continue;
+        try {
+          ({ key, value } = step.apply(key, value));
+        } catch (err) {
+          throw stepFailure(err, step, e, ctx);
+        }
+      }
+    }
+    return key === e.key && value === e.value ? e : { operatorId: e.operatorId, stateName: e.stateName, key, value };
+  };
+}
+
+function stepFailure(err: unknown, step: Step, e: StateEntry, ctx: EntryContext): KspError {
+  const where = `operator ${ctx.operator}, state ${e.stateName}, task ${ctx.task}, entry #${ctx.index} (key ${preview(e.key)})`;
+  const data = { operator: ctx.operator, state: e.stateName, task: ctx.task, entry: ctx.index, key: preview(e.key), step: step.describe };
+  const phase = err instanceof StepError ? err.phase : 'step';
+  const why = err instanceof StepError ? err.message : err instanceof Error ? err.message : String(err);
+  const cause = err instanceof StepError ? err.cause : err;
+  if (phase === 'decode') return new KspError('CODEC_DECODE', `migration ${step.describe}: cannot decode ${where}: ${why}`, data, { cause });
+  if (phase === 'encode') return new KspError('MIGRATION_RESULT', `migration ${step.describe} returned a value its output codec cannot encode, at ${where}: ${why}`, data, { cause });
+  return new KspError('MIGRATION_FAILED', `migration ${step.describe} threw at ${where}: ${why}`, data, { cause });
+}

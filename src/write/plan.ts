@@ -1,0 +1,73 @@
+import type { OutputMode } from './target.js';
+
+/**
+ * What a mutating command will do, decided before anything is written. The
+ * plan is plain data (printed by `--dry-run`, human or `--json`) and frozen;
+ * the executor follows it and nothing else.
+ */
+
+export type FileAction = 'copy' | 'rewrite' | 'write';
+
+export interface PlannedFile {
+  /** Where the file goes (URI). */
+  target: string;
+  /** Stored path as metadata, pointer or SST manifest will name it. */
+  stored: string;
+  action: FileAction;
+  /** Source file (copy, rewrite). */
+  from?: string;
+  /** How a rewritten or generated file is made. */
+  transform?: string;
+  /** Size of the source file, when known. */
+  bytes?: number;
+}
+
+export interface OperatorPlan {
+  /** Operator id in the output. */
+  id: string;
+  /** Operator id in the source. */
+  sourceId: string;
+  action: 'copy' | 'rewrite' | 'rescale' | 'remove';
+  tasksIn: number;
+  tasksOut: number;
+  routing?: 'state-key' | 'window';
+  /** Why the routing was chosen (auto). */
+  routingReason?: string;
+  version?: { from: string; to: string };
+  steps?: string[];
+  native?: boolean;
+}
+
+/** One operation as recorded in the output's meta.json (`ksp.operations`). */
+export type OperationRecord =
+  | { op: 'migrate'; operators: Record<string, { from: string; to: string }>; onCollision: string }
+  | { op: 'rescale'; parallelism: number; operators: string[] }
+  | { op: 'rename'; from: string; to: string }
+  | { op: 'remove'; operator: string }
+  | { op: 'relocate'; mode: OutputMode };
+
+export interface WritePlan {
+  source: string;
+  target: string;
+  mode: OutputMode;
+  jobId: string;
+  epoch: string;
+  savepointId: string;
+  /** Where meta.json goes. */
+  meta: string;
+  operations: OperationRecord[];
+  operators: OperatorPlan[];
+  files: PlannedFile[];
+  /** Changes to metadata.json and meta.json, in words. */
+  metadata: string[];
+  warnings: string[];
+  totals: { files: number; copy: { files: number; bytes: number }; rewrite: { files: number; bytes: number }; write: { files: number } };
+}
+
+export function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v as object)) deepFreeze(x);
+  }
+  return v;
+}

@@ -1,0 +1,521 @@
+import { KspError } from '../errors.js';
+import { MANIFEST_NAME, parseManifest } from '../formats/manifest/manifest.js';
+import { MetadataDoc } from '../formats/metadata/metadata.js';
+import { MetaDoc, SAVEPOINT_FORMAT_VERSION } from '../formats/meta/meta.js';
+import { JsonObject, fromPlain, type JsonValue } from '../formats/json/json-text.js';
+import type { MigrationRegistry } from '../migrate/registry.js';
+import { Savepoint, nativeUnsupported, type TaskFormat, type TaskRef } from '../model/savepoint.js';
+import { routingKey, windowGroupKey, isWatermarkKey, type Routing } from '../model/routing.js';
+import { scanFiles } from '../model/scan-pool.js';
+import { child, uriOf, type Location } from '../storage/uri.js';
+import { VERSION } from '../version.js';
+import { compose, migrationMap, renameMap, type EntryMap } from './entry-maps.js';
+import { executePlan, type WriteReport, type ExecuteOptions } from './execute.js';
+import type { Job, OutputTask } from './jobs.js';
+import { nativeFilesOf } from './native-files.js';
+import { deepFreeze, type OperationRecord, type OperatorPlan, type PlannedFile, type WritePlan } from './plan.js';
+import type { CollisionPolicy } from './spill.js';
+import { Target, within, type OutputMode, type StoredFile } from './target.js';
+
+/**
+ * The write side of the library, in the spirit of Flink's savepoint writer:
+ *
+ *   const sp = await openSavepoint(src);
+ *   await SavepointWriter.from(sp).migrate(registry).rescale(8).renameOperator('a', 'b').write(dst, { mode: 'relative' });
+ *
+ * Each method returns a new writer with one more operation; nothing touches
+ * storage before `plan()` (reads only) or `write()`. Operations apply in the
+ * order given: ids named by a later operation are the ids after the earlier
+ * ones (rename a→b, then migrate b).
+ */
+
+export interface MigrateOptions {
+  /** Source version per operator (default: meta.json's operator_versions, else 1). */
+  fromVersions?: Record<string, number>;
+  /** Target version per operator (default: the highest registered). */
+  toVersions?: Record<string, number>;
+  onCollision?: CollisionPolicy;
+}
+
+export interface RescaleOptions {
+  /** Operators to rescale (default: every operator holding entries). */
+  operators?: string[];
+  routing?: 'auto' | Routing;
+  /** New task ids, `{i}` replaced by 0..N-1 (default: the source's pattern, e.g. `task-{i}`). */
+  taskIds?: string;
+}
+
+export interface WriteOptions {
+  mode?: OutputMode;
+  jobId?: string;
+  epoch?: bigint;
+  base?: string;
+  overwrite?: boolean;
+}
+
+type Operation =
+  | { kind: 'migrate'; registry: MigrationRegistry; options: MigrateOptions }
+  | { kind: 'rescale'; parallelism: number; options: RescaleOptions }
+  | { kind: 'rename'; from: string; to: string }
+  | { kind: 'remove'; id: string }
+  | { kind: 'relocate' };
+
+/** A plan with what the executor needs; only `plan` is public data. */
+export interface PreparedWrite {
+  plan: WritePlan;
+  source: Savepoint;
+  target: Target;
+  jobs: Job[];
+  metadata: MetadataDoc;
+  meta: MetaDoc;
+  /** Source manifest hashes by location URI, so copies need not re-read what is known. */
+  overwrite: boolean;
+}
+
+export class SavepointWriter {
+  private constructor(readonly source: Savepoint, private readonly ops: readonly Operation[]) {}
+
+  static from(sp: Savepoint): SavepointWriter {
+    return new SavepointWriter(sp, []);
+  }
+
+  private and(op: Operation): SavepointWriter {
+    return new SavepointWriter(this.source, [...this.ops, op]);
+  }
+
+  migrate(registry: MigrationRegistry, options: MigrateOptions = {}): SavepointWriter {
+    return this.and({ kind: 'migrate', registry, options });
+  }
+
+  rescale(parallelism: number, options: RescaleOptions = {}): SavepointWriter {
+    if (!Number.isSafeInteger(parallelism) || parallelism < 1 || parallelism > 32768) {
+      throw new KspError('USAGE', `parallelism must be an integer from 1 to 32768 (the number of key groups), got ${parallelism}`);
+    }
+    return this.and({ kind: 'rescale', parallelism, options });
+  }
+
+  renameOperator(from: string, to: string): SavepointWriter {
+    return this.and({ kind: 'rename', from, to });
+  }
+
+  removeOperator(id: string): SavepointWriter {
+    return this.and({ kind: 'remove', id });
+  }
+
+  /** Records a relocation (paths into the chosen mode); every write relocates, this only names it in meta.json. */
+  relocate(): SavepointWriter {
+    return this.and({ kind: 'relocate' });
+  }
+
+  /** Reads what it must and returns the plan; writes nothing. */
+  async plan(target: string | Location, options: WriteOptions = {}): Promise<WritePlan> {
+    return (await this.prepare(target, options)).plan;
+  }
+
+  /** Plans, writes state files, metadata, meta.json, the manifest last, then re-verifies the output. */
+  async write(target: string | Location, options: WriteOptions & ExecuteOptions = {}): Promise<WriteReport> {
+    const prepared = await this.prepare(target, options);
+    return executePlan(prepared, options);
+  }
+
+  /** @internal */
+  async prepare(dst: string | Location | undefined, options: WriteOptions = {}): Promise<PreparedWrite> {
+    return new Planner(this.source, this.ops, dst, options).run();
+  }
+}
+
+interface SourceOperator {
+  id: string;
+  tasks: TaskRef[];
+}
+
+class Planner {
+  private readonly sp: Savepoint;
+  private readonly target: Target;
+  private readonly warnings: string[] = [];
+  private readonly missing: string[] = [];
+  private formats = new Map<number, TaskFormat>();
+  private census: Map<number, Set<string>> | null = null;
+  private manifestHashes = new Map<string, string>();
+
+  constructor(sp: Savepoint, private readonly ops: readonly Operation[], dst: string | Location | undefined, private readonly options: WriteOptions) {
+    this.sp = sp;
+    this.target = Target.resolve(dst, sp, options);
+  }
+
+  async run(): Promise<PreparedWrite> {
+    const { sp, target } = this;
+    this.checkOverlap(sp.dir);
+    await this.probeTasks();
+    await this.readSourceManifest();
+
+    const operators = this.sourceOperators();
+    const opIds = new Set(operators.map((o) => o.id));
+    const versions = this.sourceVersions(operators);
+    const renames = new Map<string, string>(); // source id -> output id
+    const removed = new Set<string>();
+    const current = (src: string): string => renames.get(src) ?? src;
+    const sourceOf = (cur: string, ids: Iterable<string>): string | null => {
+      for (const s of ids) if (current(s) === cur && !removed.has(s)) return s;
+      return null;
+    };
+    const migrations: Array<{ operator: string; from: number; to: number; chain: ReturnType<MigrationRegistry['chain']>; keyChange: boolean; onCollision: CollisionPolicy }> = [];
+    const rescale = new Map<string, { parallelism: number; routing: 'auto' | Routing; taskIds?: string }>();
+    const records: OperationRecord[] = [];
+
+    if (this.ops.some((o) => o.kind === 'rename')) await this.takeCensus();
+    const entryIds = new Set<string>();
+    for (const s of this.census?.values() ?? []) for (const id of s) entryIds.add(id);
+
+    for (const op of this.ops) {
+      if (op.kind === 'rename') {
+        const known = new Set([...opIds, ...entryIds, ...versions.keys()]);
+        const src = sourceOf(op.from, known);
+        if (src === null) throw new KspError('OPERATOR_UNKNOWN', `rename ${op.from} → ${op.to}: no operator ${JSON.stringify(op.from)} in ${sp.uri} (operators: ${[...opIds].map(current).join(', ')})`, { found: op.from });
+        if (op.to !== op.from && sourceOf(op.to, known) !== null) throw new KspError('OPERATOR_EXISTS', `rename ${op.from} → ${op.to}: operator ${JSON.stringify(op.to)} already exists`, { found: op.to });
+        if (op.to === '') throw new KspError('USAGE', `rename ${op.from}: the new id must not be empty`);
+        renames.set(src, op.to);
+        records.push({ op: 'rename', from: op.from, to: op.to });
+      } else if (op.kind === 'remove') {
+        const src = sourceOf(op.id, opIds);
+        if (src === null) throw new KspError('OPERATOR_UNKNOWN', `remove ${op.id}: no operator ${JSON.stringify(op.id)} in the metadata of ${sp.uri}`, { found: op.id });
+        removed.add(src);
+        records.push({ op: 'remove', operator: op.id });
+      } else if (op.kind === 'migrate') {
+        const done: Record<string, { from: string; to: string }> = {};
+        for (const name of op.registry.operators) {
+          const src = sourceOf(name, opIds);
+          if (src === null) {
+            this.warnings.push(`migrations are registered for operator ${name}, which ${sp.uri} does not have: ignored`);
+            continue;
+          }
+          const from = op.options.fromVersions?.[name] ?? Number(versions.get(src) ?? 1n);
+          const to = op.options.toVersions?.[name] ?? op.registry.highest(name)!;
+          const chain = op.registry.chain(name, from, to);
+          versions.set(src, BigInt(to));
+          done[name] = { from: String(from), to: String(to) };
+          if (chain.length === 0) continue;
+          migrations.push({ operator: src, from, to, chain, keyChange: chain.some((l) => l.some((s) => s.kind === 'keyValue')), onCollision: op.options.onCollision ?? 'fail' });
+        }
+        for (const name of Object.keys({ ...op.options.fromVersions, ...op.options.toVersions })) {
+          if (!op.registry.operators.includes(name)) this.warnings.push(`a version is given for operator ${name}, which has no registered steps: ignored`);
+        }
+        records.push({ op: 'migrate', operators: done, onCollision: op.options.onCollision ?? 'fail' });
+      } else if (op.kind === 'rescale') {
+        const named = op.options.operators?.map((n) => {
+          const src = sourceOf(n, opIds);
+          if (src === null) throw new KspError('OPERATOR_UNKNOWN', `rescale: no operator ${JSON.stringify(n)} in the metadata of ${sp.uri}`, { found: n });
+          return src;
+        });
+        const chosen = named ?? operators.filter((o) => !removed.has(o.id) && o.tasks.some((t) => this.formats.get(t.index)!.kind !== 'stateless')).map((o) => o.id);
+        for (const id of chosen) rescale.set(id, { parallelism: op.parallelism, routing: op.options.routing ?? 'auto', taskIds: op.options.taskIds });
+        records.push({ op: 'rescale', parallelism: op.parallelism, operators: chosen.map(current) });
+      } else {
+        records.push({ op: 'relocate', mode: target.mode });
+      }
+    }
+
+    // Operators, in metadata order, and their jobs.
+    const rename = renames.size ? renameMap(renames) : null;
+    const jobs: Job[] = [];
+    const opPlans: OperatorPlan[] = [];
+    const outTasks: OutputTask[] = [];
+    for (const o of operators) {
+      const outId = current(o.id);
+      if (removed.has(o.id)) {
+        opPlans.push({ id: outId, sourceId: o.id, action: 'remove', tasksIn: o.tasks.length, tasksOut: 0 });
+        continue;
+      }
+      const mig = migrations.filter((m) => m.operator === o.id);
+      const migMap = mig.length ? compose(mig.map((m) => migrationMap(m.chain))) : null;
+      const keyChange = mig.some((m) => m.keyChange);
+      const onCollision = mig.find((m) => m.keyChange)?.onCollision ?? 'fail';
+      const plan: OperatorPlan = { id: outId, sourceId: o.id, action: 'copy', tasksIn: o.tasks.length, tasksOut: o.tasks.length };
+      if (mig.length) {
+        plan.version = { from: String(mig[0]!.from), to: String(mig[mig.length - 1]!.to) };
+        plan.steps = mig.flatMap((m) => m.chain.flat().map((s) => s.describe));
+      }
+      const native = o.tasks.filter((t) => this.formats.get(t.index)!.kind === 'native');
+      if (native.length) plan.native = true;
+      const rs = rescale.get(o.id);
+      const touched = (t: TaskRef): boolean => this.formats.get(t.index)!.kind === 'canonical' && (migMap !== null || (rename !== null && (this.census?.get(t.index) ?? new Set()).size > 0 && [...this.census!.get(t.index)!].some((id) => renames.has(id))));
+      if (rs) {
+        const f0 = this.formats.get(native[0]?.index ?? -1);
+        if (f0?.kind === 'native') throw nativeUnsupported(native[0]!, f0.pointer);
+        const routing = rs.routing === 'auto' ? await this.chooseRouting(o) : { routing: rs.routing, reason: 'as asked' };
+        const ids = newTaskIds(o, rs.parallelism, rs.taskIds);
+        const outs = ids.map((taskId) => ({ operatorId: outId, taskId, file: target.stateFile(outId, taskId) }));
+        jobs.push({ kind: 'repartition', operator: outId, sources: o.tasks, outs, routing: routing.routing, map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision });
+        outTasks.push(...outs);
+        Object.assign(plan, { action: 'rescale', tasksOut: rs.parallelism, routing: routing.routing, routingReason: routing.reason });
+      } else {
+        for (const t of o.tasks) {
+          const out: OutputTask = { operatorId: outId, taskId: t.taskId, file: target.stateFile(outId, t.taskId) };
+          outTasks.push(out);
+          const f = this.formats.get(t.index)!;
+          if (f.kind === 'native') {
+            if (migMap || outId !== o.id) throw nativeUnsupported(t, f.pointer);
+            jobs.push(await this.nativeJob(t, f.pointer, out));
+          } else if (touched(t)) {
+            const map = compose([migMap, rename].filter((m): m is EntryMap => m !== null))!;
+            jobs.push({ kind: 'rewrite', source: t, out, map, keyChange, onCollision });
+            plan.action = 'rewrite';
+          } else {
+            jobs.push({ kind: 'copy', from: t.location, out: out.file, sha256: this.knownHash(t.location), size: f.size, task: out });
+          }
+        }
+      }
+      opPlans.push(plan);
+    }
+
+    const extras = this.extraFiles(removed, current);
+    jobs.push(...extras.jobs);
+    if (this.missing.length) {
+      throw new KspError('FILES_MISSING', `${this.missing.length} file(s) the source refers to are missing, so nothing was written:\n  ${this.missing.join('\n  ')}`, { missing: this.missing });
+    }
+    for (const j of jobs) this.checkOverlapJob(j);
+    await this.checkTargetEmpty();
+
+    const metadata = this.sp.metadata.with({
+      job_id: target.jobId,
+      epoch: target.epoch,
+      operator_snapshots: outTasks.map((t) => ({ operator_id: t.operatorId, task_id: t.taskId, snapshot_path: t.file.stored })),
+      is_savepoint: true,
+      savepoint_label: this.sp.label,
+      unaligned_buffer_refs: extras.buffers,
+      sink_transactions: extras.sinks,
+    });
+    const outVersions = new Map<string, bigint>();
+    for (const [id, v] of versions) if (!removed.has(id)) outVersions.set(current(id), v);
+    const meta = this.buildMeta(outVersions, records);
+
+    const files = jobs.flatMap((j) => plannedFiles(j));
+    const sum = (a: FileActionFilter): { files: number; bytes: number } => ({ files: files.filter((f) => f.action === a).length, bytes: files.filter((f) => f.action === a).reduce((s, f) => s + (f.bytes ?? 0), 0) });
+    const plan: WritePlan = {
+      source: sp.uri, target: target.uri, mode: target.mode, jobId: target.jobId, epoch: target.epoch.toString(), savepointId: target.savepointId,
+      meta: uriOf(target.metaLocation), operations: records, operators: opPlans, files,
+      metadata: this.describeMetadata(outVersions, renames, removed),
+      warnings: this.warnings,
+      totals: { files: files.length + 2 + (target.metaLocation.key.startsWith(target.dir.key + '/') ? 1 : 0), copy: sum('copy'), rewrite: sum('rewrite'), write: { files: files.filter((f) => f.action === 'write').length } },
+    };
+    return { plan: deepFreeze(plan), source: sp, target, jobs, metadata, meta, overwrite: this.options.overwrite ?? false };
+  }
+
+  private sourceOperators(): SourceOperator[] {
+    const byId = new Map<string, SourceOperator>();
+    for (const t of this.sp.tasks) {
+      let o = byId.get(t.operatorId);
+      if (!o) byId.set(t.operatorId, (o = { id: t.operatorId, tasks: [] }));
+      o.tasks.push(t);
+    }
+    return [...byId.values()];
+  }
+
+  private sourceVersions(operators: SourceOperator[]): Map<string, bigint> {
+    const v = new Map<string, bigint>();
+    if (this.sp.meta) for (const [k, x] of this.sp.meta.operatorVersions()) v.set(k, x);
+    // Without a record, every operator is at version 1: the engine's current schema version.
+    for (const o of operators) if (!v.has(o.id)) v.set(o.id, 1n);
+    return v;
+  }
+
+  private async probeTasks(): Promise<void> {
+    const tasks = [...this.sp.tasks];
+    let i = 0;
+    const worker = async (): Promise<void> => {
+      while (i < tasks.length) {
+        const t = tasks[i++]!;
+        const f = await this.sp.probe(t);
+        this.formats.set(t.index, f);
+        if (f.kind === 'missing') this.missing.push(`${uriOf(t.location)} (state of ${t.operatorId}/${t.taskId})`);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, tasks.length) }, worker));
+  }
+
+  private async readSourceManifest(): Promise<void> {
+    const loc = child(this.sp.dir, MANIFEST_NAME);
+    if (!(await loc.storage.stat(loc.key))) {
+      this.warnings.push(`${this.sp.uri} has no manifest.sha256: it may be incomplete; the output is verified on its own`);
+      return;
+    }
+    const m = parseManifest(await loc.storage.readSmall(loc.key), uriOf(loc));
+    for (const e of m.entries) this.manifestHashes.set(uriOf(child(this.sp.dir, e.path)), e.sha256);
+  }
+
+  private knownHash(loc: Location): string | undefined {
+    return this.manifestHashes.get(uriOf(loc));
+  }
+
+  /** Operator ids inside each canonical task's entries (needed to rename ids that live only in entries). */
+  private async takeCensus(): Promise<void> {
+    const tasks = this.sp.tasks.filter((t) => this.formats.get(t.index)?.kind === 'canonical');
+    const results = await scanFiles(tasks.map((t) => ({ uri: uriOf(t.location), size: this.formats.get(t.index)!.size, hash: false, decode: true, keyGroups: false })));
+    this.census = new Map();
+    results.forEach((r, i) => {
+      if (r.error) throw new KspError(r.error.code as never, r.error.message, r.error.data);
+      this.census!.set(tasks[i]!.index, new Set(r.states.map((s) => s.operator)));
+    });
+  }
+
+  /** Window routing when the operator's keys follow the window layouts, judged from the first entries of each task. */
+  private async chooseRouting(o: SourceOperator): Promise<{ routing: Routing; reason: string }> {
+    let window = 0;
+    let other = 0;
+    let wm = 0;
+    for (const t of o.tasks) {
+      if (this.formats.get(t.index)!.kind !== 'canonical') continue;
+      let seen = 0;
+      for await (const batch of this.sp.taskBatches(t)) {
+        for (const e of batch) {
+          if (isWatermarkKey(e.key)) wm++;
+          else if (windowGroupKey(e.key)) window++;
+          else other++;
+          if (++seen >= 512) break;
+        }
+        break;
+      }
+    }
+    if (window > 0 && other === 0) return { routing: 'window', reason: `auto: all ${window} sampled keys follow the tw:/sw:/ses: window layouts${wm ? ` (plus ${wm} watermark key(s), broadcast)` : ''}` };
+    return { routing: 'state-key', reason: window > 0 ? `auto: ${other} of ${window + other} sampled keys are not in a window layout` : 'auto: keys are not in a window layout' };
+  }
+
+  private async nativeJob(t: TaskRef, pointer: { manifestPath: string }, out: OutputTask): Promise<Job> {
+    const nf = await nativeFilesOf(this.sp, t, pointer, this.missing);
+    const { target } = this;
+    if (!nf) return { kind: 'copy', from: t.location, out: out.file, task: out };
+    await Promise.all(nf.files.map(async (f) => {
+      if (!(await f.location.storage.stat(f.location.key))) this.missing.push(`${uriOf(f.location)} (${f.filename} of ${t.operatorId}/${t.taskId})`);
+    }));
+    const files = nf.files.map((f) => ({ ...f, out: target.nativeFile(out.operatorId, out.taskId, f.kind === 'sst' ? `sst/${f.filename}` : `${nf.epochDir}/${f.filename}`) }));
+    const manifestOut = target.nativeFile(out.operatorId, out.taskId, `${nf.epochDir}/sst_manifest.json`);
+    return { kind: 'native', source: t, pointer: nf.pointer, manifest: nf.manifest, files, manifestOut, out };
+  }
+
+  /** Unaligned buffers and sink prepare files: copied into the savepoint, their paths rewritten. */
+  private extraFiles(removed: Set<string>, current: (s: string) => string): { jobs: Job[]; buffers: JsonValue[] | undefined; sinks: JsonValue[] | undefined } {
+    const jobs: Job[] = [];
+    const rewrite = (list: JsonValue | undefined, field: string, pathField: string, keep: (o: JsonObject) => boolean, edit: (o: JsonObject) => JsonObject): JsonValue[] | undefined => {
+      if (!Array.isArray(list)) return undefined;
+      const out: JsonValue[] = [];
+      list.forEach((v, i) => {
+        let o = v as JsonObject;
+        if (!keep(o)) return;
+        o = edit(o);
+        const p = o.get(pathField);
+        if (typeof p === 'string') {
+          const r = this.sp.resolve(p, `${field}[${i}].${pathField}`);
+          const rel = r.relPath ?? `${field}/${i}/${r.location.key.split('/').pop()}`;
+          const outFile = this.target.extraFile(rel);
+          jobs.push({ kind: 'copy', from: r.location, out: outFile, sha256: this.knownHash(r.location) });
+          o = o.with(pathField, outFile.stored);
+        }
+        out.push(o);
+      });
+      return out.length ? out : undefined;
+    };
+    const doc = this.sp.metadata.doc;
+    const buffers = rewrite(doc.get('unaligned_buffer_refs'), 'unaligned_buffer_refs', 'buffer_path',
+      (o) => !removed.has(o.get('operator_id') as string),
+      (o) => o.with('operator_id', current(o.get('operator_id') as string)));
+    const sinks = rewrite(doc.get('sink_transactions'), 'sink_transactions', 'prepare_path', () => true, (o) => o);
+    return { jobs, buffers, sinks };
+  }
+
+  private buildMeta(versions: Map<string, bigint>, operations: OperationRecord[]): MetaDoc {
+    const { target, sp } = this;
+    const ksp = { version: VERSION, mode: target.mode, source: sp.uri, ...(sp.meta ? { source_savepoint_id: sp.meta.value.savepoint_id } : {}), operations };
+    const base = sp.meta?.doc ?? new JsonObject();
+    let doc = base
+      .with('format_version', fromPlain(SAVEPOINT_FORMAT_VERSION))
+      .with('savepoint_id', target.savepointId)
+      .with('label', sp.label ?? '')
+      .with('job_id', target.jobId)
+      .with('epoch', fromPlain(target.epoch))
+      .with('operator_versions', fromPlain(versions))
+      .with('created_at_secs', fromPlain(Math.floor(Date.now() / 1000)));
+    doc = doc.with('ksp', fromPlain(ksp));
+    return MetaDoc.fromJson(doc, uriOf(target.metaLocation));
+  }
+
+  private describeMetadata(versions: Map<string, bigint>, renames: Map<string, string>, removed: Set<string>): string[] {
+    const md = this.sp.metadata.value;
+    const t = this.target;
+    const lines: string[] = [];
+    if (t.jobId !== md.job_id) lines.push(`job_id ${md.job_id} → ${t.jobId}`);
+    if (t.epoch !== md.epoch) lines.push(`epoch ${md.epoch} → ${t.epoch}`);
+    if (!md.is_savepoint) lines.push('is_savepoint false → true');
+    lines.push(`snapshot paths in ${t.mode} form${t.mode === 'engine' ? ` (${t.jobId}/checkpoints/…/{op}/{task}/state.bin)` : ' ({op}/{task}/state.bin)'}`);
+    for (const [a, b] of renames) lines.push(`operator ${a} → ${b} (metadata, entries, operator_versions)`);
+    for (const r of removed) lines.push(`operator ${r} removed`);
+    const before = this.sp.meta?.operatorVersions();
+    for (const [id, v] of versions) {
+      const src = [...renames].find(([, b]) => b === id)?.[0] ?? id;
+      const old = before?.get(src);
+      if (old !== v) lines.push(`operator_versions.${id}: ${old ?? '(none)'} → ${v}`);
+    }
+    lines.push(`meta.json at ${uriOf(t.metaLocation)} with ksp ${VERSION} provenance`);
+    return lines;
+  }
+
+  private checkOverlap(srcDir: Location): void {
+    const t = this.target.dir;
+    if (within(t, srcDir) || within(srcDir, t)) {
+      throw new KspError('TARGET_OVERLAPS_SOURCE', `${uriOf(t)}: the target overlaps the source ${uriOf(srcDir)}; the source is never written, so choose a target outside it`, { file: uriOf(t) });
+    }
+  }
+
+  private checkOverlapJob(j: Job): void {
+    const sources: Location[] = j.kind === 'copy' ? [j.from] : j.kind === 'rewrite' ? [j.source.location] : j.kind === 'repartition' ? j.sources.map((s) => s.location) : [j.source.location, ...j.files.map((f) => f.location)];
+    for (const s of sources) {
+      if (within(s, this.target.dir)) throw new KspError('TARGET_OVERLAPS_SOURCE', `${uriOf(s)}: a source file lies inside the target ${this.target.uri}`, { file: uriOf(s) });
+    }
+  }
+
+  private async checkTargetEmpty(): Promise<void> {
+    if (this.options.overwrite) return;
+    const { dir, metaLocation } = this.target;
+    for await (const e of dir.storage.list(dir.key)) {
+      throw new KspError('TARGET_NOT_EMPTY', `${this.target.uri}: exists and is not empty (found ${e.key.split('/').pop()}); pass --overwrite to replace it`, { file: this.target.uri });
+    }
+    if (!within(metaLocation, dir) && (await metaLocation.storage.stat(metaLocation.key))) {
+      throw new KspError('TARGET_NOT_EMPTY', `${uriOf(metaLocation)}: a savepoint record already exists there; pass --overwrite to replace it`, { file: uriOf(metaLocation) });
+    }
+  }
+}
+
+type FileActionFilter = PlannedFile['action'];
+
+function plannedFiles(j: Job): PlannedFile[] {
+  const f = (out: StoredFile, action: PlannedFile['action'], extra: Partial<PlannedFile> = {}): PlannedFile => ({ target: uriOf(out.location), stored: out.stored, action, ...extra });
+  switch (j.kind) {
+    case 'copy':
+      return [f(j.out, 'copy', { from: uriOf(j.from), ...(j.size !== undefined ? { bytes: j.size } : {}) })];
+    case 'rewrite':
+      return [f(j.out.file, 'rewrite', { from: uriOf(j.source.location), transform: j.keyChange ? 'migrate keys and values' : 'rewrite entries (migrate/rename)' })];
+    case 'repartition':
+      return j.outs.map((o, i) => f(o.file, 'write', { transform: `rescale ${j.operator} ${j.sources.length}→${j.outs.length} by ${j.routing} (task ${i} of ${j.outs.length})` }));
+    case 'native':
+      return [
+        ...j.files.map((x) => f(x.out, 'copy', { from: uriOf(x.location), ...(x.size !== undefined ? { bytes: x.size } : {}) })),
+        f(j.manifestOut, 'write', { transform: 'sst_manifest.json with relocated paths' }),
+        f(j.out.file, 'write', { transform: 'pointer blob to the relocated sst_manifest.json' }),
+      ];
+  }
+}
+
+/** New task ids for `n` tasks: the pattern given, else the source's `{prefix}{i}` pattern. */
+function newTaskIds(o: SourceOperator, n: number, pattern?: string): string[] {
+  if (pattern !== undefined) {
+    if (!pattern.includes('{i}')) throw new KspError('TASK_IDS', `task id pattern ${JSON.stringify(pattern)} must contain {i}`, { found: pattern });
+    return Array.from({ length: n }, (_, i) => pattern.replaceAll('{i}', String(i)));
+  }
+  const m = o.tasks.map((t) => /^(.*?)(0|[1-9]\d*)$/.exec(t.taskId));
+  const prefix = m[0]?.[1];
+  const ok = prefix !== undefined && m.every((x, i) => x && x[1] === prefix) && new Set(m.map((x) => Number(x![2]))).size === m.length;
+  if (!ok) {
+    throw new KspError('TASK_IDS', `operator ${o.id}: its task ids (${o.tasks.map((t) => t.taskId).slice(0, 4).join(', ')}) do not follow a {prefix}{number} pattern; give the new ids with --task-ids 'name-{i}'`, { operator: o.id });
+  }
+  return Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+}
+
