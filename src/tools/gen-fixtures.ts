@@ -214,6 +214,24 @@ export async function buildFixtures(): Promise<Map<string, Buffer>> {
   natSnaps.push({ operator_id: 'windows', task_id: 'task-0', snapshot_path: basePath(e7)('windows', 'task-0') });
   out.put(`${nat}/metadata.json`, metadata(e7, natSnaps, 'native').encode());
   out.seal(nat);
+  // The files behind that pointer, in the engine's shared incr/ layout. The
+  // bytes are placeholders (this fixture tests paths, copying and hashes, not
+  // RocksDB decoding; real RocksDB data is made at test time by RocksDB).
+  const incr = `native/${job}/incr/windows/task-0`;
+  const sst = Buffer.from('placeholder SST bytes written by ksp gen-fixtures (not RocksDB data)\n', 'utf8');
+  out.put(`${incr}/sst/000012.sst`, sst);
+  out.put(`${incr}/epochs/${epochDirName(e7)}/CURRENT`, Buffer.from('MANIFEST-000005\n'));
+  out.put(`${incr}/epochs/${epochDirName(e7)}/MANIFEST-000005`, Buffer.from('placeholder MANIFEST bytes\n'));
+  const stored = (rel: string) => `${job}/incr/windows/task-0/${rel}`;
+  out.put(`${incr}/epochs/${epochDirName(e7)}/sst_manifest.json`, Buffer.from(JSON.stringify({
+    epoch: 7,
+    sst_files: [{ filename: '000012.sst', size_bytes: sst.length, sha256_hex: createHash('sha256').update(sst).digest('hex'), storage_path: stored('sst/000012.sst') }],
+    meta_files: [
+      { filename: 'CURRENT', storage_path: stored(`epochs/${epochDirName(e7)}/CURRENT`) },
+      { filename: 'MANIFEST-000005', storage_path: stored(`epochs/${epochDirName(e7)}/MANIFEST-000005`) },
+    ],
+    manifest_storage_path: stored(`epochs/${epochDirName(e7)}/sst_manifest.json`),
+  }, null, 2)));
 
   return out.files;
 }
