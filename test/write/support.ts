@@ -32,10 +32,10 @@ export interface Row {
 }
 
 /** All entries of a savepoint as comparable rows (hex key and value). */
-export async function rows(uri: string): Promise<Row[]> {
+export async function rows(uri: string, operator?: string): Promise<Row[]> {
   const sp = await Savepoint.open(uri);
   const out: Row[] = [];
-  for await (const batch of sp.entries()) {
+  for await (const batch of sp.entries(operator !== undefined ? { operator } : {})) {
     for (const e of batch) out.push({ operator: e.task.operatorId, task: e.task.taskId, entryOperator: e.operatorId, state: e.stateName, key: hex(e.key), value: hex(e.value) });
   }
   return out;
