@@ -1,13 +1,16 @@
 /**
  * `npm run bench [-- --entries N --tasks T --keep]`: generates a canonical
- * savepoint (default 2M entries over 4 tasks, 16-byte keys, 100-byte values)
- * and measures the main operations, each in a fresh process so its peak RSS
- * is its own: entries/s, MB/s, peak RSS. Also `ksp --help` start-up time.
+ * savepoint (default 2M entries over 4 tasks, 16-byte keys, ~100-byte
+ * msgpack values) and measures the main operations, each in a fresh process
+ * so its peak RSS is its own: entries/s, MB/s, peak RSS. The write
+ * operations (rescale, migrate, relocate) include their final re-verify.
+ * Also `ksp --help` start-up time.
  * Benchmarks, not tests: nothing here asserts.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { Packr } from 'msgpackr';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeStateBin } from '../formats/state-bin/encoder.js';
@@ -36,15 +39,18 @@ async function generate(dir: string, entries: number, tasks: number): Promise<nu
   for (let t = 0; t < tasks; t++) {
     const n = Math.floor(entries / tasks) + (t < entries % tasks ? 1 : 0);
     const rel = `op-bench/task-${t}/state.bin`;
+    // Values are msgpack maps (what a migration step decodes), ~100 bytes each.
+    const pack = new Packr({ useRecords: false });
     async function* batches(): AsyncGenerator<StateEntry[]> {
       const B = 8192;
       for (let i = 0; i < n; i += B) {
         const m = Math.min(B, n - i);
-        const pool = randomFillSync(Buffer.allocUnsafe(m * 116));
+        const pool = randomFillSync(Buffer.allocUnsafe(m * 96));
         const batch: StateEntry[] = new Array(m);
         for (let j = 0; j < m; j++) {
-          const o = j * 116;
-          batch[j] = { operatorId: 'op-bench', stateName: j % 4 === 0 ? 'counts' : 'sessions', key: pool.subarray(o, o + 16), value: pool.subarray(o + 16, o + 116) };
+          const o = j * 96;
+          const value = pack.pack({ n: i + j, sum: (i + j) * 0.5, tag: pool.subarray(o + 16, o + 80) });
+          batch[j] = { operatorId: 'op-bench', stateName: j % 4 === 0 ? 'counts' : 'sessions', key: pool.subarray(o, o + 16), value };
         }
         yield batch;
       }
@@ -120,8 +126,21 @@ async function run(): Promise<void> {
     ['inspect --out x.parquet', ['inspect', sp, '--out', out, '--overwrite']],
     ['inspect --out x.arrows', ['inspect', sp, '--out', join(dir, 'bench.arrows'), '--overwrite']],
   ];
+  const written = join(dir, 'out');
+  const migrations = join(dir, 'migrations.mjs');
+  writeFileSync(migrations, `export default (m, codecs) => {
+  m.value('op-bench', 1, 2, codecs.msgpack, codecs.msgpack, (o) => ({ ...o, n: o.n + 1, migrated: true }), { state: 'sessions' });
+};\n`);
+  const rel = ['--mode', 'relative'];
+  ops.push(
+    [`rescale ${tasks}→7`, ['rescale', sp, written, '-p', '7', ...rel]],
+    ['migrate (msgpack value step)', ['migrate', sp, written, '--migrations', migrations, ...rel]],
+    ['relocate (copy)', ['relocate', sp, written, ...rel]],
+    ['relocate --link (no copy)', ['relocate', sp, written, '--link', ...rel]],
+  );
   const rows: string[][] = [];
   for (const [name, args] of ops) {
+    rmSync(written, { recursive: true, force: true });
     const r = measure(args);
     rows.push([name, r.code === 0 ? 'ok' : `exit ${r.code}`, r.secs.toFixed(2), Math.round(entries / r.secs).toLocaleString('en-US'), (bytes / 1e6 / r.secs).toFixed(0), r.maxRssMb.toFixed(0)]);
   }
