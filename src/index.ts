@@ -1,9 +1,10 @@
 /**
  * ksp as a library: the same model the CLI uses. Re-exports only.
  *
- *   import { openSavepoint, verifySavepoint } from 'ksp';
+ *   import { openSavepoint, verifySavepoint, SavepointWriter } from 'ksp';
  *   const sp = await openSavepoint('s3://bucket/job/savepoints/00000000000000000042');
  *   for await (const batch of sp.entries({ operator: 'fraud', state: 'score' })) …
+ *   await SavepointWriter.from(sp).rescale(8).write('./sp-p8', { mode: 'relative' });
  */
 import { Savepoint } from './model/savepoint.js';
 import type { Location } from './storage/uri.js';
@@ -20,6 +21,16 @@ export type { VerifyReport, Finding, FileCheck, TaskCheck, Severity } from './mo
 export { inspectSavepoint } from './model/inspect.js';
 export type { InspectSummary, OperatorSummary, TaskSummary, StateSummary, KeyGroupSpread } from './model/inspect.js';
 export { listStorage } from './model/list.js';
+export { SavepointWriter, type MigrateOptions, type RescaleOptions, type WriteOptions } from './write/writer.js';
+export type { WriteReport, ExecuteOptions, TaskCount } from './write/execute.js';
+export type { WritePlan, PlannedFile, OperatorPlan, OperationRecord, FileAction } from './write/plan.js';
+export type { OutputMode } from './write/target.js';
+export type { CollisionPolicy, CollisionReport } from './write/spill.js';
+export { defineMigrations, MigrationRegistry, MigrationBuilder, type Step, type StepOptions, type KeyValue } from './migrate/registry.js';
+export { codecs, type Codec } from './migrate/codecs.js';
+export { loadMigrations } from './migrate/load.js';
+export { SstManifestDoc, type SstManifest } from './formats/sst-manifest/sst-manifest.js';
+export { parseRenameMap } from './formats/rename-map/rename-map.js';
 export type { ListedEpoch } from './model/list.js';
 export { KEY_GROUPS, keyGroup, keyGroupRange, taskForKeyGroup } from './model/key-group.js';
 export { routingKey, windowGroupKey, isWatermarkKey, type Routing } from './model/routing.js';

@@ -60,6 +60,21 @@ step('Flip one byte in a copy: verify must fail', ['verify', relative(ROOT, tamp
 
 step('A savepoint holding native RocksDB state is reported as such', ['inspect', join('fixtures', 'native', 'shop', 'savepoints', '00000000000000000007')], 0, (o) => o.includes('native'));
 
+// Writing: rescale, migrate, rename, relocate; each output is re-verified by the command itself.
+const out = (name: string): string => join(relative(ROOT, WORK), name);
+step('Plan a rescale to 4 tasks without writing anything', ['rescale', SP, out('p4'), '--parallelism', '4', '--mode', 'relative', '--dry-run'], 0, (o) => o.includes('dry run: nothing was written'));
+step('Rescale to 4 tasks: entries routed by key group, watermarks merged', ['rescale', SP, out('p4'), '--parallelism', '4', '--mode', 'relative'], 0, (o) => o.includes('verified OK'));
+writeFileSync(join(WORK, 'migrations.mjs'), `// One step: fraud's score state, version 1 -> 2, scaled by 1.5.
+export default (m, codecs) => {
+  m.value('fraud', 1, 2, codecs.f64le, codecs.f64le, (score) => score * 1.5, { state: 'score' });
+};
+`);
+step('Migrate fraud from version 1 to 2 with a registered step', ['migrate', out('p4'), out('v2'), '--migrations', out('migrations.mjs')], 0, (o) => o.includes('verified OK'));
+step('Rename an operator everywhere it appears, drop another', ['edit', out('v2'), out('edited'), '--rename', 'orders-agg=orders', '--remove', 'sink'], 0, (o) => o.includes('verified OK'));
+step('Make savepoint 9 (which reaches into checkpoint 7) self-contained', ['relocate', join('fixtures', 'base', 'shop', 'savepoints', '00000000000000000009'), out('sp9'), '--mode', 'relative'], 0, (o) => o.includes('verified OK'));
+cpSync(join(WORK, 'sp9'), join(WORK, 'moved', 'sp9'), { recursive: true });
+step('…so a plain copy of it, anywhere, still verifies', ['verify', out(join('moved', 'sp9'))], 0, (o) => o.startsWith('OK'));
+
 if (existsSync(join(ROOT, ENGINE))) {
   step("The engine's own savepoint fixture verifies", ['verify', ENGINE], 0, (o) => o.startsWith('OK'));
   step('…and holds two entries: tw:key-a -> "41" and the watermark wm: -> 9000', ['inspect', ENGINE, '--entries', '--key-codec', 'utf8', '--value-codec', 'i64le'], 0, (o) => o.includes('9000'));
