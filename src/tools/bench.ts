@@ -112,7 +112,7 @@ async function run(): Promise<void> {
   const tasks = arg('tasks', 4);
   const dir = join(ROOT, '.bench');
   mkdirSync(dir, { recursive: true });
-  process.stdout.write(`ksp bench: ${entries.toLocaleString('en-US')} entries over ${tasks} tasks, 16-byte keys, 100-byte values (node ${process.version})\n`);
+  process.stdout.write(`ksp bench: ${entries.toLocaleString('en-US')} entries over ${tasks} tasks, 16-byte keys, ~100-byte msgpack values (node ${process.version})\n`);
   const g0 = Date.now();
   const bytes = await generate(dir, entries, tasks);
   const sp = join(dir, 'bench', 'savepoints', epochDirName(1n));

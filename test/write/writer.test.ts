@@ -84,6 +84,22 @@ describe('relocate', () => {
     expect(v.totals.nativeTasks).toBe(1);
   });
 
+  it.skipIf(!HAS_SHARED)("the engine's fixture relocates to both modes; each output verifies with the same entries", async () => {
+    const rel = join(tmp(), 'rel');
+    await (await writer(ENGINE_SP)).relocate().write(rel, { mode: 'relative' });
+    const base = tmp();
+    const eng = await (await writer(rel)).relocate().write(base, { mode: 'engine', epoch: 2n });
+    expect(eng.target).toBe(join(base, 'fixture-job', 'savepoints', '00000000000000000002'));
+    for (const dir of [rel, eng.target]) {
+      expect((await verifySavepoint(dir)).ok).toBe(true);
+      expect(multiset(await rows(dir))).toEqual(multiset(await rows(ENGINE_SP)));
+    }
+    // The engine's layout: metadata keeps every member it had, only paths, epoch and flags change.
+    const md = readFileSync(join(eng.target, 'metadata.json'), 'utf8');
+    expect(md).toContain('"snapshot_path": "fixture-job/checkpoints/00000000000000000002/op-0/task-0/state.bin"');
+    expect(md).toContain('"savepoint_label": "v1-compat-fixture"');
+  });
+
   it('lists every missing referenced file in one error and writes nothing', async () => {
     const src = join(tmp(), 'sp');
     cpSync(NATIVE_SP, src, { recursive: true });
