@@ -68,7 +68,7 @@ export interface PreparedWrite {
   jobs: Job[];
   metadata: MetadataDoc;
   meta: MetaDoc;
-  /** Source manifest hashes by location URI, so copies need not re-read what is known. */
+  /** Replace a non-empty target (checked at plan time otherwise). */
   overwrite: boolean;
 }
 

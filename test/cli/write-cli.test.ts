@@ -1,18 +1,12 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { SHOP_SP, tempDir } from '../support/env.js';
+import { describe, expect, it } from 'vitest';
+import { SHOP_SP } from '../support/env.js';
 import { ksp } from '../support/cli.js';
-import { rows } from '../write/support.js';
+import { rows, useTempDirs } from '../write/support.js';
 import { parseRenameMap } from '../../src/formats/rename-map/rename-map.js';
 
-const cleanups: Array<() => void> = [];
-afterEach(() => { while (cleanups.length) cleanups.pop()!(); });
-function tmp(): string {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  return t.path;
-}
+const tmp = useTempDirs();
 
 describe('mutating commands on the command line', () => {
   for (const cmd of ['migrate', 'rescale', 'relocate', 'edit']) {

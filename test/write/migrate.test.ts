@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Packr, Unpackr } from 'msgpackr';
 import { Savepoint } from '../../src/model/savepoint.js';
 import { SavepointWriter } from '../../src/write/writer.js';
@@ -8,17 +8,11 @@ import { codecs } from '../../src/migrate/codecs.js';
 import { defineMigrations } from '../../src/migrate/registry.js';
 import { loadMigrations } from '../../src/migrate/load.js';
 import { KspError } from '../../src/errors.js';
-import { FIXTURES, SHOP_SP, tempDir } from '../support/env.js';
+import { FIXTURES, SHOP_SP } from '../support/env.js';
 import { ksp } from '../support/cli.js';
-import { rows } from './support.js';
+import { rows, useTempDirs } from './support.js';
 
-const cleanups: Array<() => void> = [];
-afterEach(() => { while (cleanups.length) cleanups.pop()!(); });
-function tmp(): string {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  return t.path;
-}
+const tmp = useTempDirs();
 
 const REL = join(FIXTURES, 'relative-savepoint');
 

@@ -1,7 +1,7 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Savepoint } from '../../src/model/savepoint.js';
 import { verifySavepoint } from '../../src/model/verify.js';
 import { SavepointWriter } from '../../src/write/writer.js';
@@ -10,17 +10,10 @@ import { codecs } from '../../src/migrate/codecs.js';
 import { keyGroup, taskForKeyGroup } from '../../src/model/key-group.js';
 import { routingKey } from '../../src/model/routing.js';
 import type { StateEntry } from '../../src/formats/state-bin/decoder.js';
-import { tempDir } from '../support/env.js';
 import { buildSavepoint } from './build.js';
-import { files, multiset, rows, type Row } from './support.js';
+import { files, multiset, rows, type Row, useTempDirs } from './support.js';
 
-const cleanups: Array<() => void> = [];
-afterEach(() => { while (cleanups.length) cleanups.pop()!(); });
-function tmp(): string {
-  const t = tempDir('ksp-prop-');
-  cleanups.push(t.cleanup);
-  return t.path;
-}
+const tmp = useTempDirs('ksp-prop-');
 
 const RUNS = { numRuns: 12 };
 

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { afterEach } from 'vitest';
 import { Savepoint } from '../../src/model/savepoint.js';
+import { tempDir } from '../support/env.js';
 import type { StateEntry } from '../../src/formats/state-bin/decoder.js';
 
 /** Every file under `dir` with its SHA-256, relative paths sorted: a snapshot to compare before/after. */
@@ -52,4 +54,15 @@ export function hex(b: Uint8Array): string {
 
 export function entry(op: string, state: string, key: string | Uint8Array, value: string | Uint8Array): StateEntry {
   return { operatorId: op, stateName: state, key: typeof key === 'string' ? Buffer.from(key) : key, value: typeof value === 'string' ? Buffer.from(value) : value };
+}
+
+/** A temp-dir maker for one test file; every directory it made is removed after each test. */
+export function useTempDirs(prefix?: string): () => string {
+  const cleanups: Array<() => void> = [];
+  afterEach(() => { while (cleanups.length) cleanups.pop()!(); });
+  return () => {
+    const t = tempDir(prefix);
+    cleanups.push(t.cleanup);
+    return t.path;
+  };
 }

@@ -1,6 +1,6 @@
 import { cpSync, existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Savepoint } from '../../src/model/savepoint.js';
 import { verifySavepoint } from '../../src/model/verify.js';
 import { SavepointWriter } from '../../src/write/writer.js';
@@ -10,16 +10,10 @@ import { LocalStorage } from '../../src/storage/local.js';
 import { locate, type Location } from '../../src/storage/uri.js';
 import type { ByteSource } from '../../src/storage/storage.js';
 import { KspError } from '../../src/errors.js';
-import { ENGINE_SP, FIXTURES, HAS_SHARED, SHOP_SP, tempDir } from '../support/env.js';
-import { files, multiset, rows, treeHashes } from './support.js';
+import { ENGINE_SP, FIXTURES, HAS_SHARED, SHOP_SP } from '../support/env.js';
+import { files, multiset, rows, treeHashes, useTempDirs } from './support.js';
 
-const cleanups: Array<() => void> = [];
-afterEach(() => { while (cleanups.length) cleanups.pop()!(); });
-function tmp(): string {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  return t.path;
-}
+const tmp = useTempDirs();
 
 async function writer(src: string): Promise<SavepointWriter> {
   return SavepointWriter.from(await Savepoint.open(src));
