@@ -1,4 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { KspError } from '../errors.js';
@@ -189,8 +191,6 @@ async function rewriteTask(
     return h.entryCount;
   }
   // New keys may collide: spill, find collisions, then write what is kept.
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { join } = await import('node:path');
   const dir = mkdtempSync(join(tempDir, 'ksp-migrate-'));
   const spill = new Spill(dir, 'task', 1024 * 1024, true);
   try {

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { KspError, preview } from '../errors.js';
 import { STATE_BIN_VERSION, StateBinDecoder, type StateEntry } from '../formats/state-bin/decoder.js';
+import { encodeStateBin } from '../formats/state-bin/encoder.js';
 
 /**
  * A temporary file of `state.bin` entry records (no header) for an output
@@ -251,7 +252,6 @@ export class Spill {
       yield* fs.createReadStream(this.data.path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
       return;
     }
-    const { encodeStateBin } = await import('../formats/state-bin/encoder.js');
     const self = this;
     async function* kept(): AsyncGenerator<StateEntry[]> {
       const withHeader = (async function* () {
