@@ -59,6 +59,11 @@ export const ERROR_CODES = {
   RESCALE_COUNT_MISMATCH: 'input',
   OUTPUT_VERIFY_FAILED: 'verify',
 
+  ROCKSDB_CORRUPT: 'input',
+  ROCKSDB_CHECKSUM: 'input',
+  ROCKSDB_UNSUPPORTED: 'unsupported',
+  ROCKSDB_KEY: 'input',
+
   VERIFY_FAILED: 'verify',
   INTERNAL: 'internal',
 } as const satisfies Record<string, ErrorFamily>;

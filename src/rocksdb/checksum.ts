@@ -1,0 +1,104 @@
+import { createCRC32, createXXHash3, createXXHash32, createXXHash64, type IHasher } from 'hash-wasm';
+
+/**
+ * Block checksums (FORMAT.md §1.4): the 32-bit value RocksDB stores after
+ * every block and in the v6+ footer, and the masked CRC32C of log records.
+ *
+ * hash-wasm (WebAssembly, no native build) does the hashing. Its hashers are
+ * created once, asynchronously, by `loadChecksums()`; after that every call
+ * is synchronous, so block decoding never awaits per block.
+ */
+
+export const enum ChecksumType {
+  None = 0,
+  CRC32c = 1,
+  xxHash = 2,
+  xxHash64 = 3,
+  XXH3 = 4,
+}
+
+export const CHECKSUM_NAMES = ['none', 'crc32c', 'xxhash', 'xxhash64', 'xxh3'] as const;
+
+interface Hashers {
+  crc32c: IHasher;
+  xxh32: IHasher;
+  xxh64: IHasher;
+  xxh3: IHasher;
+}
+
+let hashers: Hashers | null = null;
+let loading: Promise<Hashers> | null = null;
+
+export async function loadChecksums(): Promise<void> {
+  loading ??= (async () => {
+    const [crc32c, xxh32, xxh64, xxh3] = await Promise.all([createCRC32(0x82f63b78), createXXHash32(0), createXXHash64(0, 0), createXXHash3(0, 0)]);
+    return { crc32c, xxh32, xxh64, xxh3 };
+  })();
+  hashers = await loading;
+}
+
+function h(): Hashers {
+  if (!hashers) throw new Error('loadChecksums() must complete before checksums are computed');
+  return hashers;
+}
+
+/** Low 32 bits of a hasher's digest (hash-wasm digests are big-endian). */
+function low32(hasher: IHasher, ...parts: Uint8Array[]): number {
+  hasher.init();
+  for (const p of parts) hasher.update(p);
+  const d = hasher.digest('binary');
+  return ((d[d.length - 4]! << 24) | (d[d.length - 3]! << 16) | (d[d.length - 2]! << 8) | d[d.length - 1]!) >>> 0;
+}
+
+export function crc32c(...parts: Uint8Array[]): number {
+  return low32(h().crc32c, ...parts);
+}
+
+/** RocksDB/LevelDB store CRCs "masked", so a CRC of data holding CRCs stays well distributed. */
+export function maskCrc(c: number): number {
+  return ((((c >>> 15) | (c << 17)) >>> 0) + 0xa282ead8) >>> 0;
+}
+
+export function unmaskCrc(m: number): number {
+  const rot = (m - 0xa282ead8) >>> 0;
+  return ((rot >>> 17) | (rot << 15)) >>> 0;
+}
+
+const ONE = new Uint8Array(1);
+
+/**
+ * `ComputeBuiltinChecksumWithLastByte`: the checksum of `data ‖ lastByte`,
+ * where lastByte is the block's compression type (or the footer's final
+ * magic byte).
+ */
+export function builtinChecksum(type: number, data: Uint8Array, lastByte: number): number {
+  switch (type) {
+    case ChecksumType.None:
+      return 0;
+    case ChecksumType.CRC32c:
+      ONE[0] = lastByte;
+      return maskCrc(crc32c(data, ONE));
+    case ChecksumType.xxHash:
+      ONE[0] = lastByte;
+      return low32(h().xxh32, data, ONE);
+    case ChecksumType.xxHash64:
+      ONE[0] = lastByte;
+      return low32(h().xxh64, data, ONE);
+    case ChecksumType.XXH3: {
+      // XXH3 hashes the payload alone and folds the last byte in by
+      // multiplication.
+      const v = low32(h().xxh3, data);
+      return (v ^ Math.imul(lastByte, 0x6b9083d9)) >>> 0;
+    }
+    default:
+      throw new Error(`checksum type ${type}`);
+  }
+}
+
+/** format_version ≥ 6: a block's stored checksum depends on where it sits. */
+export function contextModifier(base: number, offset: number): number {
+  if (base === 0) return 0;
+  const lo = offset >>> 0;
+  const hi = Math.floor(offset / 2 ** 32) >>> 0;
+  return (base ^ ((lo + hi) >>> 0)) >>> 0;
+}
