@@ -1,8 +1,9 @@
 import { uriOf, type Location } from '../storage/uri.js';
 import { KEY_GROUPS } from './key-group.js';
+import { attachNative, type NativeInfo } from './native-state.js';
 import { Savepoint } from './savepoint.js';
 import { scanFiles } from './scan-pool.js';
-import type { ScanResult, StateCount } from './scan-file.js';
+import type { ScanRequest, ScanResult, StateCount } from './scan-file.js';
 
 /** `ksp inspect` summary: what is in a savepoint, per operator, task and state. */
 
@@ -23,6 +24,8 @@ export interface TaskSummary {
   entries: number;
   states: StateSummary[];
   pointer?: string;
+  /** Native tasks: their RocksDB files (format versions, compression, checksums, levels). */
+  native?: NativeInfo;
   error?: { code: string; message: string };
 }
 
@@ -64,10 +67,11 @@ export interface InspectSummary {
 export async function inspectSavepoint(target: string | Location | Savepoint, options: { onBytes?: (n: number) => void; onTotal?: (n: number) => void; threads?: number } = {}): Promise<InspectSummary> {
   const sp = target instanceof Savepoint ? target : await Savepoint.open(target);
   const md = sp.metadata.value;
-  const reqs = await Promise.all(sp.tasks.map(async (t) => ({
+  const reqs: ScanRequest[] = await Promise.all(sp.tasks.map(async (t) => ({
     uri: uriOf(t.location), size: (await t.location.storage.stat(t.location.key))?.size, hash: false, decode: true, keyGroups: true,
   })));
-  options.onTotal?.(reqs.reduce((s, r) => s + (r.size ?? 0), 0));
+  const nativeErrors = await attachNative(sp, reqs.map((req, i) => ({ req, task: sp.tasks[i] })), false);
+  options.onTotal?.(reqs.reduce((s, r) => s + (r.work ?? r.size ?? 0), 0));
   const ops = new Map<string, { summary: OperatorSummary; groups: Uint32Array }>();
   for (const t of sp.tasks) {
     if (ops.has(t.operatorId)) continue;
@@ -87,9 +91,12 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
 
   sp.tasks.forEach((t, i) => {
     const r = results[i]!;
+    const pre = nativeErrors.get(i);
+    if (pre) r.error = { code: pre.code, message: pre.message, data: pre.data };
     const op = ops.get(t.operatorId)!;
     const task: TaskSummary = { id: t.taskId, file: uriOf(t.location), format: r.kind, size: r.size, entries: r.entryCount, states: r.states.map(stateOf) };
     if (r.pointer) task.pointer = r.pointer;
+    if (r.native) task.native = r.native;
     if (r.error) task.error = { code: r.error.code, message: r.error.message };
     op.summary.tasks.push(task);
     op.summary.entries += r.entryCount;

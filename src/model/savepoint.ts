@@ -6,6 +6,7 @@ import { isPointerBlob, parsePointer, POINTER_MAX_SIZE, type Pointer } from '../
 import { StateBinDecoder, type StateEntry } from '../formats/state-bin/decoder.js';
 import { checkRelativePath, unsafeReason } from '../formats/stored-path.js';
 import { relativeTo } from '../storage/paths.js';
+import { nativeEntries, openNativeTask, type ImageOptions } from './native-state.js';
 import { child, isAbsoluteUri, locate, nameOf, parent, uriOf, type Location } from '../storage/uri.js';
 import { checkpointPrefix, engineLayoutOf, type EngineLayout } from './layout.js';
 
@@ -153,8 +154,11 @@ export class Savepoint {
     return { kind: 'canonical', size: st.size };
   }
 
-  /** Entries of one task, in batches. Native tasks: NATIVE_UNSUPPORTED. */
-  async *taskBatches(task: TaskRef): AsyncGenerator<StateEntry[]> {
+  /**
+   * Entries of one task, in batches: a canonical file decoded as it streams,
+   * or a native task's live RocksDB entries in key order.
+   */
+  async *taskBatches(task: TaskRef, options: ImageOptions = {}): AsyncGenerator<StateEntry[]> {
     const file = uriOf(task.location);
     const st = await task.location.storage.stat(task.location.key);
     if (!st) throw new KspError('NOT_FOUND', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, { file });
@@ -162,13 +166,16 @@ export class Savepoint {
     // The decoder recognises a pointer blob from its first bytes, so canonical
     // files (nearly all) cost one read, not a probe and a read.
     const dec = new StateBinDecoder(task.location.storage.read(task.location.key), { size: st.size, file });
+    let pointer: Pointer;
     try {
       yield* dec.batches();
+      return;
     } catch (e) {
       if (!(e instanceof KspError) || e.code !== 'STATE_BIN_IS_POINTER' || st.size > POINTER_MAX_SIZE) throw e;
-      const bytes = await task.location.storage.readSmall(task.location.key, POINTER_MAX_SIZE);
-      throw nativeUnsupported(task, parsePointer(bytes, file));
+      pointer = parsePointer(await task.location.storage.readSmall(task.location.key, POINTER_MAX_SIZE), file);
     }
+    const db = await openNativeTask(this, task, pointer, options);
+    yield* nativeEntries(db, file);
   }
 
   /** Tasks that can hold entries matching `filter`, before reading any. */
@@ -214,13 +221,6 @@ async function readHead(loc: Location, n: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of loc.storage.read(loc.key, { offset: 0, length: n })) parts.push(Buffer.from(c));
   return Buffer.concat(parts).subarray(0, n);
-}
-
-export function nativeUnsupported(task: TaskRef, pointer: Pointer): KspError {
-  const file = uriOf(task.location);
-  return new KspError('NATIVE_UNSUPPORTED', `${file}: ${task.operatorId}/${task.taskId} holds native RocksDB state (pointer to ${pointer.manifestPath}); this ksp cannot read native state yet`, {
-    file, pointer: pointer.manifestPath,
-  });
 }
 
 /**

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { KspError, isKspError } from '../errors.js';
 import { isPointerBlob, parsePointer, POINTER_MAX_SIZE } from '../formats/pointer/pointer.js';
-import { StateBinDecoder } from '../formats/state-bin/decoder.js';
+import { StateBinDecoder, type StateEntry } from '../formats/state-bin/decoder.js';
+import { RocksDb } from '../rocksdb/db.js';
+import { nativeEntries, nativeInfo, openImage, type NativeFileRef, type NativeInfo } from './native-state.js';
 import { locate } from '../storage/uri.js';
 import { KEY_GROUPS, keyGroup } from './key-group.js';
 import { isWatermarkKey, windowGroupKey } from './routing.js';
@@ -20,6 +22,12 @@ export interface ScanRequest {
   /** Decode as state.bin (canonical), or recognise a pointer blob. */
   decode: boolean;
   keyGroups: boolean;
+  /** A native task's RocksDB files, resolved by the caller: its entries are read too. */
+  native?: NativeFileRef[];
+  /** With `native`: also check SST hashes and the checksums of blocks a scan does not read. */
+  verifyNative?: boolean;
+  /** Bytes this request will read, when more than its own file (native tasks): for scheduling. */
+  work?: number;
 }
 
 export interface StateCount {
@@ -43,6 +51,7 @@ export interface ScanResult {
   windowKeys: number;
   watermarkKeys: number;
   error?: { code: string; message: string; data: Record<string, unknown> };
+  native?: NativeInfo;
 }
 
 export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void): Promise<ScanResult> {
@@ -91,6 +100,7 @@ async function decodeInto(res: ScanResult, stream: AsyncGenerator<Uint8Array>, s
     if (isPointerBlob(bytes)) {
       res.kind = 'native';
       res.pointer = parsePointer(bytes, req.uri).manifestPath;
+      if (req.native) await scanNative(res, req, req.native);
       return;
     }
     await countEntries(res, (async function* () { yield bytes; })(), size, req);
@@ -99,13 +109,25 @@ async function decodeInto(res: ScanResult, stream: AsyncGenerator<Uint8Array>, s
   await countEntries(res, stream, size, req);
 }
 
+async function scanNative(res: ScanResult, req: ScanRequest, refs: NativeFileRef[]): Promise<void> {
+  const image = await openImage(req.uri, refs, { checkHashes: req.verifyNative === true });
+  const db = await RocksDb.open(image);
+  res.native = nativeInfo(db);
+  await countBatches(res, nativeEntries(db, req.uri), req);
+  if (req.verifyNative) res.native.metaBlocksChecked = await db.verifyMetaBlocks();
+}
+
 async function countEntries(res: ScanResult, chunks: AsyncIterable<Uint8Array>, size: number, req: ScanRequest): Promise<void> {
   res.kind = 'canonical';
-  const dec = new StateBinDecoder(chunks, { size, file: req.uri });
+  await countBatches(res, new StateBinDecoder(chunks, { size, file: req.uri }).batches(), req);
+}
+
+/** Per-state and per-key-group counts of a task's entries, canonical or native. */
+async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]>, req: ScanRequest): Promise<void> {
   const counts = new Map<string, StateCount>();
   const kg = req.keyGroups ? new Uint32Array(KEY_GROUPS) : undefined;
   let last: StateCount | undefined;
-  for await (const batch of dec.batches()) {
+  for await (const batch of batches) {
     for (const e of batch) {
       if (!last || last.operator !== e.operatorId || last.state !== e.stateName) {
         const id = `${e.operatorId}\u0000${e.stateName}`;

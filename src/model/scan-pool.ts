@@ -32,7 +32,7 @@ function workerUrl(): URL | null {
 
 export async function scanFiles(reqs: ScanRequest[], options: PoolOptions = {}): Promise<ScanResult[]> {
   const threads = Math.max(1, Math.min(options.threads ?? Number(process.env.KSP_THREADS || availableParallelism()), reqs.length));
-  const totalKnown = reqs.reduce((s, r) => s + (r.size ?? INLINE_BYTES), 0);
+  const totalKnown = reqs.reduce((s, r) => s + (r.work ?? r.size ?? INLINE_BYTES), 0);
   const url = workerUrl();
   if (threads === 1 || !url || totalKnown < INLINE_BYTES) {
     const out: ScanResult[] = [];
@@ -45,7 +45,7 @@ export async function scanFiles(reqs: ScanRequest[], options: PoolOptions = {}):
   }
   const results = new Array<ScanResult>(reqs.length);
   // Largest first, so the last file to finish is a small one.
-  const order = reqs.map((r, i) => i).sort((a, b) => (reqs[b]!.size ?? 0) - (reqs[a]!.size ?? 0));
+  const order = reqs.map((r, i) => i).sort((a, b) => (reqs[b]!.work ?? reqs[b]!.size ?? 0) - (reqs[a]!.work ?? reqs[a]!.size ?? 0));
   let next = 0;
   const workers = Array.from({ length: threads }, () => new Worker(url));
   try {

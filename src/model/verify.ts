@@ -3,6 +3,7 @@ import { MANIFEST_NAME, parseManifest, type ParsedManifest } from '../formats/ma
 import { epochDirName } from '../formats/metadata/metadata.js';
 import { child, locate, uriOf, type Location } from '../storage/uri.js';
 import { Savepoint, type TaskRef } from './savepoint.js';
+import { attachNative, type NativeInfo } from './native-state.js';
 import { scanFiles } from './scan-pool.js';
 import type { ScanRequest, ScanResult, StateCount } from './scan-file.js';
 
@@ -38,6 +39,7 @@ export interface TaskCheck {
   entries: number;
   states: StateCount[];
   pointer?: string;
+  native?: NativeInfo;
 }
 
 export interface VerifyReport {
@@ -125,6 +127,7 @@ export async function verifySavepoint(target: string | Location, options: Verify
     reqs.push({ uri: uriOf(t.location), hash: false, decode: true, keyGroups: false });
     what.push({ task: t });
   }
+  const nativeErrors = await attachNative(sp, reqs.map((req, i) => ({ req, task: what[i]!.task })), true);
   await statAll(reqs);
   options.onTotal?.(reqs.reduce((s, r) => s + (r.size ?? 0), 0));
   const results = await scanFiles(reqs, { onBytes: options.onBytes, threads: options.threads });
@@ -132,6 +135,8 @@ export async function verifySavepoint(target: string | Location, options: Verify
   const seenTask = new Set<number>();
   results.forEach((r, i) => {
     const { listed: path, task } = what[i]!;
+    const pre = nativeErrors.get(i);
+    if (pre && !r.error) r.error = { code: pre.code, message: pre.message, data: pre.data };
     if (path !== undefined) {
       const expected = listed.get(path)!;
       const found = r.kind === 'missing' ? null : r.sha256 ?? null;
@@ -177,7 +182,7 @@ function taskResult(task: TaskRef, r: ScanResult, listed: boolean, report: Verif
     if (!listed) add(finding('error', 'FILE_MISSING', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, file));
   } else if (r.kind === 'native') {
     report.totals.nativeTasks++;
-    add(finding('warning', 'NATIVE_NOT_DECODED', `${file}: ${task.operatorId}/${task.taskId} holds native RocksDB state (pointer to ${r.pointer}); its file hash is checked, its RocksDB contents are not decoded by this version`, file, { pointer: r.pointer }));
+    if (r.native) t.native = r.native;
   }
   if (r.error) add(finding('error', r.error.code, r.error.message, file, r.error.data));
 }

@@ -231,13 +231,34 @@ export async function readBlock(file: RandomAccessFile, footer: Footer, handle: 
   if (footer.checksumType !== 0) {
     const stored = bytes.readUInt32LE(handle.size + 1);
     const computed = (builtinChecksum(footer.checksumType, data, type) + contextModifier(footer.baseContextChecksum, handle.offset)) >>> 0;
-    if (stored !== computed) {
+    if (stored !== computed && !(what === 'properties block' && globalSeqnoRewritten(data, type, stored, footer, handle, o))) {
       throw new KspError('ROCKSDB_CHECKSUM', `${file.name}: ${what} at offset ${handle.offset}: block checksum mismatch (${CHECKSUM_NAMES[footer.checksumType]})`, {
         file: file.name, offset: handle.offset, block: what, expected: stored.toString(16).padStart(8, '0'), found: computed.toString(16).padStart(8, '0'),
       });
     }
   }
   return raw ? data : decompressBlock(type, data, o);
+}
+
+/**
+ * Ingestion with write_global_seqno rewrites the global_seqno property in
+ * place without updating the block checksum; RocksDB accepts the properties
+ * block if its checksum matches with those 8 bytes zeroed, and so does ksp.
+ */
+function globalSeqnoRewritten(data: Buffer, type: number, stored: number, footer: Footer, handle: BlockHandle, o: Origin): boolean {
+  if (type !== 0) return false;
+  let block;
+  try {
+    block = decodeBlock(data, o);
+  } catch {
+    return false;
+  }
+  const i = block.keys.findIndex((k) => k.toString('latin1') === 'rocksdb.external_sst_file.global_seqno');
+  const v = i < 0 ? undefined : block.values[i]!;
+  if (!v || v.length !== 8) return false;
+  const copy = Buffer.from(data);
+  copy.fill(0, v.byteOffset - data.byteOffset, v.byteOffset - data.byteOffset + 8);
+  return ((builtinChecksum(footer.checksumType, copy, type) + contextModifier(footer.baseContextChecksum, handle.offset)) >>> 0) === stored;
 }
 
 function origin(file: RandomAccessFile, h: BlockHandle, what: string): Origin {

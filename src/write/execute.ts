@@ -167,16 +167,24 @@ async function rewriteTask(
   write: (out: StoredFile, data: AsyncIterable<Uint8Array>) => Promise<void>,
   onBytes: ((n: number) => void) | undefined, report: WriteReport,
 ): Promise<number> {
-  const dec = await openTask(j.source, onBytes);
-  if (!dec) {
+  const src = await openTask(j.source, onBytes);
+  if (!src) {
     await write(j.out.file, (async function* () {})());
     return 0;
   }
-  const h = await dec.header();
   const ctx = { operator: j.source.operatorId, task: j.source.taskId, index: 0 };
   async function* mapped(): AsyncGenerator<StateEntry[]> {
+    if (!j.map) {
+      let n = 0;
+      for await (const batch of src!.batches()) {
+        n += batch.length;
+        ctx.index = n - 1;
+        yield batch;
+      }
+      return;
+    }
     let index = 0;
-    for await (const batch of dec!.batches()) {
+    for await (const batch of src!.batches()) {
       const out = new Array<StateEntry>(batch.length);
       for (let i = 0; i < batch.length; i++) {
         ctx.index = index++;
@@ -185,14 +193,15 @@ async function rewriteTask(
       yield out;
     }
   }
-  if (!j.keyChange) {
-    // Keys unchanged: the count is the source's, and entries stream straight through.
-    await write(j.out.file, encodeStateBin(h.stateful ? h.entryCount : null, mapped(), uriOf(j.out.file.location)));
-    return h.entryCount;
+  if (!j.keyChange && src.count !== null) {
+    // Keys unchanged and the count known: entries stream straight through.
+    await write(j.out.file, encodeStateBin(src.count, mapped(), uriOf(j.out.file.location)));
+    return src.count;
   }
-  // New keys may collide: spill, find collisions, then write what is kept.
-  const dir = mkdtempSync(join(tempDir, 'ksp-migrate-'));
-  const spill = new Spill(dir, 'task', 1024 * 1024, true);
+  // New keys may collide, or (native source) the count is known only at the
+  // end: spill, find collisions, then write the header and what is kept.
+  const dir = mkdtempSync(join(tempDir, 'ksp-rewrite-'));
+  const spill = new Spill(dir, 'task', 1024 * 1024, j.keyChange);
   try {
     for await (const batch of mapped()) {
       const base = ctx.index - batch.length + 1;

@@ -4,11 +4,15 @@ import type { TaskRef } from '../model/savepoint.js';
 import type { Routing } from '../model/routing.js';
 import type { Location } from '../storage/uri.js';
 import type { EntryMap } from './entry-maps.js';
-import type { NativeFile } from './native-files.js';
+import type { NativeFile } from '../model/native-files.js';
+import type { NativeFileRef } from '../model/native-state.js';
 import type { CollisionPolicy } from './spill.js';
 import type { StoredFile } from './target.js';
 
 /** The executor's units of work, made by the planner; internal, not part of the plan's JSON. */
+
+/** A task to read entries from; a native task carries its RocksDB files, resolved at plan time. */
+export type SourceTask = TaskRef & { native?: NativeFileRef[] };
 
 export interface OutputTask {
   operatorId: string;
@@ -20,8 +24,8 @@ export type Job =
   /** A file copied byte for byte (state files untouched by any operation, buffers, prepare files). */
   | { kind: 'copy'; from: Location; out: StoredFile; sha256?: string; size?: number; task?: OutputTask }
   /** One task's entries streamed through `map` into one output file. */
-  | { kind: 'rewrite'; source: TaskRef; out: OutputTask; map: EntryMap; keyChange: boolean; onCollision: CollisionPolicy }
+  | { kind: 'rewrite'; source: SourceTask; out: OutputTask; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy }
   /** An operator's tasks re-partitioned into new tasks. */
-  | { kind: 'repartition'; operator: string; sources: TaskRef[]; outs: OutputTask[]; routing: Routing; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy }
+  | { kind: 'repartition'; operator: string; sources: SourceTask[]; outs: OutputTask[]; routing: Routing; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy }
   /** A native task: its files copied, its SST manifest and pointer rewritten for their new places. */
   | { kind: 'native'; source: TaskRef; pointer: Pointer; manifest: SstManifestDoc; files: Array<NativeFile & { out: StoredFile }>; manifestOut: StoredFile; out: OutputTask };

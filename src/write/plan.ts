@@ -27,7 +27,7 @@ export interface OperatorPlan {
   id: string;
   /** Operator id in the source. */
   sourceId: string;
-  action: 'copy' | 'rewrite' | 'rescale' | 'remove';
+  action: 'copy' | 'rewrite' | 'rescale' | 'remove' | 'convert';
   tasksIn: number;
   tasksOut: number;
   routing?: 'state-key' | 'window';
@@ -44,7 +44,8 @@ export type OperationRecord =
   | { op: 'rescale'; parallelism: number; operators: string[] }
   | { op: 'rename'; from: string; to: string }
   | { op: 'remove'; operator: string }
-  | { op: 'relocate'; mode: OutputMode };
+  | { op: 'relocate'; mode: OutputMode }
+  | { op: 'convert'; to: 'canonical' };
 
 export interface WritePlan {
   source: string;

@@ -5,8 +5,10 @@ import { StateBinDecoder, type StateEntry } from '../formats/state-bin/decoder.j
 import { keyGroup, taskForKeyGroup } from '../model/key-group.js';
 import { routingKey } from '../model/routing.js';
 import type { TaskRef } from '../model/savepoint.js';
+import { nativeEntries, openImage } from '../model/native-state.js';
+import { RocksDb } from '../rocksdb/db.js';
 import { uriOf, type Location } from '../storage/uri.js';
-import type { Job } from './jobs.js';
+import type { Job, SourceTask } from './jobs.js';
 import { Spill, spillBufferSize, type CollisionReport } from './spill.js';
 
 /**
@@ -116,13 +118,25 @@ function mergeBroadcast(a: StateEntry, b: StateEntry, job: { operator: string },
 }
 
 /** A source task's entries in batches, counting bytes read. */
-export async function* taskEntries(task: TaskRef, onBytes?: (n: number) => void): AsyncGenerator<StateEntry[]> {
-  const dec = await openTask(task, onBytes);
-  if (dec) yield* dec.batches();
+export async function* taskEntries(task: SourceTask, onBytes?: (n: number) => void): AsyncGenerator<StateEntry[]> {
+  const r = await openTask(task, onBytes);
+  if (r) yield* r.batches();
 }
 
-export async function openTask(task: TaskRef, onBytes?: (n: number) => void): Promise<StateBinDecoder | null> {
+export interface TaskReader {
+  /** Entries, when the source states it up front (canonical files); null for native tasks. */
+  count: number | null;
+  batches(): AsyncGenerator<StateEntry[]>;
+}
+
+/** Opens a source task for reading: canonical state.bin, or native RocksDB files. Null for a stateless task. */
+export async function openTask(task: SourceTask, onBytes?: (n: number) => void): Promise<TaskReader | null> {
   const file = uriOf(task.location);
+  if (task.native) {
+    const image = await openImage(`${file} (${task.operatorId}/${task.taskId})`, task.native, { onBytes });
+    const db = await RocksDb.open(image);
+    return { count: null, batches: () => nativeEntries(db, file) };
+  }
   const st = await task.location.storage.stat(task.location.key);
   if (!st) throw new KspError('NOT_FOUND', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, { file });
   if (st.size === 0) return null;
@@ -132,5 +146,7 @@ export async function openTask(task: TaskRef, onBytes?: (n: number) => void): Pr
       yield c;
     }
   }
-  return new StateBinDecoder(counted(), { size: st.size, file });
+  const dec = new StateBinDecoder(counted(), { size: st.size, file });
+  const h = await dec.header();
+  return { count: h.entryCount, batches: () => dec.batches() };
 }

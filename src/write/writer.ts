@@ -4,15 +4,17 @@ import { MetadataDoc } from '../formats/metadata/metadata.js';
 import { MetaDoc, SAVEPOINT_FORMAT_VERSION } from '../formats/meta/meta.js';
 import { JsonObject, fromPlain, type JsonValue } from '../formats/json/json-text.js';
 import type { MigrationRegistry } from '../migrate/registry.js';
-import { Savepoint, nativeUnsupported, type TaskFormat, type TaskRef } from '../model/savepoint.js';
+import { Savepoint, type TaskFormat, type TaskRef } from '../model/savepoint.js';
+import { attachNative } from '../model/native-state.js';
 import { routingKey, windowGroupKey, isWatermarkKey, type Routing } from '../model/routing.js';
 import { scanFiles } from '../model/scan-pool.js';
+import type { ScanRequest } from '../model/scan-file.js';
 import { child, uriOf, type Location } from '../storage/uri.js';
 import { VERSION } from '../version.js';
 import { compose, migrationMap, renameMap, type EntryMap } from './entry-maps.js';
 import { executePlan, type WriteReport, type ExecuteOptions } from './execute.js';
-import type { Job, OutputTask } from './jobs.js';
-import { nativeFilesOf } from './native-files.js';
+import type { Job, OutputTask, SourceTask } from './jobs.js';
+import { nativeFilesOf, type NativeTaskFiles } from '../model/native-files.js';
 import { deepFreeze, type OperationRecord, type OperatorPlan, type PlannedFile, type WritePlan } from './plan.js';
 import type { CollisionPolicy } from './spill.js';
 import { Target, within, type OutputMode, type StoredFile } from './target.js';
@@ -58,7 +60,8 @@ type Operation =
   | { kind: 'rescale'; parallelism: number; options: RescaleOptions }
   | { kind: 'rename'; from: string; to: string }
   | { kind: 'remove'; id: string }
-  | { kind: 'relocate' };
+  | { kind: 'relocate' }
+  | { kind: 'convert'; to: 'canonical' };
 
 /** A plan with what the executor needs; only `plan` is public data. */
 export interface PreparedWrite {
@@ -105,6 +108,15 @@ export class SavepointWriter {
   /** Records a relocation (paths into the chosen mode); every write relocates, this only names it in meta.json. */
   relocate(): SavepointWriter {
     return this.and({ kind: 'relocate' });
+  }
+
+  /**
+   * Native (RocksDB) tasks become canonical `state.bin` files, as the engine
+   * would write them on restore and re-snapshot; canonical tasks are copied.
+   */
+  convert(to: 'canonical'): SavepointWriter {
+    if (to !== 'canonical') throw new KspError('USAGE', `convert: unknown target format ${JSON.stringify(to)}`, { found: to });
+    return this.and({ kind: 'convert', to });
   }
 
   /** Reads what it must and returns the plan; writes nothing. */
@@ -162,6 +174,7 @@ class Planner {
     const migrations: Array<{ operator: string; from: number; to: number; chain: ReturnType<MigrationRegistry['chain']>; keyChange: boolean; onCollision: CollisionPolicy }> = [];
     const rescale = new Map<string, { parallelism: number; routing: 'auto' | Routing; taskIds?: string }>();
     const records: OperationRecord[] = [];
+    let convert = false;
 
     if (this.ops.some((o) => o.kind === 'rename')) await this.takeCensus();
     const entryIds = new Set<string>();
@@ -210,6 +223,9 @@ class Planner {
         const chosen = named ?? operators.filter((o) => !removed.has(o.id) && o.tasks.some((t) => this.formats.get(t.index)!.kind !== 'stateless')).map((o) => o.id);
         for (const id of chosen) rescale.set(id, { parallelism: op.parallelism, routing: op.options.routing ?? 'auto', taskIds: op.options.taskIds });
         records.push({ op: 'rescale', parallelism: op.parallelism, operators: chosen.map(current) });
+      } else if (op.kind === 'convert') {
+        convert = true;
+        records.push({ op: 'convert', to: op.to });
       } else {
         records.push({ op: 'relocate', mode: target.mode });
       }
@@ -238,14 +254,18 @@ class Planner {
       const native = o.tasks.filter((t) => this.formats.get(t.index)!.kind === 'native');
       if (native.length) plan.native = true;
       const rs = rescale.get(o.id);
-      const touched = (t: TaskRef): boolean => this.formats.get(t.index)!.kind === 'canonical' && (migMap !== null || (rename !== null && (this.census?.get(t.index) ?? new Set()).size > 0 && [...this.census!.get(t.index)!].some((id) => renames.has(id))));
+      const entryRenamed = (t: TaskRef): boolean => rename !== null && [...(this.census?.get(t.index) ?? [])].some((id) => renames.has(id));
+      const touched = (t: TaskRef): boolean => {
+        const kind = this.formats.get(t.index)!.kind;
+        if (kind === 'native') return convert || migMap !== null || outId !== o.id || entryRenamed(t);
+        return kind === 'canonical' && (migMap !== null || entryRenamed(t));
+      };
       if (rs) {
-        const f0 = this.formats.get(native[0]?.index ?? -1);
-        if (f0?.kind === 'native') throw nativeUnsupported(native[0]!, f0.pointer);
         const routing = rs.routing === 'auto' ? await this.chooseRouting(o) : { routing: rs.routing, reason: 'as asked' };
         const ids = newTaskIds(o, rs.parallelism, rs.taskIds);
         const outs = ids.map((taskId) => ({ operatorId: outId, taskId, file: target.stateFile(outId, taskId) }));
-        jobs.push({ kind: 'repartition', operator: outId, sources: o.tasks, outs, routing: routing.routing, map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision });
+        const sources = await Promise.all(o.tasks.map((t) => this.sourceTask(t)));
+        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing: routing.routing, map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision });
         outTasks.push(...outs);
         Object.assign(plan, { action: 'rescale', tasksOut: rs.parallelism, routing: routing.routing, routingReason: routing.reason });
       } else {
@@ -253,13 +273,12 @@ class Planner {
           const out: OutputTask = { operatorId: outId, taskId: t.taskId, file: target.stateFile(outId, t.taskId) };
           outTasks.push(out);
           const f = this.formats.get(t.index)!;
-          if (f.kind === 'native') {
-            if (migMap || outId !== o.id) throw nativeUnsupported(t, f.pointer);
+          if (touched(t)) {
+            const map = compose([migMap, rename].filter((m): m is EntryMap => m !== null));
+            jobs.push({ kind: 'rewrite', source: await this.sourceTask(t), out, map, keyChange, onCollision });
+            plan.action = map === null ? 'convert' : 'rewrite';
+          } else if (f.kind === 'native') {
             jobs.push(await this.nativeJob(t, f.pointer, out));
-          } else if (touched(t)) {
-            const map = compose([migMap, rename].filter((m): m is EntryMap => m !== null))!;
-            jobs.push({ kind: 'rewrite', source: t, out, map, keyChange, onCollision });
-            plan.action = 'rewrite';
           } else {
             jobs.push({ kind: 'copy', from: t.location, out: out.file, sha256: this.knownHash(t.location), size: f.size, task: out });
           }
@@ -349,8 +368,11 @@ class Planner {
 
   /** Operator ids inside each canonical task's entries (needed to rename ids that live only in entries). */
   private async takeCensus(): Promise<void> {
-    const tasks = this.sp.tasks.filter((t) => this.formats.get(t.index)?.kind === 'canonical');
-    const results = await scanFiles(tasks.map((t) => ({ uri: uriOf(t.location), size: this.formats.get(t.index)!.size, hash: false, decode: true, keyGroups: false })));
+    const tasks = this.sp.tasks.filter((t) => ['canonical', 'native'].includes(this.formats.get(t.index)!.kind));
+    const reqs: ScanRequest[] = tasks.map((t) => ({ uri: uriOf(t.location), size: this.formats.get(t.index)!.size, hash: false, decode: true, keyGroups: false }));
+    const nativeErrors = await attachNative(this.sp, reqs.map((req, i) => ({ req, task: tasks[i] })), false);
+    for (const e of nativeErrors.values()) throw e;
+    const results = await scanFiles(reqs);
     this.census = new Map();
     results.forEach((r, i) => {
       if (r.error) throw new KspError(r.error.code as never, r.error.message, r.error.data);
@@ -364,9 +386,10 @@ class Planner {
     let other = 0;
     let wm = 0;
     for (const t of o.tasks) {
-      if (this.formats.get(t.index)!.kind !== 'canonical') continue;
+      const kind = this.formats.get(t.index)!.kind;
+      if (kind !== 'canonical' && kind !== 'native') continue;
       let seen = 0;
-      for await (const batch of this.sp.taskBatches(t)) {
+      for await (const batch of this.sp.taskBatches(t, { checkHashes: false })) {
         for (const e of batch) {
           if (isWatermarkKey(e.key)) wm++;
           else if (windowGroupKey(e.key)) window++;
@@ -380,13 +403,29 @@ class Planner {
     return { routing: 'state-key', reason: window > 0 ? `auto: ${other} of ${window + other} sampled keys are not in a window layout` : 'auto: keys are not in a window layout' };
   }
 
-  private async nativeJob(t: TaskRef, pointer: { manifestPath: string }, out: OutputTask): Promise<Job> {
+  /** A native task's file list, each file checked to exist (missing ones are collected, not thrown). */
+  private async nativeFiles(t: TaskRef, pointer: { manifestPath: string }): Promise<NativeTaskFiles | null> {
     const nf = await nativeFilesOf(this.sp, t, pointer, this.missing);
-    const { target } = this;
-    if (!nf) return { kind: 'copy', from: t.location, out: out.file, task: out };
+    if (!nf) return null;
     await Promise.all(nf.files.map(async (f) => {
       if (!(await f.location.storage.stat(f.location.key))) this.missing.push(`${uriOf(f.location)} (${f.filename} of ${t.operatorId}/${t.taskId})`);
     }));
+    return nf;
+  }
+
+  /** A task to read entries from: native tasks carry their resolved RocksDB files. */
+  private async sourceTask(t: TaskRef): Promise<SourceTask> {
+    const f = this.formats.get(t.index)!;
+    if (f.kind !== 'native') return t;
+    const nf = await this.nativeFiles(t, f.pointer);
+    if (!nf) return t;
+    return { ...t, native: nf.files.map((x) => ({ filename: x.filename, uri: uriOf(x.location), ...(x.sha256 ? { sha256: x.sha256 } : {}), ...(x.size !== undefined ? { size: x.size } : {}) })) };
+  }
+
+  private async nativeJob(t: TaskRef, pointer: { manifestPath: string }, out: OutputTask): Promise<Job> {
+    const nf = await this.nativeFiles(t, pointer);
+    const { target } = this;
+    if (!nf) return { kind: 'copy', from: t.location, out: out.file, task: out };
     const files = nf.files.map((f) => ({ ...f, out: target.nativeFile(out.operatorId, out.taskId, f.kind === 'sst' ? `sst/${f.filename}` : `${nf.epochDir}/${f.filename}`) }));
     const manifestOut = target.nativeFile(out.operatorId, out.taskId, `${nf.epochDir}/sst_manifest.json`);
     return { kind: 'native', source: t, pointer: nf.pointer, manifest: nf.manifest, files, manifestOut, out };
@@ -492,7 +531,11 @@ function plannedFiles(j: Job): PlannedFile[] {
     case 'copy':
       return [f(j.out, 'copy', { from: uriOf(j.from), ...(j.size !== undefined ? { bytes: j.size } : {}) })];
     case 'rewrite':
-      return [f(j.out.file, 'rewrite', { from: uriOf(j.source.location), transform: j.keyChange ? 'migrate keys and values' : 'rewrite entries (migrate/rename)' })];
+      return [f(j.out.file, 'rewrite', {
+        from: uriOf(j.source.location),
+        transform: [j.source.native ? 'native RocksDB → canonical state.bin' : null, j.map === null ? null : j.keyChange ? 'migrate keys and values' : 'rewrite entries (migrate/rename)'].filter(Boolean).join(', '),
+        ...(j.source.native ? { bytes: j.source.native.reduce((n, x) => n + (x.size ?? 0), 0) } : {}),
+      })];
     case 'repartition':
       return j.outs.map((o, i) => f(o.file, 'write', { transform: `rescale ${j.operator} ${j.sources.length}→${j.outs.length} by ${j.routing} (task ${i} of ${j.outs.length})` }));
     case 'native':

@@ -1,7 +1,7 @@
 import { epochDirName } from '../formats/metadata/metadata.js';
 import type { Pointer } from '../formats/pointer/pointer.js';
 import { SST_MANIFEST_MAX_SIZE, SstManifestDoc } from '../formats/sst-manifest/sst-manifest.js';
-import type { Savepoint, TaskRef } from '../model/savepoint.js';
+import type { Savepoint, TaskRef } from './savepoint.js';
 import { uriOf, type Location } from '../storage/uri.js';
 
 /**

@@ -1,0 +1,65 @@
+import { KspError, preview } from '../../errors.js';
+
+/** The engine's RocksDB key layout (FORMAT.md beside this file). */
+
+export interface NativeKey {
+  operatorId: string;
+  stateName: string;
+  key: Buffer;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export function encodeNativeKey(operatorId: string, stateName: string, key: Uint8Array): Buffer {
+  const op = Buffer.from(operatorId, 'utf8');
+  const st = Buffer.from(stateName, 'utf8');
+  const out = Buffer.allocUnsafe(16 + op.length + st.length + key.length);
+  out.writeBigUInt64LE(BigInt(op.length), 0);
+  op.copy(out, 8);
+  out.writeBigUInt64LE(BigInt(st.length), 8 + op.length);
+  st.copy(out, 16 + op.length);
+  out.set(key, 16 + op.length + st.length);
+  return out;
+}
+
+/**
+ * Splits RocksDB keys into (operator, state, key). Consecutive keys nearly
+ * always share their operator and state, so the decoder remembers the last
+ * prefix and decodes the names only when it changes.
+ */
+export class NativeKeyDecoder {
+  private prefix: Buffer = Buffer.alloc(0);
+  private operatorId = '';
+  private stateName = '';
+
+  constructor(private readonly file: string) {}
+
+  /** `entry`: index in the task's live key order, for errors. */
+  decode(k: Buffer, entry: number): NativeKey {
+    const p = this.prefix;
+    if (p.length > 0 && k.length >= p.length && k.compare(p, 0, p.length, 0, p.length) === 0) {
+      return { operatorId: this.operatorId, stateName: this.stateName, key: k.subarray(p.length) };
+    }
+    const bad = (why: string): KspError =>
+      new KspError('ROCKSDB_KEY', `${this.file}: entry ${entry}: RocksDB key ${preview(k)} is not an engine state key: ${why}`, { file: this.file, entry, found: k.toString('hex').slice(0, 96) });
+    if (k.length < 8) throw bad(`${k.length} bytes, shorter than the operator id's 8-byte length`);
+    const opLen = k.readBigUInt64LE(0);
+    if (opLen > BigInt(k.length - 16)) throw bad(`operator id length ${opLen} runs past the key`);
+    const stAt = 8 + Number(opLen);
+    const stLen = k.readBigUInt64LE(stAt);
+    if (stLen > BigInt(k.length - stAt - 8)) throw bad(`state name length ${stLen} runs past the key`);
+    const end = stAt + 8 + Number(stLen);
+    let operatorId: string;
+    let stateName: string;
+    try {
+      operatorId = utf8.decode(k.subarray(8, stAt));
+      stateName = utf8.decode(k.subarray(stAt + 8, end));
+    } catch {
+      throw bad('operator id or state name is not valid UTF-8');
+    }
+    this.prefix = Buffer.from(k.subarray(0, end));
+    this.operatorId = operatorId;
+    this.stateName = stateName;
+    return { operatorId, stateName, key: k.subarray(end) };
+  }
+}
