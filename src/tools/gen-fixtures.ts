@@ -5,6 +5,10 @@
  * codecs, so these fixtures test reading against writing; the engine's own
  * fixture in ../shared tests against the real engine.
  */
+import { loadChecksums } from '../rocksdb/checksum.js';
+import { buildManifest as buildRocksManifest } from '../rocksdb/manifest-builder.js';
+import { buildTable } from '../rocksdb/table-builder.js';
+import { encodeNativeKey } from '../formats/native-key/native-key.js';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -214,14 +218,23 @@ export async function buildFixtures(): Promise<Map<string, Buffer>> {
   natSnaps.push({ operator_id: 'windows', task_id: 'task-0', snapshot_path: basePath(e7)('windows', 'task-0') });
   out.put(`${nat}/metadata.json`, metadata(e7, natSnaps, 'native').encode());
   out.seal(nat);
-  // The files behind that pointer, in the engine's shared incr/ layout. The
-  // bytes are placeholders (this fixture tests paths, copying and hashes, not
-  // RocksDB decoding; real RocksDB data is made at test time by RocksDB).
+  // The files behind that pointer, in the engine's shared incr/ layout: a
+  // RocksDB database (one table at the bottom level, CURRENT, MANIFEST) made
+  // by ksp's fixture table builder, which real RocksDB opens (the tests
+  // check it with ldb); larger and stranger databases are made at test time
+  // by RocksDB itself.
   const incr = `native/${job}/incr/windows/task-0`;
-  const sst = Buffer.from('placeholder SST bytes written by ksp gen-fixtures (not RocksDB data)\n', 'utf8');
+  await loadChecksums();
+  const nativeEntries: Array<[Uint8Array, Uint8Array]> = [
+    ...['key-a', 'key-b', 'key-c', 'key-d'].map((k, i): [Uint8Array, Uint8Array] => [encodeNativeKey('windows', 'tumbling', Buffer.from(`tw:${k}:${60_000 * (i + 1)}`)), Buffer.from([i + 1])]),
+    [encodeNativeKey('windows', 'tumbling', Buffer.from('wm:')), i64(9000n)],
+  ];
+  nativeEntries.sort((a, b) => Buffer.compare(Buffer.from(a[0]), Buffer.from(b[0])));
+  const table = buildTable(nativeEntries, { blockSize: 64 });
+  const sst = table.bytes;
   out.put(`${incr}/sst/000012.sst`, sst);
   out.put(`${incr}/epochs/${epochDirName(e7)}/CURRENT`, Buffer.from('MANIFEST-000005\n'));
-  out.put(`${incr}/epochs/${epochDirName(e7)}/MANIFEST-000005`, Buffer.from('placeholder MANIFEST bytes\n'));
+  out.put(`${incr}/epochs/${epochDirName(e7)}/MANIFEST-000005`, buildRocksManifest([{ number: 12, size: sst.length, smallest: table.smallest, largest: table.largest }], 5));
   const stored = (rel: string) => `${job}/incr/windows/task-0/${rel}`;
   out.put(`${incr}/epochs/${epochDirName(e7)}/sst_manifest.json`, Buffer.from(JSON.stringify({
     epoch: 7,

@@ -112,11 +112,13 @@ describe('ksp inspect', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--key: "zz" is not hex/);
   });
-  it('native state: summary works; entries are a clear unsupported error (exit 6)', async () => {
-    expect((await ksp(['inspect', NATIVE])).stdout).toMatch(/native -> shop\/incr\/windows/);
-    const r = await ksp(['inspect', NATIVE, '--operator', 'windows', '--entries']);
-    expect(r.code).toBe(6);
-    expect(r.stderr).toMatch(/NATIVE_UNSUPPORTED.*native RocksDB state/);
+  it('native state: the summary names its RocksDB files; entries are listed like canonical ones', async () => {
+    expect((await ksp(['inspect', NATIVE])).stdout).toMatch(/native: 1 SST \(L6:1\), format_version 5, none, crc32c/);
+    const r = await ksp(['inspect', NATIVE, '--operator', 'windows', '--entries', '--json']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.key_hex)).toContain(Buffer.from('wm:').toString('hex'));
+    expect(lines).toHaveLength(5);
   });
   it('stops quietly when the reader of its output goes away', async () => {
     const child = spawn(process.execPath, [BIN, 'inspect', SHOP_SP, '--entries', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });

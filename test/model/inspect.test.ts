@@ -56,9 +56,11 @@ describe('inspect: bundled fixtures', () => {
     expect(s.operators.find((o) => o.id === 'windows')!.tasks[0]).toMatchObject({ format: 'native', pointer: 'shop/incr/windows/task-0/epochs/00000000000000000007/sst_manifest.json' });
   });
 
-  it('reading entries of a native task is a clear NATIVE_UNSUPPORTED error', async () => {
+  it('entries of a native task come from its RocksDB files, in key order', async () => {
     const sp = await Savepoint.open(join(FIXTURES, 'native', 'shop', 'savepoints', '00000000000000000007'));
-    await expect(collect(sp.entries({ operator: 'windows' }))).rejects.toMatchObject({ code: 'NATIVE_UNSUPPORTED' });
+    const rows = await collect(sp.entries({ operator: 'windows' }));
+    expect(rows.map((e) => Buffer.from(e.key).toString())).toEqual(['tw:key-a:60000', 'tw:key-b:120000', 'tw:key-c:180000', 'tw:key-d:240000', 'wm:']);
+    expect(rows.every((e) => e.operatorId === 'windows' && e.stateName === 'tumbling')).toBe(true);
   });
 
   it('filters by state and key prefix', async () => {

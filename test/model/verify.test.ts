@@ -74,10 +74,11 @@ describe('verify: bundled fixtures', () => {
     expect(r.totals.entries).toBe(158);
   });
 
-  it('native state is reported as such, not as corruption', async () => {
+  it('native state is decoded and verified like canonical state', async () => {
     const r = await verifySavepoint(join(FIXTURES, 'native', 'shop', 'savepoints', '00000000000000000007'));
     expect(r.ok).toBe(true);
-    expect(codes(r, 'warning')).toEqual(['NATIVE_NOT_DECODED']);
+    expect(codes(r, 'warning')).toEqual([]);
+    expect(r.tasks.find((t) => t.operator === 'windows')).toMatchObject({ entries: 5, native: { sstFiles: 1, formatVersions: [5] } });
     expect(r.tasks.find((t) => t.operator === 'windows')).toMatchObject({ format: 'native', pointer: 'shop/incr/windows/task-0/epochs/00000000000000000007/sst_manifest.json' });
   });
 

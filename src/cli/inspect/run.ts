@@ -1,3 +1,4 @@
+import type { NativeInfo } from '../../model/native-state.js';
 import { KspError, preview } from '../../errors.js';
 import { exportEntries } from '../../export/export.js';
 import { jsonlLine } from '../../export/jsonl.js';
@@ -135,9 +136,15 @@ export function humanSummary(s: InspectSummary, verbose: boolean): string {
     }
     const shown = verbose ? o.tasks : o.tasks.slice(0, 16);
     L.push(table(['  TASK', 'FORMAT', 'ENTRIES', 'SIZE'], shown.map((t) => [
-      `  ${t.id}`, t.format === 'native' ? `native -> ${t.pointer}` : t.error ? `${t.format} (ERROR ${t.error.code})` : t.format, count(t.entries), bytes(t.size),
+      `  ${t.id}`, t.error ? `${t.format} (ERROR ${t.error.code})` : t.native ? `native: ${nativeLine(t.native)}` : t.format === 'native' ? `native -> ${t.pointer}` : t.format, count(t.entries), bytes(t.native ? t.native.sstBytes : t.size),
     ])).trimEnd());
     if (shown.length < o.tasks.length) L.push(`  … ${o.tasks.length - shown.length} more task(s) (--verbose)`);
   }
   return L.join('\n') + '\n';
+}
+
+/** One line about a native task's RocksDB files. */
+export function nativeLine(n: NativeInfo): string {
+  const levels = n.levels.map((l) => `L${l.level}:${l.files}`).join(' ');
+  return `${n.sstFiles} SST (${levels || 'none'}), format_version ${n.formatVersions.join('/') || '-'}, ${n.compressions.join('/') || '-'}, ${n.checksums.join('/') || '-'}${n.wals ? `, ${n.wals} WAL` : ''}${n.otherColumnFamilies.length ? `, ignored column families: ${n.otherColumnFamilies.join(', ')}` : ''}`;
 }

@@ -15,6 +15,6 @@ export const command: CommandModule<GlobalArgs, VerifyArgs> = {
       .option('threads', { type: 'number', describe: 'Files checked at once (default: one per core)' })
       .example('ksp verify ./base/orders/savepoints/00000000000000000042', 'verify a savepoint on disk')
       .example('ksp verify s3://prod-state/orders/checkpoints/00000000000000000107 --json', 'verify a checkpoint in S3, report as JSON')
-      .epilog('Exit 0 when every check holds, 1 when any finding is an error. Warnings (e.g. native state not decoded) do not fail.'),
+      .epilog('Exit 0 when every check holds, 1 when any finding is an error. Warnings do not fail. Native (RocksDB) tasks are decoded too: the SHA-256 of each SST against its sst_manifest.json, every block checksum, every live entry.'),
   handler: async (args) => (await import('./run.js')).run(args),
 };
