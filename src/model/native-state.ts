@@ -6,7 +6,7 @@ import type { StateEntry } from '../formats/state-bin/decoder.js';
 import { RocksDb, type DbImage, type DbSummary } from '../rocksdb/db.js';
 import { fileAt, type RandomAccessFile } from '../rocksdb/file.js';
 import { locate, uriOf } from '../storage/uri.js';
-import { nativeFilesOf } from './native-files.js';
+import { nativeFilesOf, type NativeFile } from './native-files.js';
 import type { Savepoint, TaskRef } from './savepoint.js';
 import type { ScanRequest } from './scan-file.js';
 
@@ -51,7 +51,12 @@ export async function nativeFileRefs(sp: Savepoint, task: TaskRef, pointer: Poin
   const missing: string[] = [];
   const nf = await nativeFilesOf(sp, task, pointer, missing);
   if (!nf) throw new KspError('NOT_FOUND', `${missing[0]}: does not exist`, { file: missing[0] });
-  return nf.files.map((f) => ({ filename: f.filename, uri: uriOf(f.location), ...(f.sha256 ? { sha256: f.sha256 } : {}), ...(f.size !== undefined ? { size: f.size } : {}) }));
+  return fileRefs(nf.files);
+}
+
+/** Plain-data form of a native task's file list (it crosses to worker threads). */
+export function fileRefs(files: NativeFile[]): NativeFileRef[] {
+  return files.map((f) => ({ filename: f.filename, uri: uriOf(f.location), ...(f.sha256 ? { sha256: f.sha256 } : {}), ...(f.size !== undefined ? { size: f.size } : {}) }));
 }
 
 /** Stats every file, checks SST hashes, and makes the directory image RocksDB would see. */

@@ -36,21 +36,6 @@ export function fileAt(location: Location, size: number): RandomAccessFile {
   };
 }
 
-/** A file held in memory (tests, small images). */
-export function fileFromBytes(name: string, bytes: Uint8Array): RandomAccessFile {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return {
-    name,
-    size: buf.length,
-    async read(offset: number, length: number): Promise<Buffer> {
-      if (offset < 0 || length < 0 || offset + length > buf.length) {
-        throw new KspError('ROCKSDB_CORRUPT', `${name}: a read of ${length} bytes at ${offset} runs past the end of the ${buf.length}-byte file`, { file: name, offset });
-      }
-      return buf.subarray(offset, offset + length);
-    },
-  };
-}
-
 /**
  * Read-ahead for forward scans: one window of `windowSize` bytes is kept, and
  * a request outside it fetches the next window starting at the request.

@@ -35,18 +35,8 @@ export interface InternalEntry {
   value: Buffer;
 }
 
-export function typeOf(e: { lo: number }): number {
-  return e.lo & 0xff;
-}
 
-/** Exact up to 2^53; display only. */
-export function seqOf(e: { hi: number; lo: number }): number {
-  return e.hi * 2 ** 24 + (e.lo >>> 8);
-}
 
-export function seqBig(e: { hi: number; lo: number }): bigint {
-  return (BigInt(e.hi) << 24n) | BigInt(e.lo >>> 8);
-}
 
 /** Trailer halves for a sequence number and type. */
 export function pack(seq: bigint, type: number): { hi: number; lo: number } {

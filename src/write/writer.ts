@@ -5,7 +5,7 @@ import { MetaDoc, SAVEPOINT_FORMAT_VERSION } from '../formats/meta/meta.js';
 import { JsonObject, fromPlain, type JsonValue } from '../formats/json/json-text.js';
 import type { MigrationRegistry } from '../migrate/registry.js';
 import { Savepoint, type TaskFormat, type TaskRef } from '../model/savepoint.js';
-import { attachNative } from '../model/native-state.js';
+import { attachNative, fileRefs } from '../model/native-state.js';
 import { routingKey, windowGroupKey, isWatermarkKey, type Routing } from '../model/routing.js';
 import { scanFiles } from '../model/scan-pool.js';
 import type { ScanRequest } from '../model/scan-file.js';
@@ -419,7 +419,7 @@ class Planner {
     if (f.kind !== 'native') return t;
     const nf = await this.nativeFiles(t, f.pointer);
     if (!nf) return t;
-    return { ...t, native: nf.files.map((x) => ({ filename: x.filename, uri: uriOf(x.location), ...(x.sha256 ? { sha256: x.sha256 } : {}), ...(x.size !== undefined ? { size: x.size } : {}) })) };
+    return { ...t, native: fileRefs(nf.files) };
   }
 
   private async nativeJob(t: TaskRef, pointer: { manifestPath: string }, out: OutputTask): Promise<Job> {
