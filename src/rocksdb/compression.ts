@@ -1,8 +1,8 @@
-import { inflateRawSync } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import Bunzip from 'seek-bzip';
 import { decompress as zstdDecompress } from 'fzstd';
-import { decompressBlock as lz4DecompressBlock } from 'lz4js';
-import { uncompress as snappyUncompress } from 'snappyjs';
+import { compressBlock as lz4CompressBlock, compressBound as lz4CompressBound, decompressBlock as lz4DecompressBlock } from 'lz4js';
+import { compress as snappyCompress, uncompress as snappyUncompress } from 'snappyjs';
 import { KspError } from '../errors.js';
 import { Cursor, type Origin } from './coding.js';
 
@@ -12,6 +12,11 @@ import { Cursor, type Origin } from './coding.js';
  * lz4js, fzstd, seek-bzip) or Node's own zlib, so nothing needs a native
  * build. Swapping a library (e.g. to node:zlib's zstd on Node ≥ 22.15) only
  * touches this file.
+ *
+ * The write side (`compressor`) covers the types ksp writes: Snappy, zlib,
+ * LZ4 and ZSTD. ZSTD encoding needs native code (fzstd only decodes):
+ * @mongodb-js/zstd 1.2.2, prebuilt and asynchronous, so `compress` may return
+ * a promise and the table writer keeps several blocks in flight.
  *
  * format_version ≥ 2 framing: zlib, bzip2, LZ4, LZ4HC and ZSTD payloads start
  * with a varint32 of the uncompressed size; Snappy carries its own length.
@@ -100,4 +105,72 @@ export function decompressBlock(type: number, stored: Buffer, origin: Origin): B
     });
   }
   return Buffer.isBuffer(out) ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/** Compression types ksp writes, by CLI name: the type byte and the `rocksdb.compression` property value. */
+export const WRITABLE_COMPRESSIONS = {
+  none: { type: 0x00, property: 'NoCompression' },
+  snappy: { type: 0x01, property: 'Snappy' },
+  zlib: { type: 0x02, property: 'Zlib' },
+  lz4: { type: 0x04, property: 'LZ4' },
+  zstd: { type: 0x07, property: 'ZSTD' },
+} as const;
+
+export type WritableCompression = keyof typeof WRITABLE_COMPRESSIONS;
+
+export interface Compressor {
+  readonly type: number;
+  /** The stored payload with its format_version ≥ 2 framing. */
+  compress(raw: Buffer): Buffer | Promise<Buffer>;
+}
+
+function sizePrefixed(size: number, payload: Uint8Array): Buffer {
+  const prefix: number[] = [];
+  let v = size;
+  while (v >= 0x80) {
+    prefix.push((v & 0x7f) | 0x80);
+    v >>>= 7;
+  }
+  prefix.push(v);
+  const out = Buffer.allocUnsafe(prefix.length + payload.length);
+  out.set(prefix, 0);
+  out.set(payload, prefix.length);
+  return out;
+}
+
+type ZstdModule = { compress(b: Buffer, level?: number): Promise<Buffer> };
+let zstd: Promise<ZstdModule> | null = null;
+
+/** The block compressor for a writable type; null for none. */
+export function compressor(name: WritableCompression): Compressor | null {
+  const { type } = WRITABLE_COMPRESSIONS[name];
+  switch (name) {
+    case 'none':
+      return null;
+    case 'snappy':
+      // Snappy carries its own length; RocksDB adds no prefix.
+      return { type, compress: (raw) => { const c = snappyCompress(raw); return Buffer.from(c.buffer, c.byteOffset, c.byteLength); } };
+    case 'zlib':
+      // RocksDB inflates with a 16 KiB window (windowBits -14): a larger
+      // window could produce distances it cannot resolve.
+      return { type, compress: (raw) => sizePrefixed(raw.length, deflateRawSync(raw, { windowBits: 14 })) };
+    case 'lz4': {
+      const table = new Uint32Array(1 << 16);
+      return {
+        type,
+        compress: (raw) => {
+          const dst = Buffer.allocUnsafe(lz4CompressBound(raw.length));
+          // lz4js trusts its hash table: positions left from another block
+          // produce wrong matches, so it is cleared for every block.
+          table.fill(0);
+          const n = lz4CompressBlock(raw, dst, 0, raw.length, table);
+          return sizePrefixed(raw.length, dst.subarray(0, n));
+        },
+      };
+    }
+    case 'zstd':
+      zstd ??= import('@mongodb-js/zstd') as Promise<ZstdModule>;
+      // Level 3: ZSTD's default, which RocksDB uses when no level is set.
+      return { type, compress: async (raw) => sizePrefixed(raw.length, await (await zstd!).compress(raw, 3)) };
+  }
 }

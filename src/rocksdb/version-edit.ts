@@ -1,4 +1,4 @@
-import { Cursor, type Origin } from './coding.js';
+import { Cursor, putVarint, type Origin } from './coding.js';
 import { KspError } from '../errors.js';
 
 /**
@@ -143,4 +143,36 @@ function walAddition(c: Cursor): void {
     if (tag === 2) c.varint64();
     else throw c.fail(`unknown WalAddition field ${tag}`);
   }
+}
+
+/**
+ * Encodes the fields a new database needs (FORMAT.md §4.7): comparator, log
+ * number, next file number, last sequence, and each added file as kNewFile4
+ * with no custom fields, all in the default column family.
+ */
+export function encodeVersionEdit(e: Pick<VersionEdit, 'comparator' | 'logNumber' | 'nextFileNumber' | 'lastSequence' | 'added'>): Buffer {
+  const p: number[] = [];
+  const str = (b: Uint8Array): void => {
+    putVarint(p, b.length);
+    for (const x of b) p.push(x);
+  };
+  if (e.comparator !== undefined) {
+    putVarint(p, 1);
+    str(Buffer.from(e.comparator));
+  }
+  if (e.logNumber !== undefined) { putVarint(p, 2); putVarint(p, e.logNumber); }
+  if (e.nextFileNumber !== undefined) { putVarint(p, 3); putVarint(p, e.nextFileNumber); }
+  if (e.lastSequence !== undefined) { putVarint(p, 4); putVarint(p, e.lastSequence); }
+  for (const f of e.added) {
+    putVarint(p, 103);
+    putVarint(p, f.level);
+    putVarint(p, f.number);
+    putVarint(p, f.size);
+    str(f.smallest);
+    str(f.largest);
+    putVarint(p, f.smallestSeqno);
+    putVarint(p, f.largestSeqno);
+    putVarint(p, 1); // kTerminate: no custom fields (no unique id: RocksDB then skips that check)
+  }
+  return Buffer.from(p);
 }

@@ -6,8 +6,8 @@
  * fixture in ../shared tests against the real engine.
  */
 import { loadChecksums } from '../rocksdb/checksum.js';
-import { buildManifest as buildRocksManifest } from '../rocksdb/manifest-builder.js';
-import { buildTable } from '../rocksdb/table-builder.js';
+import { encodeManifest, tableBytes } from '../rocksdb/db-writer.js';
+import { ChecksumType } from '../rocksdb/checksum.js';
 import { encodeNativeKey } from '../formats/native-key/native-key.js';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -220,7 +220,7 @@ export async function buildFixtures(): Promise<Map<string, Buffer>> {
   out.seal(nat);
   // The files behind that pointer, in the engine's shared incr/ layout: a
   // RocksDB database (one table at the bottom level, CURRENT, MANIFEST) made
-  // by ksp's fixture table builder, which real RocksDB opens (the tests
+  // by ksp's table writer, which real RocksDB opens (the tests
   // check it with ldb); larger and stranger databases are made at test time
   // by RocksDB itself.
   const incr = `native/${job}/incr/windows/task-0`;
@@ -230,11 +230,14 @@ export async function buildFixtures(): Promise<Map<string, Buffer>> {
     [encodeNativeKey('windows', 'tumbling', Buffer.from('wm:')), i64(9000n)],
   ];
   nativeEntries.sort((a, b) => Buffer.compare(Buffer.from(a[0]), Buffer.from(b[0])));
-  const table = buildTable(nativeEntries, { blockSize: 64 });
+  // Tiny blocks, so even five entries span several data blocks; format_version
+  // 5 and CRC32C so that RocksDB 7.8 (ldb) reads it; no compression and no
+  // filter, so the bytes are the same on every run.
+  const table = await tableBytes(nativeEntries, { formatVersion: 5, compression: 'none', checksum: ChecksumType.CRC32c, blockSize: 64, bloomBitsPerKey: 0, fileNumber: 12 });
   const sst = table.bytes;
   out.put(`${incr}/sst/000012.sst`, sst);
   out.put(`${incr}/epochs/${epochDirName(e7)}/CURRENT`, Buffer.from('MANIFEST-000005\n'));
-  out.put(`${incr}/epochs/${epochDirName(e7)}/MANIFEST-000005`, buildRocksManifest([{ number: 12, size: sst.length, smallest: table.smallest, largest: table.largest }], 5));
+  out.put(`${incr}/epochs/${epochDirName(e7)}/MANIFEST-000005`, encodeManifest([{ level: 6, number: 12, size: sst.length, smallest: table.info.smallest, largest: table.info.largest, smallestSeqno: 0n, largestSeqno: 0n }], 13));
   const stored = (rel: string) => `${job}/incr/windows/task-0/${rel}`;
   out.put(`${incr}/epochs/${epochDirName(e7)}/sst_manifest.json`, Buffer.from(JSON.stringify({
     epoch: 7,

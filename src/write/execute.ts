@@ -11,10 +11,13 @@ import type { StateEntry } from '../formats/state-bin/decoder.js';
 import { verifySavepoint, type Finding } from '../model/verify.js';
 import { child, uriOf, type Location } from '../storage/uri.js';
 import { copyFile, writeHashed } from './copy.js';
-import type { Job } from './jobs.js';
+import type { Job, OutputTask } from './jobs.js';
+import type { NativeWriteOptions } from './native-output.js';
+import { toAsyncChunks } from '../storage/storage.js';
 import type { WritePlan } from './plan.js';
 import { openTask, repartition } from './repartition.js';
 import { Spill, type CollisionReport } from './spill.js';
+import { nativeLayout, writeNativeTask, type NativeTaskResult } from './native-output.js';
 import type { StoredFile } from './target.js';
 import { within } from './target.js';
 import type { PreparedWrite } from './writer.js';
@@ -56,6 +59,8 @@ export interface WriteReport {
   tasks: TaskCount[];
   rescale: Array<{ operator: string; routed: number; broadcast: number; mergedDuplicates: number; counts: number[] }>;
   collisions: Array<{ operator: string; task?: string } & CollisionReport>;
+  /** Tasks written as native state: tables written, and entries dropped because a later entry had the same key. */
+  native: Array<{ operator: string; task: string } & NativeTaskResult>;
   verify: { ok: boolean; files: number; bytes: number; entries: number; warnings: Finding[] };
   seconds: number;
 }
@@ -67,7 +72,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   const hashes: ManifestEntry[] = [];
   const expected = new Map<string, number>();
   const report: WriteReport = {
-    ok: true, plan: p.plan, target: target.uri, written: { files: 0, bytes: 0, copied: 0, rewritten: 0 }, tasks: [], rescale: [], collisions: [],
+    ok: true, plan: p.plan, target: target.uri, written: { files: 0, bytes: 0, copied: 0, rewritten: 0 }, tasks: [], rescale: [], collisions: [], native: [],
     verify: { ok: false, files: 0, bytes: 0, entries: 0, warnings: [] }, seconds: 0,
   };
   const tempDir = options.tempDir ?? process.env.KSP_TMPDIR ?? tmpdir();
@@ -77,10 +82,16 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     report.written.files++;
     report.written.bytes += size;
   };
-  const write = async (out: StoredFile, data: AsyncIterable<Uint8Array> | Uint8Array): Promise<void> => {
+  const write = async (out: StoredFile, data: AsyncIterable<Uint8Array> | Uint8Array): Promise<{ sha256: string; size: number }> => {
     written.push(out.location);
-    const r = await writeHashed(out.location, data instanceof Uint8Array ? (async function* () { yield data; })() : data);
+    const r = await writeHashed(out.location, data instanceof Uint8Array ? toAsyncChunks(data) : data);
     record(out, r.sha256, r.size, false);
+    return r;
+  };
+  const writeNative = async (out: OutputTask, options: NativeWriteOptions, entries: AsyncIterable<StateEntry[]>, sorted: boolean): Promise<number> => {
+    const r = await writeNativeTask(entries, nativeLayout(target, out), target.epoch, options, write, { sorted, tempDir });
+    report.native.push({ operator: out.operatorId, task: out.taskId, ...r });
+    return r.entries;
   };
   options.onTotal?.(p.plan.files.reduce((s, f) => s + (f.bytes ?? 0), 0));
 
@@ -101,10 +112,12 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     });
     for (const j of rewrites) {
       if (j.kind === 'rewrite') {
-        const n = await rewriteTask(j, tempDir, write, options.onBytes, report);
+        const n = await rewriteTask(j, tempDir, write, writeNative, options.onBytes, report);
         expected.set(`${j.out.operatorId}/${j.out.taskId}`, n);
       } else if (j.kind === 'repartition') {
-        const r = await repartition(j, tempDir, (to, data) => write(j.outs.find((o) => o.file.location === to)!.file, data), options.onBytes);
+        const native = j.native;
+        const r = await repartition(j, tempDir, (to, data) => write(j.outs.find((o) => o.file.location === to)!.file, data).then(() => undefined), options.onBytes,
+          native ? (i, entries) => writeNative(j.outs[i]!, native, entries, false) : undefined);
         j.outs.forEach((o, i) => expected.set(`${o.operatorId}/${o.taskId}`, r.counts[i]!));
         report.rescale.push({ operator: j.operator, routed: r.routed, broadcast: r.broadcast.distinct, mergedDuplicates: r.broadcast.merged, counts: r.counts });
         if (r.collisions.keys) report.collisions.push({ operator: j.operator, ...r.collisions });
@@ -129,7 +142,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     for (const t of v.tasks) {
       const want = expected.get(`${t.operator}/${t.task}`);
       if (want !== undefined) report.tasks.push({ operator: t.operator, task: t.task, entries: t.entries });
-      if (want !== undefined && t.format !== 'native' && t.entries !== want) {
+      if (want !== undefined && t.entries !== want) {
         errors.push({ severity: 'error', code: 'RESCALE_COUNT_MISMATCH', file: t.file, message: `${t.file}: ${t.entries} entries verified, ${want} written` });
       }
     }
@@ -164,12 +177,13 @@ async function clearTarget(p: PreparedWrite): Promise<void> {
 
 async function rewriteTask(
   j: Extract<Job, { kind: 'rewrite' }>, tempDir: string,
-  write: (out: StoredFile, data: AsyncIterable<Uint8Array>) => Promise<void>,
+  write: (out: StoredFile, data: AsyncIterable<Uint8Array>) => Promise<unknown>,
+  writeNative: (out: OutputTask, options: NativeWriteOptions, entries: AsyncIterable<StateEntry[]>, sorted: boolean) => Promise<number>,
   onBytes: ((n: number) => void) | undefined, report: WriteReport,
 ): Promise<number> {
   const src = await openTask(j.source, onBytes);
   if (!src) {
-    await write(j.out.file, (async function* () {})());
+    await write(j.out.file, toAsyncChunks(new Uint8Array(0)));
     return 0;
   }
   const ctx = { operator: j.source.operatorId, task: j.source.taskId, index: 0 };
@@ -192,6 +206,12 @@ async function rewriteTask(
       }
       yield out;
     }
+  }
+  if (j.native) {
+    // A native source read with its keys unchanged arrives in RocksDB key
+    // order with no repeats, so it streams straight into tables; anything
+    // else is sorted first.
+    return writeNative(j.out, j.native, mapped(), j.source.native !== undefined && j.keysKept);
   }
   if (!j.keyChange && src.count !== null) {
     // Keys unchanged and the count known: entries stream straight through.
@@ -221,7 +241,7 @@ async function rewriteTask(
 async function copyNative(
   j: Extract<Job, { kind: 'native' }>, options: ExecuteOptions,
   record: (out: StoredFile, sha256: string, size: number, wrote?: boolean) => void,
-  write: (out: StoredFile, data: Uint8Array) => Promise<void>,
+  write: (out: StoredFile, data: Uint8Array) => Promise<unknown>,
 ): Promise<void> {
   for (const f of j.files) {
     const r = await copyFile(f.location, f.out.location, { knownSha256: undefined, link: options.link, onBytes: options.onBytes });

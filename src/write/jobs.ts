@@ -6,6 +6,7 @@ import type { Location } from '../storage/uri.js';
 import type { EntryMap } from './entry-maps.js';
 import type { NativeFile } from '../model/native-files.js';
 import type { NativeFileRef } from '../model/native-state.js';
+import type { NativeWriteOptions } from './native-output.js';
 import type { CollisionPolicy } from './spill.js';
 import type { StoredFile } from './target.js';
 
@@ -23,9 +24,13 @@ export interface OutputTask {
 export type Job =
   /** A file copied byte for byte (state files untouched by any operation, buffers, prepare files). */
   | { kind: 'copy'; from: Location; out: StoredFile; sha256?: string; size?: number; task?: OutputTask }
-  /** One task's entries streamed through `map` into one output file. */
-  | { kind: 'rewrite'; source: SourceTask; out: OutputTask; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy }
-  /** An operator's tasks re-partitioned into new tasks. */
-  | { kind: 'repartition'; operator: string; sources: SourceTask[]; outs: OutputTask[]; routing: Routing; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy }
+  /**
+   * One task's entries streamed through `map` into one output file, or, with
+   * `native`, into a RocksDB database in the engine's incremental layout.
+   * `keysKept`: the map leaves every (operator, state, key) as it was.
+   */
+  | { kind: 'rewrite'; source: SourceTask; out: OutputTask; map: EntryMap | null; keyChange: boolean; keysKept: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions }
+  /** An operator's tasks re-partitioned into new tasks (native ones with `native`). */
+  | { kind: 'repartition'; operator: string; sources: SourceTask[]; outs: OutputTask[]; routing: Routing; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions }
   /** A native task: its files copied, its SST manifest and pointer rewritten for their new places. */
   | { kind: 'native'; source: TaskRef; pointer: Pointer; manifest: SstManifestDoc; files: Array<NativeFile & { out: StoredFile }>; manifestOut: StoredFile; out: OutputTask };

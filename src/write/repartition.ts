@@ -37,6 +37,8 @@ export async function repartition(
   tempDir: string,
   write: (to: Location, data: AsyncIterable<Uint8Array>) => Promise<void>,
   onBytes?: (n: number) => void,
+  /** Instead of state.bin bytes, hand each new task's entries over (native output); resolves to the entries written. */
+  writeEntries?: (task: number, entries: AsyncIterable<StateEntry[]>) => Promise<number>,
 ): Promise<RepartitionResult> {
   const m = job.outs.length;
   const dir = fs.mkdtempSync(join(tempDir, 'ksp-rescale-'));
@@ -93,8 +95,12 @@ export async function repartition(
       collisions.dropped += report.dropped;
       collisions.keys += report.keys;
       collisions.examples.push(...report.examples.slice(0, 3 - collisions.examples.length));
-      await write(job.outs[i]!.file.location, s.stateBin(drop));
-      counts.push(s.count - drop.size);
+      if (writeEntries) {
+        counts.push(await writeEntries(i, s.entries(drop)));
+      } else {
+        await write(job.outs[i]!.file.location, s.stateBin(drop));
+        counts.push(s.count - drop.size);
+      }
       s.remove();
     }
     return { counts, routed, broadcast: { distinct: broadcast.size, merged }, collisions };

@@ -252,24 +252,30 @@ export class Spill {
       yield* fs.createReadStream(this.data.path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
       return;
     }
+    yield* encodeStateBin(count === 0 ? null : count, this.entries(drop), this.data.path);
+  }
+
+  /** The spilled entries, decoded, without the dropped ones. */
+  async *entries(drop: ReadonlySet<number> = new Set()): AsyncGenerator<StateEntry[]> {
     const self = this;
-    async function* kept(): AsyncGenerator<StateEntry[]> {
-      const withHeader = (async function* () {
-        const h = Buffer.alloc(12);
-        h.writeUInt32LE(STATE_BIN_VERSION, 0);
-        h.writeBigUInt64LE(BigInt(self.count), 4);
-        yield h;
-        yield* fs.createReadStream(self.data.path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
-      })();
-      const dec = new StateBinDecoder(withHeader, { size: 12 + self.bytes, file: self.data.path });
-      let ordinal = 0;
-      for await (const batch of dec.batches()) {
-        const out: StateEntry[] = [];
-        for (const e of batch) if (!drop.has(ordinal++)) out.push(e);
-        if (out.length) yield out;
+    const withHeader = (async function* () {
+      const h = Buffer.alloc(12);
+      h.writeUInt32LE(STATE_BIN_VERSION, 0);
+      h.writeBigUInt64LE(BigInt(self.count), 4);
+      yield h;
+      if (self.count > 0) yield* fs.createReadStream(self.data.path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
+    })();
+    const dec = new StateBinDecoder(withHeader, { size: 12 + this.bytes, file: this.data.path });
+    let ordinal = 0;
+    for await (const batch of dec.batches()) {
+      if (drop.size === 0) {
+        yield batch;
+        continue;
       }
+      const out: StateEntry[] = [];
+      for (const e of batch) if (!drop.has(ordinal++)) out.push(e);
+      if (out.length) yield out;
     }
-    yield* encodeStateBin(count === 0 ? null : count, kept(), this.data.path);
   }
 
   remove(): void {

@@ -18,6 +18,7 @@ import { nativeFilesOf, type NativeTaskFiles } from '../model/native-files.js';
 import { deepFreeze, type OperationRecord, type OperatorPlan, type PlannedFile, type WritePlan } from './plan.js';
 import type { CollisionPolicy } from './spill.js';
 import { Target, within, type OutputMode, type StoredFile } from './target.js';
+import { describeNative, nativeLayout, nativeOptions, type NativeWriteOptions } from './native-output.js';
 
 /**
  * The write side of the library, in the spirit of Flink's savepoint writer:
@@ -61,7 +62,7 @@ type Operation =
   | { kind: 'rename'; from: string; to: string }
   | { kind: 'remove'; id: string }
   | { kind: 'relocate' }
-  | { kind: 'convert'; to: 'canonical' };
+  | { kind: 'convert'; to: 'canonical' | 'native'; native?: NativeWriteOptions };
 
 /** A plan with what the executor needs; only `plan` is public data. */
 export interface PreparedWrite {
@@ -111,12 +112,16 @@ export class SavepointWriter {
   }
 
   /**
-   * Native (RocksDB) tasks become canonical `state.bin` files, as the engine
-   * would write them on restore and re-snapshot; canonical tasks are copied.
+   * `canonical`: native (RocksDB) tasks become `state.bin` files, as the
+   * engine would write them on restore and re-snapshot; canonical tasks are
+   * copied. `native`: every task holding state becomes a RocksDB database in
+   * the engine's incremental layout, written with `options` (defaults: what
+   * the engine's RocksDB writes, at format_version 5).
    */
-  convert(to: 'canonical'): SavepointWriter {
-    if (to !== 'canonical') throw new KspError('USAGE', `convert: unknown target format ${JSON.stringify(to)}`, { found: to });
-    return this.and({ kind: 'convert', to });
+  convert(to: 'canonical' | 'native', options: Partial<NativeWriteOptions> = {}): SavepointWriter {
+    if (to === 'canonical') return this.and({ kind: 'convert', to });
+    if (to === 'native') return this.and({ kind: 'convert', to, native: nativeOptions(options) });
+    throw new KspError('USAGE', `convert: unknown target format ${JSON.stringify(to)} (canonical or native)`, { found: to });
   }
 
   /** Reads what it must and returns the plan; writes nothing. */
@@ -174,7 +179,8 @@ class Planner {
     const migrations: Array<{ operator: string; from: number; to: number; chain: ReturnType<MigrationRegistry['chain']>; keyChange: boolean; onCollision: CollisionPolicy }> = [];
     const rescale = new Map<string, { parallelism: number; routing: 'auto' | Routing; taskIds?: string }>();
     const records: OperationRecord[] = [];
-    let convert = false;
+    let convert: 'canonical' | 'native' | null = null;
+    let nativeOut: NativeWriteOptions | undefined;
 
     if (this.ops.some((o) => o.kind === 'rename')) await this.takeCensus();
     const entryIds = new Set<string>();
@@ -224,8 +230,10 @@ class Planner {
         for (const id of chosen) rescale.set(id, { parallelism: op.parallelism, routing: op.options.routing ?? 'auto', taskIds: op.options.taskIds });
         records.push({ op: 'rescale', parallelism: op.parallelism, operators: chosen.map(current) });
       } else if (op.kind === 'convert') {
-        convert = true;
-        records.push({ op: 'convert', to: op.to });
+        convert = op.to;
+        nativeOut = op.native;
+        const n = op.native;
+        records.push(n ? { op: 'convert', to: 'native', format_version: n.formatVersion, compression: n.compression, checksum: n.checksum, block_size: n.blockSize, bloom_bits: n.bloomBits, sst_size: n.sstSize } : { op: 'convert', to: 'canonical' });
       } else {
         records.push({ op: 'relocate', mode: target.mode });
       }
@@ -257,15 +265,16 @@ class Planner {
       const entryRenamed = (t: TaskRef): boolean => rename !== null && [...(this.census?.get(t.index) ?? [])].some((id) => renames.has(id));
       const touched = (t: TaskRef): boolean => {
         const kind = this.formats.get(t.index)!.kind;
-        if (kind === 'native') return convert || migMap !== null || outId !== o.id || entryRenamed(t);
-        return kind === 'canonical' && (migMap !== null || entryRenamed(t));
+        if (kind === 'native') return convert !== null || migMap !== null || outId !== o.id || entryRenamed(t);
+        return kind === 'canonical' && (convert === 'native' || migMap !== null || entryRenamed(t));
       };
+      const toNative = convert === 'native' ? nativeOut : undefined;
       if (rs) {
         const routing = rs.routing === 'auto' ? await this.chooseRouting(o) : { routing: rs.routing, reason: 'as asked' };
         const ids = newTaskIds(o, rs.parallelism, rs.taskIds);
         const outs = ids.map((taskId) => ({ operatorId: outId, taskId, file: target.stateFile(outId, taskId) }));
         const sources = await Promise.all(o.tasks.map((t) => this.sourceTask(t)));
-        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing: routing.routing, map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision });
+        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing: routing.routing, map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision, ...(toNative ? { native: toNative } : {}) });
         outTasks.push(...outs);
         Object.assign(plan, { action: 'rescale', tasksOut: rs.parallelism, routing: routing.routing, routingReason: routing.reason });
       } else {
@@ -275,7 +284,7 @@ class Planner {
           const f = this.formats.get(t.index)!;
           if (touched(t)) {
             const map = compose([migMap, rename].filter((m): m is EntryMap => m !== null));
-            jobs.push({ kind: 'rewrite', source: await this.sourceTask(t), out, map, keyChange, onCollision });
+            jobs.push({ kind: 'rewrite', source: await this.sourceTask(t), out, map, keyChange, keysKept: rename === null && !keyChange, onCollision, ...(toNative ? { native: toNative } : {}) });
             plan.action = map === null ? 'convert' : 'rewrite';
           } else if (f.kind === 'native') {
             jobs.push(await this.nativeJob(t, f.pointer, out));
@@ -308,7 +317,7 @@ class Planner {
     for (const [id, v] of versions) if (!removed.has(id)) outVersions.set(current(id), v);
     const meta = this.buildMeta(outVersions, records);
 
-    const files = jobs.flatMap((j) => plannedFiles(j));
+    const files = jobs.flatMap((j) => plannedFiles(j, target));
     const sum = (a: FileActionFilter): { files: number; bytes: number } => ({ files: files.filter((f) => f.action === a).length, bytes: files.filter((f) => f.action === a).reduce((s, f) => s + (f.bytes ?? 0), 0) });
     const plan: WritePlan = {
       source: sp.uri, target: target.uri, mode: target.mode, jobId: target.jobId, epoch: target.epoch.toString(), savepointId: target.savepointId,
@@ -525,19 +534,24 @@ class Planner {
 
 type FileActionFilter = PlannedFile['action'];
 
-function plannedFiles(j: Job): PlannedFile[] {
+function plannedFiles(j: Job, target: Target): PlannedFile[] {
   const f = (out: StoredFile, action: PlannedFile['action'], extra: Partial<PlannedFile> = {}): PlannedFile => ({ target: uriOf(out.location), stored: out.stored, action, ...extra });
   switch (j.kind) {
     case 'copy':
       return [f(j.out, 'copy', { from: uriOf(j.from), ...(j.size !== undefined ? { bytes: j.size } : {}) })];
-    case 'rewrite':
-      return [f(j.out.file, 'rewrite', {
-        from: uriOf(j.source.location),
-        transform: [j.source.native ? 'native RocksDB → canonical state.bin' : null, j.map === null ? null : j.keyChange ? 'migrate keys and values' : 'rewrite entries (migrate/rename)'].filter(Boolean).join(', '),
-        ...(j.source.native ? { bytes: j.source.native.reduce((n, x) => n + (x.size ?? 0), 0) } : {}),
-      })];
+    case 'rewrite': {
+      const from = j.source.native ? 'native RocksDB' : 'canonical state.bin';
+      const to = j.native ? `native RocksDB (${describeNative(j.native)})` : 'canonical state.bin';
+      const transform = [from !== to || j.native ? `${from} → ${to}` : null, j.map === null ? null : j.keyChange ? 'migrate keys and values' : 'rewrite entries (migrate/rename)'].filter(Boolean).join(', ');
+      const bytes = j.source.native ? { bytes: j.source.native.reduce((n, x) => n + (x.size ?? 0), 0) } : {};
+      if (!j.native) return [f(j.out.file, 'rewrite', { from: uriOf(j.source.location), transform, ...bytes })];
+      return [f(j.out.file, 'rewrite', { from: uriOf(j.source.location), transform: `${transform}; this file becomes the INCR-SST-V1 pointer`, ...bytes }), ...nativeFiles(j.out, j.native, target)];
+    }
     case 'repartition':
-      return j.outs.map((o, i) => f(o.file, 'write', { transform: `rescale ${j.operator} ${j.sources.length}→${j.outs.length} by ${j.routing} (task ${i} of ${j.outs.length})` }));
+      return j.outs.flatMap((o, i) => [
+        f(o.file, 'write', { transform: `rescale ${j.operator} ${j.sources.length}→${j.outs.length} by ${j.routing} (task ${i} of ${j.outs.length})${j.native ? ', as an INCR-SST-V1 pointer to native RocksDB state' : ''}` }),
+        ...(j.native ? nativeFiles(o, j.native, target) : []),
+      ]);
     case 'native':
       return [
         ...j.files.map((x) => f(x.out, 'copy', { from: uriOf(x.location), ...(x.size !== undefined ? { bytes: x.size } : {}) })),
@@ -545,6 +559,22 @@ function plannedFiles(j: Job): PlannedFile[] {
         f(j.out.file, 'write', { transform: 'pointer blob to the relocated sst_manifest.json' }),
       ];
   }
+}
+
+/**
+ * The native files of one output task, as the plan can name them: the table
+ * count is known only once the entries are written, so the tables are one
+ * line.
+ */
+function nativeFiles(out: OutputTask, options: NativeWriteOptions, target: Target): PlannedFile[] {
+  const l = nativeLayout(target, out);
+  const f = (s: StoredFile, transform: string): PlannedFile => ({ target: uriOf(s.location), stored: s.stored, action: 'write', transform });
+  return [
+    f(l.sst('*.sst'), `RocksDB tables, ${describeNative(options)}`),
+    f(l.meta('MANIFEST-*'), 'RocksDB MANIFEST: every table at the bottom level'),
+    f(l.meta('CURRENT'), 'RocksDB CURRENT'),
+    f(l.manifest, 'sst_manifest.json: each table\'s size and SHA-256'),
+  ];
 }
 
 /** New task ids for `n` tasks: the pattern given, else the source's `{prefix}{i}` pattern. */

@@ -75,6 +75,11 @@ function humanReport(r: WriteReport, verbose: boolean): string {
     lines.push(`  ${s.operator}: rescaled to ${s.counts.length} task(s), ${count(s.routed)} routed entries${s.broadcast ? `, ${s.broadcast} broadcast entr${s.broadcast === 1 ? 'y' : 'ies'} on every task (${s.mergedDuplicates} duplicate(s) merged)` : ''}; per task ${s.counts.map(count).join(', ')}`);
   }
   for (const c of r.collisions) lines.push(`  ${c.operator}${c.task ? `/${c.task}` : ''}: ${count(c.dropped)} key collision(s) on ${count(c.keys)} key(s) resolved by --on-collision`);
+  if (r.native.length) {
+    const tables = r.native.reduce((n, t) => n + t.tables, 0);
+    lines.push(`  native: ${count(r.native.length)} task(s) written as RocksDB, ${count(tables)} table(s), ${count(r.native.reduce((n, t) => n + t.entries, 0))} entries`);
+    for (const t of r.native) if (t.duplicates) lines.push(`  ${t.operator}/${t.task}: ${count(t.duplicates)} entr${t.duplicates === 1 ? 'y' : 'ies'} repeated a key; the later one was kept, as the engine's restore would`);
+  }
   if (verbose) for (const t of r.tasks) lines.push(`  - ${t.operator}/${t.task}: ${count(t.entries)} entries`);
   lines.push(`  verified OK: ${count(r.verify.files)} file(s) hashed, ${count(r.verify.entries)} entries decoded${r.verify.warnings.length ? `, ${r.verify.warnings.length} warning(s)` : ''} (${r.seconds.toFixed(1)} s)`);
   for (const f of r.verify.warnings) if (verbose) lines.push(`  WARNING [${f.code}] ${f.message}`);

@@ -23,6 +23,28 @@ export function encodeNativeKey(operatorId: string, stateName: string, key: Uint
 }
 
 /**
+ * `encodeNativeKey` for a stream of entries: the (operator, state) prefix is
+ * encoded once and reused while consecutive entries share it.
+ */
+export class NativeKeyEncoder {
+  private operatorId = '';
+  private stateName = '';
+  private prefix: Buffer | null = null;
+
+  encode(operatorId: string, stateName: string, key: Uint8Array): Buffer {
+    if (this.prefix === null || operatorId !== this.operatorId || stateName !== this.stateName) {
+      this.prefix = encodeNativeKey(operatorId, stateName, new Uint8Array(0));
+      this.operatorId = operatorId;
+      this.stateName = stateName;
+    }
+    const out = Buffer.allocUnsafe(this.prefix.length + key.length);
+    this.prefix.copy(out, 0);
+    out.set(key, this.prefix.length);
+    return out;
+  }
+}
+
+/**
  * Splits RocksDB keys into (operator, state, key). Consecutive keys nearly
  * always share their operator and state, so the decoder remembers the last
  * prefix and decodes the names only when it changes.

@@ -45,6 +45,16 @@ export class SstManifestDoc {
     return new SstManifestDoc(doc, value);
   }
 
+  /** A new manifest, members in the engine's order. */
+  static create(m: { epoch: bigint; sstFiles: Array<{ filename: string; size: number; sha256: string; storagePath: string }>; metaFiles: Array<{ filename: string; storagePath: string }>; manifestPath: string }): SstManifestDoc {
+    return SstManifestDoc.fromJson(fromPlain({
+      epoch: m.epoch,
+      sst_files: m.sstFiles.map((f) => ({ filename: f.filename, size_bytes: f.size, sha256_hex: f.sha256, storage_path: f.storagePath })),
+      meta_files: m.metaFiles.map((f) => ({ filename: f.filename, storage_path: f.storagePath })),
+      manifest_storage_path: m.manifestPath,
+    }));
+  }
+
   encode(): Uint8Array {
     return Buffer.from(stringifyPretty(this.doc), 'utf8');
   }

@@ -1,0 +1,289 @@
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import type { KeyValue } from '../rocksdb/db-writer.js';
+
+/**
+ * An external sort of key/value records by key bytes, for writing RocksDB
+ * tables (which need strictly ascending keys) from entries in any order.
+ *
+ * Records gather in one arena of `runBytes`; a full arena is sorted and
+ * written to a run file in the temp folder. At the end a single in-memory
+ * run is read straight from the arena; otherwise the runs are merged with a
+ * heap. Memory is the arena plus one read buffer per run, never the entries.
+ *
+ * Equal keys: the record added last wins, as when the engine restores a
+ * state file into RocksDB (a later put replaces an earlier one). Each record
+ * dropped that way is counted in `duplicates`.
+ */
+
+const HEADER = 8;
+const BATCH = 1024;
+
+export class KeySorter {
+  private arena: Buffer;
+  private used = 0;
+  private offsets = new Uint32Array(64 * 1024);
+  private count = 0;
+  /** Records so far arrive in strictly ascending key order (then no sort is needed). */
+  private ascending = true;
+  private lastStart = -1;
+  private runs: string[] = [];
+  private dir: string | null = null;
+  duplicates = 0;
+  added = 0;
+
+  constructor(private readonly tempDir: string, private readonly runBytes = 64 * 1024 * 1024) {
+    this.arena = Buffer.allocUnsafe(Math.min(runBytes, 1 << 20));
+  }
+
+  add(key: Uint8Array, value: Uint8Array): void {
+    const size = HEADER + key.length + value.length;
+    if (this.used + size > this.arena.length) {
+      if (this.used + size <= this.runBytes || this.used === 0) {
+        // Grow toward runBytes (or, for one record larger than that, just enough for it).
+        const next = Buffer.allocUnsafe(Math.max(this.used + size, Math.min(this.runBytes, this.arena.length * 2)));
+        this.arena.copy(next, 0, 0, this.used);
+        this.arena = next;
+      } else {
+        this.spill();
+        if (size > this.arena.length) this.arena = Buffer.allocUnsafe(size);
+      }
+    }
+    const at = this.used;
+    this.arena.writeUInt32LE(key.length, at);
+    this.arena.writeUInt32LE(value.length, at + 4);
+    this.arena.set(key, at + HEADER);
+    this.arena.set(value, at + HEADER + key.length);
+    this.used += size;
+    if (this.ascending && this.lastStart >= 0 && compareAt(this.arena, this.lastStart, at) >= 0) this.ascending = false;
+    this.lastStart = at;
+    if (this.count === this.offsets.length) {
+      const grown = new Uint32Array(this.offsets.length * 2);
+      grown.set(this.offsets);
+      this.offsets = grown;
+    }
+    this.offsets[this.count++] = at;
+    this.added++;
+  }
+
+  /** Record offsets of the arena in key order, equal keys reduced to the last added. */
+  private order(): Uint32Array {
+    const idx = this.offsets.subarray(0, this.count);
+    if (this.ascending) return idx;
+    const arena = this.arena;
+    // Offsets grow with insertion order, so the tie-break keeps equal keys in arrival order.
+    const sorted = Uint32Array.from(idx).sort((a, b) => compareAt(arena, a, b) || a - b);
+    let w = 0;
+    for (let i = 0; i < sorted.length; i++) {
+      if (i + 1 < sorted.length && compareAt(arena, sorted[i]!, sorted[i + 1]!) === 0) {
+        this.duplicates++;
+        continue;
+      }
+      sorted[w++] = sorted[i]!;
+    }
+    return sorted.subarray(0, w);
+  }
+
+  private spill(): void {
+    this.dir ??= fs.mkdtempSync(join(this.tempDir, 'ksp-sort-'));
+    const path = join(this.dir, `run-${this.runs.length}`);
+    const fd = fs.openSync(path, 'w');
+    try {
+      const out = Buffer.allocUnsafe(1 << 20);
+      let n = 0;
+      const flush = (): void => {
+        let o = 0;
+        while (o < n) o += fs.writeSync(fd, out, o, n - o);
+        n = 0;
+      };
+      for (const at of this.order()) {
+        const size = HEADER + this.arena.readUInt32LE(at) + this.arena.readUInt32LE(at + 4);
+        if (n + size > out.length) flush();
+        if (size > out.length) {
+          let o = 0;
+          while (o < size) o += fs.writeSync(fd, this.arena, at + o, size - o);
+          continue;
+        }
+        this.arena.copy(out, n, at, at + size);
+        n += size;
+      }
+      flush();
+    } finally {
+      fs.closeSync(fd);
+    }
+    this.runs.push(path);
+    this.used = 0;
+    this.count = 0;
+    this.ascending = true;
+    this.lastStart = -1;
+  }
+
+  /** Every record once, in ascending key order, in batches. Call once, after the last `add`. */
+  async *sorted(): AsyncGenerator<KeyValue[]> {
+    if (this.runs.length === 0) {
+      const arena = this.arena;
+      let batch: KeyValue[] = [];
+      for (const at of this.order()) {
+        const k = arena.readUInt32LE(at);
+        const v = arena.readUInt32LE(at + 4);
+        batch.push({ key: arena.subarray(at + HEADER, at + HEADER + k), value: arena.subarray(at + HEADER + k, at + HEADER + k + v) });
+        if (batch.length === BATCH) {
+          yield batch;
+          batch = [];
+        }
+      }
+      if (batch.length) yield batch;
+      return;
+    }
+    if (this.count) this.spill();
+    this.arena = Buffer.alloc(0);
+    yield* this.merge();
+  }
+
+  private async *merge(): AsyncGenerator<KeyValue[]> {
+    // Read buffers share 64 MiB, between 64 KiB and 4 MiB each.
+    const bufSize = Math.max(64 * 1024, Math.min(4 << 20, Math.floor((64 << 20) / this.runs.length)));
+    const readers = this.runs.map((p, i) => new RunReader(p, i, bufSize));
+    const heap = new Heap();
+    for (const r of readers) if (r.next()) heap.push(r);
+    let batch: KeyValue[] = [];
+    try {
+      while (heap.size) {
+        const r = heap.pop()!;
+        const key = r.key!;
+        const value = r.value!;
+        // Equal keys leave the heap in run order; only the last run's survives.
+        const top = heap.peek();
+        const superseded = top !== undefined && Buffer.compare(top.key!, key) === 0;
+        if (superseded) this.duplicates++;
+        else batch.push({ key: Buffer.from(key), value: Buffer.from(value) });
+        if (r.next()) heap.push(r);
+        if (batch.length === BATCH) {
+          yield batch;
+          batch = [];
+        }
+      }
+      if (batch.length) yield batch;
+    } finally {
+      for (const r of readers) r.close();
+    }
+  }
+
+  /** Deletes the run files. */
+  remove(): void {
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+    this.dir = null;
+    this.runs = [];
+  }
+}
+
+function compareAt(arena: Buffer, a: number, b: number): number {
+  const ka = arena.readUInt32LE(a);
+  const kb = arena.readUInt32LE(b);
+  return arena.compare(arena, b + HEADER, b + HEADER + kb, a + HEADER, a + HEADER + ka);
+}
+
+/** Sequential reader of one run file; `key`/`value` are views valid until the next `next()`. */
+class RunReader {
+  private fd: number;
+  private buf: Buffer;
+  private start = 0;
+  private end = 0;
+  private pos = 0;
+  key: Buffer | null = null;
+  value: Buffer | null = null;
+
+  constructor(path: string, readonly run: number, bufSize: number) {
+    this.fd = fs.openSync(path, 'r');
+    this.buf = Buffer.allocUnsafe(bufSize);
+  }
+
+  private ensure(n: number): boolean {
+    if (this.end - this.start >= n) return true;
+    // Move the unread tail to the front (or grow for a record larger than the buffer), then read.
+    if (n > this.buf.length) {
+      const grown = Buffer.allocUnsafe(n);
+      this.buf.copy(grown, 0, this.start, this.end);
+      this.buf = grown;
+    } else {
+      this.buf.copy(this.buf, 0, this.start, this.end);
+    }
+    this.end -= this.start;
+    this.start = 0;
+    while (this.end < n) {
+      const got = fs.readSync(this.fd, this.buf, this.end, this.buf.length - this.end, this.pos);
+      if (got === 0) return false;
+      this.end += got;
+      this.pos += got;
+    }
+    return true;
+  }
+
+  next(): boolean {
+    if (!this.ensure(HEADER)) return false;
+    const k = this.buf.readUInt32LE(this.start);
+    const v = this.buf.readUInt32LE(this.start + 4);
+    if (!this.ensure(HEADER + k + v)) throw new Error(`sort run ${this.run}: truncated record`);
+    const at = this.start + HEADER;
+    this.key = this.buf.subarray(at, at + k);
+    this.value = this.buf.subarray(at + k, at + k + v);
+    this.start = at + k + v;
+    return true;
+  }
+
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** Min-heap of run readers by (current key, run number). */
+class Heap {
+  private a: RunReader[] = [];
+
+  get size(): number {
+    return this.a.length;
+  }
+
+  peek(): RunReader | undefined {
+    return this.a[0];
+  }
+
+  private less(x: RunReader, y: RunReader): boolean {
+    const c = Buffer.compare(x.key!, y.key!);
+    return c < 0 || (c === 0 && x.run < y.run);
+  }
+
+  push(r: RunReader): void {
+    const a = this.a;
+    a.push(r);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(a[i]!, a[p]!)) break;
+      [a[i], a[p]] = [a[p]!, a[i]!];
+      i = p;
+    }
+  }
+
+  pop(): RunReader | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length && last) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && this.less(a[l]!, a[m]!)) m = l;
+        if (r < a.length && this.less(a[r]!, a[m]!)) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m]!, a[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
