@@ -63,10 +63,37 @@ export function nativeScan(dir: string): string[] {
       await db.ready();
       const lines = [];
       for await (const e of db.iterator({})) lines.push('0x' + Buffer.from(e.key).toString('hex').toUpperCase() + ' : 0x' + Buffer.from(e.value).toString('hex').toUpperCase());
-      process.stdout.write(lines.join('\\n'));
-      process.exit(0);
+      // Exit only once stdout is flushed: a pipe takes large output in pieces.
+      process.stdout.write(lines.join('\\n'), () => process.exit(0));
     `, { dir: copy });
     return out.split('\n').filter((l) => l.startsWith('0x'));
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Point lookups through RocksDB 10.5 (on a copy), which consult each table's
+ * Bloom filter (rocksdb-native sets a 10-bit Bloom policy by default): a
+ * filter built wrong makes keys that exist come back missing. Returns the
+ * hex value of each key, or null.
+ */
+export function nativeGet(dir: string, keysHex: string[]): Array<string | null> {
+  const copy = mkdtempSync(join(tmpdir(), 'ksp-rn-get-'));
+  try {
+    cpSync(dir, copy, { recursive: true });
+    const out = run(`
+      import { createRequire } from 'node:module';
+      import { readFileSync } from 'node:fs';
+      const RocksDB = createRequire(import.meta.url)(${JSON.stringify(MODULE)});
+      const { dir, keys } = JSON.parse(readFileSync(0, 'utf8'));
+      const db = new RocksDB(dir);
+      await db.ready();
+      const found = [];
+      for (const k of keys) { const v = await db.get(Buffer.from(k, 'hex')); found.push(v ? Buffer.from(v).toString('hex') : null); }
+      process.stdout.write(JSON.stringify(found), () => process.exit(0));
+    `, { dir: copy, keys: keysHex });
+    return JSON.parse(out) as Array<string | null>;
   } finally {
     rmSync(copy, { recursive: true, force: true });
   }

@@ -86,3 +86,26 @@ export function entryOfScanLine(line: string): { operatorId: string; stateName: 
   const st = k!.subarray(16 + opLen, 16 + opLen + stLen).toString();
   return { operatorId: op, stateName: st, key: k!.subarray(16 + opLen + stLen).toString('hex'), value: v!.toString('hex') };
 }
+
+/**
+ * The engine's restore of one native task, done here without ksp: pointer →
+ * sst_manifest.json → every SST (SHA-256 checked) and meta file copied into
+ * one directory under its file name. `root` resolves storage paths (the
+ * savepoint directory in relative mode, the storage base in engine mode).
+ */
+export function restoreTask(root: string, stateBin: string, into: string): string[] {
+  const pointer = readFileSync(stateBin, 'latin1');
+  if (!pointer.startsWith('INCR-SST-V1|')) throw new Error(`${stateBin}: not a pointer blob`);
+  const manifest = JSON.parse(readFileSync(join(root, pointer.slice('INCR-SST-V1|'.length)), 'utf8')) as {
+    sst_files: Array<{ filename: string; size_bytes: number; sha256_hex: string; storage_path: string }>;
+    meta_files: Array<{ filename: string; storage_path: string }>;
+  };
+  mkdirSync(into, { recursive: true });
+  for (const f of manifest.sst_files) {
+    const data = readFileSync(join(root, f.storage_path));
+    if (data.length !== f.size_bytes || sha(data) !== f.sha256_hex) throw new Error(`${f.storage_path}: size or SHA-256 differs from sst_manifest.json`);
+    writeFileSync(join(into, f.filename), data);
+  }
+  for (const f of manifest.meta_files) copyFileSync(join(root, f.storage_path), join(into, f.filename));
+  return manifest.sst_files.map((f) => f.filename);
+}

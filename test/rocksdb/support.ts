@@ -56,12 +56,16 @@ export function loadPairs(dir: string, pairs: Array<[Uint8Array, Uint8Array]>, s
   ldb(dir, ['--hex', '--auto_compaction=false', ...(spec.compression ? [`--compression_type=${spec.compression}`] : []), ...extra, 'load', '--disable_wal'], input);
 }
 
-/** What RocksDB itself says the database holds: `ldb scan --hex` on a copy (an open may change the directory). */
-export function scanHex(dir: string): string[] {
+/**
+ * What RocksDB itself says the database holds: `ldb scan --hex` on a copy (an
+ * open may change the directory). `noOptions` for databases without an
+ * OPTIONS file (as ksp writes them).
+ */
+export function scanHex(dir: string, noOptions = false): string[] {
   const copy = mkdtempSync(join(tmpdir(), 'ksp-ldb-scan-'));
   try {
     cpSync(dir, copy, { recursive: true });
-    const out = ldb(copy, ['--hex', 'scan']);
+    const out = ldb(copy, [...(noOptions ? ['--try_load_options=false'] : []), '--hex', 'scan']);
     return out.split('\n').filter((l) => l.startsWith('0x'));
   } finally {
     rmSync(copy, { recursive: true, force: true });
@@ -75,4 +79,10 @@ export function asScanLines(pairs: Array<{ key: Uint8Array; value: Uint8Array }>
 /** Files RocksDB's checkpoint would ship (no LOCK, LOG or IDENTITY). */
 export function dbFiles(dir: string): string[] {
   return readdirSync(dir).filter((f) => /^\d+\.(sst|log)$/.test(f) || /^(CURRENT|MANIFEST-\d+|OPTIONS-\d+)$/.test(f)).sort();
+}
+
+/** `sst_dump --command=verify --verify_checksum` of one table: its stderr (it exits 0 even on corruption). */
+export function sstVerify(file: string): string {
+  const r = spawnSync('sst_dump', [`--file=${file}`, '--command=verify', '--verify_checksum'], { encoding: 'utf8' });
+  return `${r.stderr}${r.error ? String(r.error) : ''}`;
 }
