@@ -125,12 +125,12 @@ export class SavepointWriter {
   }
 
   /** Reads what it must and returns the plan; writes nothing. */
-  async plan(target: string | Location, options: WriteOptions = {}): Promise<WritePlan> {
+  async plan(target: string | Location | undefined, options: WriteOptions = {}): Promise<WritePlan> {
     return (await this.prepare(target, options)).plan;
   }
 
   /** Plans, writes state files, metadata, meta.json, the manifest last, then re-verifies the output. */
-  async write(target: string | Location, options: WriteOptions & ExecuteOptions = {}): Promise<WriteReport> {
+  async write(target: string | Location | undefined, options: WriteOptions & ExecuteOptions = {}): Promise<WriteReport> {
     const prepared = await this.prepare(target, options);
     return executePlan(prepared, options);
   }

@@ -24,13 +24,14 @@ export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: 
   const writer = await build(SavepointWriter.from(sp), sp);
   const options = { mode: args.mode, jobId: args['job-id'], epoch, base: args.base, overwrite: args.overwrite };
   if (args['dry-run']) {
-    const plan = await writer.plan(args.dst ?? args.base!, args.dst === undefined ? { ...options } : options);
+    // Without <dst>, --base alone names where the engine layout goes.
+    const plan = await writer.plan(args.dst, options);
     await out(args.json ? json({ dryRun: true, plan }) : shown(humanPlan(plan, args.verbose ?? false) + 'dry run: nothing was written\n'));
     setExit(0);
     return;
   }
   const progress = new Progress('write', args.progress !== false && !args.quiet);
-  const report = await writer.write(args.dst ?? args.base!, {
+  const report = await writer.write(args.dst, {
     ...options, tempDir: args['temp-dir'], link: args.link, threads: args.threads,
     onBytes: progress.add, onTotal: (n) => progress.setTotal(n),
   });
