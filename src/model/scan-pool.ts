@@ -31,7 +31,10 @@ function workerUrl(): URL | null {
 }
 
 export async function scanFiles(reqs: ScanRequest[], options: PoolOptions = {}): Promise<ScanResult[]> {
-  const threads = Math.max(1, Math.min(options.threads ?? Number(process.env.KSP_THREADS || availableParallelism()), reqs.length));
+  // A worker costs its own heap (tens of MB): only files big enough to keep
+  // one busy earn one, and the small rest share the workers there are.
+  const big = reqs.filter((r) => (r.work ?? r.size ?? INLINE_BYTES) >= INLINE_BYTES / 16).length;
+  const threads = Math.max(1, Math.min(options.threads ?? Number(process.env.KSP_THREADS || availableParallelism()), reqs.length, big));
   const totalKnown = reqs.reduce((s, r) => s + (r.work ?? r.size ?? INLINE_BYTES), 0);
   const url = workerUrl();
   if (threads === 1 || !url || totalKnown < INLINE_BYTES) {

@@ -128,9 +128,31 @@ export async function verifySavepoint(target: string | Location, options: Verify
     what.push({ task: t });
   }
   const nativeErrors = await attachNative(sp, reqs.map((req, i) => ({ req, task: what[i]!.task })), true);
+  // An SST inside the directory is listed in manifest.sha256 and also hashed
+  // by its native task against sst_manifest.json. When both record the same
+  // hash, the task's check stands for both: the file is read once.
+  const covered = new Map<number, number>(); // listed request → native task request
+  const byUri = new Map<string, { task: number; sha256?: string }>();
+  reqs.forEach((r, i) => r.native?.forEach((f) => byUri.set(f.uri, { task: i, sha256: f.sha256 })));
+  reqs.forEach((r, i) => {
+    const path = what[i]!.listed;
+    const n = byUri.get(r.uri);
+    if (path !== undefined && !r.decode && n?.sha256 !== undefined && n.sha256 === listed.get(path)) covered.set(i, n.task);
+  });
+  const scanned = reqs.map((_, i) => i).filter((i) => !covered.has(i));
   await statAll(reqs);
-  options.onTotal?.(reqs.reduce((s, r) => s + (r.size ?? 0), 0));
-  const results = await scanFiles(reqs, { onBytes: options.onBytes, threads: options.threads });
+  options.onTotal?.(scanned.reduce((s, i) => s + (reqs[i]!.size ?? 0), 0));
+  const results = new Array<ScanResult>(reqs.length);
+  (await scanFiles(scanned.map((i) => reqs[i]!), { onBytes: options.onBytes, threads: options.threads })).forEach((r, k) => (results[scanned[k]!] = r));
+  // A task that failed may not have hashed all its files: those are hashed on their own.
+  const recheck = [...covered].filter(([, t]) => results[t]!.error || nativeErrors.has(t)).map(([i]) => i);
+  (await scanFiles(recheck.map((i) => reqs[i]!), { onBytes: options.onBytes, threads: options.threads })).forEach((r, k) => {
+    results[recheck[k]!] = r;
+    covered.delete(recheck[k]!);
+  });
+  for (const [i] of covered) {
+    results[i] = { uri: reqs[i]!.uri, kind: 'file', size: reqs[i]!.size ?? 0, sha256: listed.get(what[i]!.listed!)!, entryCount: 0, states: [], windowKeys: 0, watermarkKeys: 0 };
+  }
 
   const seenTask = new Set<number>();
   results.forEach((r, i) => {

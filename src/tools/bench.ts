@@ -6,8 +6,9 @@
  * operations (rescale, migrate, relocate) include their final re-verify.
  * Also `ksp --help` start-up time, and the native (RocksDB) read side: a
  * database of 5M entries (`--native-entries N`) made by real RocksDB,
- * converted to canonical, beside RocksDB's own `ldb dump` of it
- * (`--native-only` runs just that part, `--no-native` skips it).
+ * converted to canonical, beside RocksDB's own `ldb dump` of it, and
+ * converted back to native, beside the time `ldb load` took for the same
+ * entries (`--native-only` runs just that part, `--no-native` skips it).
  * Benchmarks, not tests: nothing here asserts.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -118,12 +119,13 @@ function helpStartup(): number {
  * in a one-task native savepoint in the engine's layout. Returns the
  * savepoint directory, the database directory and its SST bytes.
  */
-async function generateNative(dir: string, n: number): Promise<{ sp: string; db: string; sstBytes: number }> {
+async function generateNative(dir: string, n: number): Promise<{ sp: string; db: string; sstBytes: number; loadSecs: number }> {
   const job = 'native';
   const db = join(dir, 'rocksdb');
   rmSync(db, { recursive: true, force: true });
   rmSync(join(dir, job), { recursive: true, force: true });
   spawnSync('ldb', [`--db=${db}`, '--create_if_missing', 'load', '--disable_wal'], { input: '' });
+  const loadStart = process.hrtime.bigint();
   const ldb = spawn('ldb', [`--db=${db}`, '--hex', '--compression_type=snappy', '--block_size=16384', 'load', '--disable_wal', '--bulk_load', '--compact'], { stdio: ['pipe', 'ignore', 'inherit'] });
   const done = new Promise<number>((res) => ldb.on('close', (code) => res(code ?? 1)));
   const prefix = encodeNativeKey('op-bench', 'sessions', Buffer.alloc(0)).toString('hex');
@@ -138,6 +140,7 @@ async function generateNative(dir: string, n: number): Promise<{ sp: string; db:
   }
   ldb.stdin.end();
   if ((await done) !== 0) throw new Error('ldb load failed (is rocksdb-tools installed?)');
+  const loadSecs = Number(process.hrtime.bigint() - loadStart) / 1e9;
 
   const epoch = epochDirName(1n);
   const sp = join(dir, job, 'savepoints', epoch);
@@ -177,7 +180,13 @@ async function generateNative(dir: string, n: number): Promise<{ sp: string; db:
     { path: 'op-bench/task-0/state.bin', sha256: createHash('sha256').update(pointer).digest('hex') },
     { path: 'metadata.json', sha256: createHash('sha256').update(md).digest('hex') },
   ]));
-  return { sp, db, sstBytes };
+  return { sp, db, sstBytes, loadSecs };
+}
+
+function treeBytes(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) n += statSync(join(e.parentPath, e.name)).size;
+  return n;
 }
 
 function table(rows: string[][]): void {
@@ -189,8 +198,8 @@ function table(rows: string[][]): void {
 async function runNative(dir: string, n: number): Promise<void> {
   process.stdout.write(`\nnative: ${n.toLocaleString('en-US')} entries written by RocksDB (ldb load: format_version 5, Snappy, XXH3, 16 KiB blocks, compacted)\n`);
   const g0 = Date.now();
-  const { sp, db, sstBytes } = await generateNative(dir, n);
-  process.stdout.write(`generated ${(sstBytes / 1e6).toFixed(0)} MB of SST in ${((Date.now() - g0) / 1000).toFixed(1)} s\n\n`);
+  const { sp, db, sstBytes, loadSecs } = await generateNative(dir, n);
+  process.stdout.write(`generated ${(sstBytes / 1e6).toFixed(0)} MB of SST in ${((Date.now() - g0) / 1000).toFixed(1)} s (ldb load itself: ${loadSecs.toFixed(1)} s)\n\n`);
   const written = join(dir, 'native-out');
   const rows: string[][] = [];
   const row = (name: string, r: { code: number; secs: number; maxRssMb: number }): void =>
@@ -210,6 +219,25 @@ async function runNative(dir: string, n: number): Promise<void> {
   rows.push(['ldb dump (RocksDB 7.8, C++)', d.status === 0 ? 'ok' : `exit ${d.status}`, ldbSecs.toFixed(2), Math.round(n / ldbSecs).toLocaleString('en-US'), (sstBytes / 1e6 / ldbSecs).toFixed(0), '-']);
   table(rows);
   process.stdout.write(`\nconvert --to canonical takes ${(convert.secs / ldbSecs).toFixed(1)}× the time of ldb dump of the same database\n`);
+
+  // The write side: the canonical savepoint just made (same entries, in key
+  // order) back to native with the defaults, and native → native directly
+  // (streamed, no sort), beside the time ldb took to load the same entries.
+  const canonicalBytes = treeBytes(written);
+  const back = join(dir, 'native-back');
+  const wrows: string[][] = [];
+  const wrow = (name: string, r: { code: number; secs: number; maxRssMb: number }, bytes: number): void =>
+    void wrows.push([name, r.code === 0 ? 'ok' : `exit ${r.code}`, r.secs.toFixed(2), Math.round(n / r.secs).toLocaleString('en-US'), (bytes / 1e6 / r.secs).toFixed(0), r.maxRssMb.toFixed(0)]);
+  rmSync(back, { recursive: true, force: true });
+  const toNative = measure(['convert', written, back, '--to', 'native', '--mode', 'relative']);
+  wrow('convert canonical → native (sort, SSTs, re-verify)', toNative, canonicalBytes);
+  rmSync(back, { recursive: true, force: true });
+  wrow('convert native → native (streamed, re-verify)', measure(['convert', sp, back, '--to', 'native', '--mode', 'relative']), sstBytes);
+  rmSync(back, { recursive: true, force: true });
+  wrows.push(['ldb load of the same entries (RocksDB 7.8, C++)', 'ok', loadSecs.toFixed(2), Math.round(n / loadSecs).toLocaleString('en-US'), (canonicalBytes / 1e6 / loadSecs).toFixed(0), '-']);
+  process.stdout.write(`\nwrite side (MB/s of canonical input, or of SST for native → native; defaults: format_version 5, Snappy, XXH3, 16 KiB blocks, Bloom 10):\n`);
+  table(wrows);
+  process.stdout.write(`\nconvert --to native takes ${(toNative.secs / loadSecs).toFixed(2)}× the time of ldb load of the same entries\n`);
   rmSync(written, { recursive: true, force: true });
 }
 
@@ -248,6 +276,7 @@ async function run(): Promise<void> {
     ['migrate (msgpack value step)', ['migrate', sp, written, '--migrations', migrations, ...rel]],
     ['relocate (copy)', ['relocate', sp, written, ...rel]],
     ['relocate --link (no copy)', ['relocate', sp, written, '--link', ...rel]],
+    ['convert --to native (random key order)', ['convert', sp, written, '--to', 'native', ...rel]],
   );
   const rows: string[][] = [];
   for (const [name, args] of ops) {

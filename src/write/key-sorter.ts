@@ -32,7 +32,7 @@ export class KeySorter {
   duplicates = 0;
   added = 0;
 
-  constructor(private readonly tempDir: string, private readonly runBytes = 64 * 1024 * 1024) {
+  constructor(private readonly tempDir: string, private readonly runBytes = 32 * 1024 * 1024) {
     this.arena = Buffer.allocUnsafe(Math.min(runBytes, 1 << 20));
   }
 
