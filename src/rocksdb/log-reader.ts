@@ -15,10 +15,12 @@ import type { RandomAccessFile } from './file.js';
  */
 
 export const LOG_BLOCK = 32768;
-const HEADER = 7;
+/** Bytes of a physical record's header: masked CRC32C, length, type. */
+export const LOG_HEADER = 7;
+const HEADER = LOG_HEADER;
 const RECYCLABLE_HEADER = 11;
 
-const enum RecordType {
+export const enum RecordType {
   Zero = 0,
   Full = 1,
   First = 2,

@@ -1,5 +1,5 @@
 import { crc32c, maskCrc } from './checksum.js';
-import { LOG_BLOCK } from './log-reader.js';
+import { LOG_BLOCK, LOG_HEADER as HEADER, RecordType } from './log-reader.js';
 
 /**
  * The log format (FORMAT.md §4.1), write side: each logical record becomes
@@ -8,14 +8,6 @@ import { LOG_BLOCK } from './log-reader.js';
  * payload, length, type). A block tail too short for a header is zero-filled,
  * as RocksDB's reader expects. Checksums must be loaded (`loadChecksums`).
  */
-
-const HEADER = 7;
-const enum RecordType {
-  Full = 1,
-  First = 2,
-  Middle = 3,
-  Last = 4,
-}
 
 export function encodeLog(records: Uint8Array[]): Buffer {
   const parts: Buffer[] = [];

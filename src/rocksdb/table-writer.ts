@@ -107,7 +107,9 @@ export class TableWriter {
 
   /** Output ready to be written, once enough has gathered (or everything, with `all`). */
   take(all = false): Buffer[] {
-    if (!all && this.outBytes < 1 << 20) return [];
+    // 128 KiB: below glibc's initial mmap threshold, so these chunks are recycled
+    // from the heap rather than raising the threshold and fragmenting it.
+    if (!all && this.outBytes < 128 * 1024) return [];
     const chunks = this.out;
     this.out = [];
     this.outBytes = 0;

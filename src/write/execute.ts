@@ -18,6 +18,7 @@ import type { WritePlan } from './plan.js';
 import { openTask, repartition } from './repartition.js';
 import { Spill, type CollisionReport } from './spill.js';
 import { nativeLayout, writeNativeTask, type NativeTaskResult } from './native-output.js';
+import { releaseSortMemory } from './key-sorter.js';
 import type { StoredFile } from './target.js';
 import { within } from './target.js';
 import type { PreparedWrite } from './writer.js';
@@ -136,6 +137,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
 
     // Re-verify exactly as `ksp verify` does, and check the entry counts.
     options.onPhase?.('verify');
+    releaseSortMemory();
     collectGarbage();
     const v = await verifySavepoint(target.dir, { threads: options.threads });
     const errors = v.findings.filter((f) => f.severity === 'error');

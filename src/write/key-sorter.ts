@@ -19,6 +19,18 @@ import type { KeyValue } from '../rocksdb/db-writer.js';
 const HEADER = 8;
 const BATCH = 1024;
 
+/**
+ * One arena kept between sorters (tasks are written one after another):
+ * allocating and freeing tens of MiB per task makes glibc's malloc raise its
+ * mmap threshold and keep the freed memory, so RSS would climb task by task.
+ */
+let spare: Buffer | null = null;
+
+/** Drops the kept arena (when no more sorting is coming, e.g. before a final verify). */
+export function releaseSortMemory(): void {
+  spare = null;
+}
+
 export class KeySorter {
   private arena: Buffer;
   private used = 0;
@@ -33,7 +45,13 @@ export class KeySorter {
   added = 0;
 
   constructor(private readonly tempDir: string, private readonly runBytes = 32 * 1024 * 1024) {
-    this.arena = Buffer.allocUnsafe(Math.min(runBytes, 1 << 20));
+    if (spare && spare.length === runBytes) {
+      this.arena = spare;
+      spare = null;
+    } else {
+      // Untouched pages cost no memory: the arena fills as records arrive.
+      this.arena = Buffer.allocUnsafe(runBytes);
+    }
   }
 
   add(key: Uint8Array, value: Uint8Array): void {
@@ -136,7 +154,6 @@ export class KeySorter {
       return;
     }
     if (this.count) this.spill();
-    this.arena = Buffer.alloc(0);
     yield* this.merge();
   }
 
@@ -169,11 +186,13 @@ export class KeySorter {
     }
   }
 
-  /** Deletes the run files. */
+  /** Deletes the run files and hands the arena on. */
   remove(): void {
     if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
     this.dir = null;
     this.runs = [];
+    if (this.arena.length === this.runBytes) spare = this.arena;
+    this.arena = Buffer.alloc(0);
   }
 }
 
