@@ -25,6 +25,7 @@ import { fromPlain } from '../formats/json/json-text.js';
 import { locate } from '../storage/uri.js';
 import { encodeNativeKey } from '../formats/native-key/native-key.js';
 import { encodePointer } from '../formats/pointer/pointer.js';
+import { MALLOC_ENV, needsMallocEnv } from '../cli/malloc-env.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SELF = fileURLToPath(import.meta.url);
@@ -96,7 +97,9 @@ async function child(args: string[]): Promise<void> {
 }
 
 function measure(args: string[]): { code: number; secs: number; maxRssMb: number } {
-  const r = spawnSync(process.execPath, [SELF, '--child', ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'ignore', 'pipe'] });
+  // The environment bin/ksp.js gives writing commands.
+  const env = needsMallocEnv(args) ? { ...process.env, ...MALLOC_ENV } : process.env;
+  const r = spawnSync(process.execPath, [SELF, '--child', ...args], { cwd: ROOT, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'ignore', 'pipe'] });
   const m = /@@bench (.*)/.exec(r.stderr);
   if (!m) throw new Error(`bench child failed: ${r.stderr.slice(-2000)}`);
   return JSON.parse(m[1]!);

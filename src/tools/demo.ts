@@ -76,6 +76,8 @@ step('Migrate fraud from version 1 to 2 with a registered step', ['migrate', out
 step('Rename an operator everywhere it appears, drop another', ['edit', out('v2'), out('edited'), '--rename', 'orders-agg=orders', '--remove', 'sink'], 0, (o) => o.includes('verified OK'));
 step('Make savepoint 9 (which reaches into checkpoint 7) self-contained', ['relocate', join('fixtures', 'base', 'shop', 'savepoints', '00000000000000000009'), out('sp9'), '--mode', 'relative'], 0, (o) => o.includes('verified OK'));
 step('Convert the native savepoint to canonical state.bin files', ['convert', NATIVE, out('canonical'), '--to', 'canonical', '--mode', 'relative'], 0, (o) => o.includes('verified OK'));
+step('…and the migrated savepoint back to native RocksDB tables the engine restores directly', ['convert', out('v2'), out('native'), '--to', 'native'], 0, (o) => o.includes('written as RocksDB') && o.includes('verified OK'));
+step('…whose tasks are read back (and checked block by block) like any native state', ['verify', out('native')], 0, (o) => o.startsWith('OK') && o.includes('format_version 5, snappy, xxh3'));
 cpSync(join(WORK, 'sp9'), join(WORK, 'moved', 'sp9'), { recursive: true });
 step('…so a plain copy of it, anywhere, still verifies', ['verify', out(join('moved', 'sp9'))], 0, (o) => o.startsWith('OK'));
 

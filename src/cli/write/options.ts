@@ -26,7 +26,7 @@ export function writeOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
     .option('job-id', { type: 'string', describe: 'Engine mode: job id of the output (default: the source\'s)' })
     .option('epoch', { type: 'string', describe: 'Engine mode: epoch of the output (default: the source\'s)' })
     .option('base', { type: 'string', describe: 'Engine mode: storage base to write {job}/savepoints/{epoch:020} under (instead of dst)' })
-    .option('temp-dir', { type: 'string', describe: 'Local folder for rescale/key-migration spill files (default: KSP_TMPDIR or the OS temp dir)' })
+    .option('temp-dir', { type: 'string', describe: 'Local folder for spill files: rescale, key migrations, the key sort of convert --to native (default: KSP_TMPDIR or the OS temp dir)' })
     .option('link', { type: 'boolean', describe: 'Hard-link unchanged local files instead of copying them (same file system only)' })
     .option('threads', { type: 'number', describe: 'Threads for the final verification (default: one per core)' }) as unknown as Argv<T & WriteArgs>;
 }
