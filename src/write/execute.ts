@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as v8 from 'node:v8';
@@ -19,6 +19,7 @@ import { openTask, repartition } from './repartition.js';
 import { Spill, type CollisionReport } from './spill.js';
 import { nativeLayout, writeNativeTask, type NativeTaskResult } from './native-output.js';
 import { releaseSortMemory } from './key-sorter.js';
+import { makeTempDir } from './temp-dir.js';
 import type { StoredFile } from './target.js';
 import { within } from './target.js';
 import type { PreparedWrite } from './writer.js';
@@ -222,7 +223,7 @@ async function rewriteTask(
   }
   // New keys may collide, or (native source) the count is known only at the
   // end: spill, find collisions, then write the header and what is kept.
-  const dir = mkdtempSync(join(tempDir, 'ksp-rewrite-'));
+  const dir = makeTempDir(tempDir, 'ksp-rewrite-');
   const spill = new Spill(dir, 'task', 1024 * 1024, j.keyChange);
   try {
     for await (const batch of mapped()) {

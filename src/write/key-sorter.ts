@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { KeyValue } from '../rocksdb/db-writer.js';
+import { makeTempDir, tempFailure } from './temp-dir.js';
 
 /**
  * An external sort of key/value records by key bytes, for writing RocksDB
@@ -103,31 +104,35 @@ export class KeySorter {
   }
 
   private spill(): void {
-    this.dir ??= fs.mkdtempSync(join(this.tempDir, 'ksp-sort-'));
+    this.dir ??= makeTempDir(this.tempDir, 'ksp-sort-');
     const path = join(this.dir, `run-${this.runs.length}`);
-    const fd = fs.openSync(path, 'w');
     try {
-      const out = Buffer.allocUnsafe(1 << 20);
-      let n = 0;
-      const flush = (): void => {
-        let o = 0;
-        while (o < n) o += fs.writeSync(fd, out, o, n - o);
-        n = 0;
-      };
-      for (const at of this.order()) {
-        const size = HEADER + this.arena.readUInt32LE(at) + this.arena.readUInt32LE(at + 4);
-        if (n + size > out.length) flush();
-        if (size > out.length) {
+      const fd = fs.openSync(path, 'w');
+      try {
+        const out = Buffer.allocUnsafe(1 << 20);
+        let n = 0;
+        const flush = (): void => {
           let o = 0;
-          while (o < size) o += fs.writeSync(fd, this.arena, at + o, size - o);
-          continue;
+          while (o < n) o += fs.writeSync(fd, out, o, n - o);
+          n = 0;
+        };
+        for (const at of this.order()) {
+          const size = HEADER + this.arena.readUInt32LE(at) + this.arena.readUInt32LE(at + 4);
+          if (n + size > out.length) flush();
+          if (size > out.length) {
+            let o = 0;
+            while (o < size) o += fs.writeSync(fd, this.arena, at + o, size - o);
+            continue;
+          }
+          this.arena.copy(out, n, at, at + size);
+          n += size;
         }
-        this.arena.copy(out, n, at, at + size);
-        n += size;
+        flush();
+      } finally {
+        fs.closeSync(fd);
       }
-      flush();
-    } finally {
-      fs.closeSync(fd);
+    } catch (e) {
+      throw tempFailure(path, 'cannot write a sort run', e);
     }
     this.runs.push(path);
     this.used = 0;

@@ -10,6 +10,7 @@ import { RocksDb } from '../rocksdb/db.js';
 import { uriOf, type Location } from '../storage/uri.js';
 import type { Job, SourceTask } from './jobs.js';
 import { Spill, spillBufferSize, type CollisionReport } from './spill.js';
+import { makeTempDir } from './temp-dir.js';
 
 /**
  * Rescaling one operator (krishiv-formats.md §7): every source task is read
@@ -41,7 +42,7 @@ export async function repartition(
   writeEntries?: (task: number, entries: AsyncIterable<StateEntry[]>) => Promise<number>,
 ): Promise<RepartitionResult> {
   const m = job.outs.length;
-  const dir = fs.mkdtempSync(join(tempDir, 'ksp-rescale-'));
+  const dir = makeTempDir(tempDir, 'ksp-rescale-');
   const spills = job.outs.map((_, i) => new Spill(dir, `task-${i}`, spillBufferSize(m), job.keyChange));
   const broadcast = new Map<string, { e: StateEntry; task: number }>();
   let broadcastBytes = 0;

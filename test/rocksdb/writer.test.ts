@@ -160,6 +160,13 @@ describe('KeySorter', () => {
     expect(sorter.duplicates).toBe(3000 - expected.size);
   });
 
+  it('a temp folder that cannot be used is a STORAGE_IO error naming it, not a crash', () => {
+    const sorter = new KeySorter(join(tmp, 'no', 'such', 'folder'), 64);
+    sorter.add(Buffer.from('b'), Buffer.alloc(40));
+    expect(() => sorter.add(Buffer.from('a'), Buffer.alloc(40))).toThrow(expect.objectContaining({ code: 'STORAGE_IO', message: expect.stringContaining('--temp-dir') }));
+    sorter.remove();
+  });
+
   it('keeps everything in memory when it fits, and sorts it there', async () => {
     const sorter = new KeySorter(tmp);
     for (const k of ['c', 'a', 'b', 'a']) sorter.add(Buffer.from(k), Buffer.from(k.toUpperCase() + sorter.added));
