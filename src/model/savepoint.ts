@@ -29,7 +29,8 @@ export interface TaskRef {
 }
 
 export type TaskFormat =
-  | { kind: 'stateless'; size: 0 }
+  /** No entries: a 0-byte file (which the engine refuses), or the 12-byte empty v1 snapshot. */
+  | { kind: 'stateless'; size: number }
   | { kind: 'canonical'; size: number }
   | { kind: 'native'; size: number; pointer: Pointer }
   | { kind: 'missing'; size: 0 };
@@ -49,6 +50,9 @@ export interface EntryFilter {
   /** Restrict to these tasks (by TaskRef.index). */
   tasks?: ReadonlySet<number>;
 }
+
+/** The 12-byte empty v1 snapshot: version 1, no entries (state-bin FORMAT.md, "Empty tasks"). */
+const EMPTY_SNAPSHOT = Buffer.from('010000000000000000000000', 'hex');
 
 export type PathMode = 'engine' | 'relative' | 'dir-relative';
 
@@ -150,6 +154,7 @@ export class Savepoint {
         const bytes = await task.location.storage.readSmall(task.location.key, POINTER_MAX_SIZE);
         return { kind: 'native', size: st.size, pointer: parsePointer(bytes, uriOf(task.location)) };
       }
+      if (st.size === 12 && Buffer.from(head).equals(EMPTY_SNAPSHOT)) return { kind: 'stateless', size: 12 };
     }
     return { kind: 'canonical', size: st.size };
   }
@@ -233,9 +238,11 @@ async function findMeta(dir: Location, layout: EngineLayout | null, md: Metadata
   if (await dir.storage.stat(own.key)) return [MetaDoc.decode(await dir.storage.readSmall(own.key), uriOf(own)), own];
   if (!layout || layout.kind !== 'savepoint') return [null, null];
   const spDir = parent(dir);
-  // A record named by the epoch number is the common case: try it before listing.
-  const byEpoch = child(spDir, md.value.epoch.toString(), 'meta.json');
-  if (await byEpoch.storage.stat(byEpoch.key)) {
+  // The id ksp writes (`ksp-{epoch}`, see write/target.ts) and the bare epoch
+  // number older ksp versions wrote are tried before listing.
+  for (const id of [`ksp-${md.value.epoch}`, md.value.epoch.toString()]) {
+    const byEpoch = child(spDir, id, 'meta.json');
+    if (!(await byEpoch.storage.stat(byEpoch.key))) continue;
     const meta = MetaDoc.decode(await byEpoch.storage.readSmall(byEpoch.key), uriOf(byEpoch));
     if (meta.value.epoch === md.value.epoch && meta.value.job_id === md.value.job_id) return [meta, byEpoch];
   }

@@ -6,7 +6,9 @@ import { RocksDb } from '../rocksdb/db.js';
 import { nativeEntries, nativeInfo, openImage, type NativeFileRef, type NativeInfo } from './native-state.js';
 import { locate } from '../storage/uri.js';
 import { KEY_GROUPS, keyGroup } from './key-group.js';
-import { isWatermarkKey, windowGroupKey } from './routing.js';
+import { isWatermarkKey, routingKey, windowGroupKey } from './routing.js';
+import { taskForKeyGroup } from './key-group.js';
+import type { PlacementRule } from './placement.js';
 
 /**
  * One pass over one file: SHA-256 of its bytes and, for state files, a full
@@ -28,6 +30,18 @@ export interface ScanRequest {
   verifyNative?: boolean;
   /** Bytes this request will read, when more than its own file (native tasks): for scheduling. */
   work?: number;
+  /** Check each routed entry's key group against the ranges this task may hold (verify). */
+  placement?: PlacementRule;
+}
+
+export interface PlacementCount {
+  /** Entries routed under the rule's routing (the rest are broadcast). */
+  routed: number;
+  /** Watermark keys (`wm:`): each task keeps its own, so they are never misplaced. */
+  watermarks: number;
+  misplaced: number;
+  /** The first misplaced entry: its state, key (hex) and the range its key group falls in. */
+  example?: { state: string; key: string; range: number };
 }
 
 export interface StateCount {
@@ -52,6 +66,7 @@ export interface ScanResult {
   watermarkKeys: number;
   error?: { code: string; message: string; data: Record<string, unknown> };
   native?: NativeInfo;
+  placement?: PlacementCount;
 }
 
 export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void): Promise<ScanResult> {
@@ -120,12 +135,16 @@ async function scanNative(res: ScanResult, req: ScanRequest, refs: NativeFileRef
 async function countEntries(res: ScanResult, chunks: AsyncIterable<Uint8Array>, size: number, req: ScanRequest): Promise<void> {
   res.kind = 'canonical';
   await countBatches(res, new StateBinDecoder(chunks, { size, file: req.uri }).batches(), req);
+  // The 12-byte empty snapshot is how an empty task is written (state-bin FORMAT.md, "Empty tasks").
+  if (size === 12 && res.entryCount === 0) res.kind = 'stateless';
 }
 
 /** Per-state and per-key-group counts of a task's entries, canonical or native. */
 async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]>, req: ScanRequest): Promise<void> {
   const counts = new Map<string, StateCount>();
   const kg = req.keyGroups ? new Uint32Array(KEY_GROUPS) : undefined;
+  const rule = req.placement;
+  const place: PlacementCount | undefined = rule ? { routed: 0, watermarks: 0, misplaced: 0 } : undefined;
   let last: StateCount | undefined;
   for await (const batch of batches) {
     for (const e of batch) {
@@ -143,11 +162,23 @@ async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]
         else if (isWatermarkKey(e.key)) res.watermarkKeys++;
         kg[keyGroup(group ?? e.key)]!++;
       }
+      if (rule) {
+        const rk = routingKey(e.key, rule.routing);
+        if (rk === null && isWatermarkKey(e.key)) place!.watermarks++;
+        if (rk !== null) {
+          place!.routed++;
+          const range = taskForKeyGroup(keyGroup(rk), rule.parallelism);
+          if (!rule.ranges.includes(range)) {
+            if (place!.misplaced++ === 0) place!.example = { state: e.stateName, key: Buffer.from(e.key).toString('hex'), range };
+          }
+        }
+      }
     }
     res.entryCount += batch.length;
   }
   res.states = [...counts.values()];
   if (kg) res.keyGroups = kg;
+  if (place) res.placement = place;
 }
 
 export function scanError(e: unknown): ScanResult['error'] {

@@ -4,6 +4,8 @@ import { epochDirName } from '../formats/metadata/metadata.js';
 import { child, locate, uriOf, type Location } from '../storage/uri.js';
 import { Savepoint, type TaskRef } from './savepoint.js';
 import { attachNative, type NativeInfo } from './native-state.js';
+import { placementPlan, type PlacementPlan } from './placement.js';
+import { rangeOwnersByName } from './task-ranges.js';
 import { scanFiles } from './scan-pool.js';
 import type { ScanRequest, ScanResult, StateCount } from './scan-file.js';
 
@@ -127,6 +129,13 @@ export async function verifySavepoint(target: string | Location, options: Verify
     reqs.push({ uri: uriOf(t.location), hash: false, decode: true, keyGroups: false });
     what.push({ task: t });
   }
+  // 5. Key-group placement, checked in the same pass.
+  const placement = placementPlan(sp);
+  reqs.forEach((r, i) => {
+    const t = what[i]!.task;
+    const rule = t && r.decode ? placement.rules.get(t.index) : undefined;
+    if (rule) r.placement = rule;
+  });
   const nativeErrors = await attachNative(sp, reqs.map((req, i) => ({ req, task: what[i]!.task })), true);
   // An SST inside the directory is listed in manifest.sha256 and also hashed
   // by its native task against sst_manifest.json. When both record the same
@@ -173,11 +182,39 @@ export async function verifySavepoint(target: string | Location, options: Verify
       taskResult(task, r, path !== undefined, report, add);
     }
   });
+  placementFindings(sp, placement, results, what, add);
   const order = new Map(sp.tasks.map((t) => [`${t.operatorId}/${t.taskId}`, t.index]));
   report.tasks.sort((a, b) => order.get(`${a.operator}/${a.task}`)! - order.get(`${b.operator}/${b.task}`)!);
   report.totals.tasks = sp.tasks.length;
   report.ok = !report.findings.some((f) => f.severity === 'error');
   return report;
+}
+
+/**
+ * Misplaced entries are errors naming the task, the count and one example
+ * with its owner; what cannot be checked is said once per operator.
+ */
+function placementFindings(sp: Savepoint, plan: PlacementPlan, results: ScanResult[], what: Array<{ task?: TaskRef }>, add: (f: Finding) => void): void {
+  for (const n of plan.notes) add(finding('info', 'PLACEMENT_UNKNOWN', n.message));
+  const unrouted = new Map<string, number>();
+  results.forEach((r, i) => {
+    const t = what[i]!.task;
+    const rule = t ? plan.rules.get(t.index) : undefined;
+    if (!t || !rule || !r.placement) return;
+    const broadcast = r.entryCount - r.placement.routed - r.placement.watermarks;
+    if (broadcast > 0 && rule.routing === 'window') unrouted.set(t.operatorId, (unrouted.get(t.operatorId) ?? 0) + broadcast);
+    const { misplaced, routed, example } = r.placement;
+    if (!misplaced || !example) return;
+    const ids = sp.tasks.filter((x) => x.operatorId === t.operatorId).map((x) => x.taskId);
+    const owner = ids[rangeOwnersByName(ids)[example.range]!];
+    const file = uriOf(t.location);
+    add(finding('error', 'KEY_GROUP_MISPLACED', `${file}: ${misplaced} of ${routed} routed entries of ${t.operatorId}/${t.taskId} lie outside the key-group ranges this task owns at ${rule.parallelism} tasks (${rule.routing} routing); e.g. state ${example.state} key ${example.key} (hex) belongs to range ${example.range}, owned by ${owner}. A restore would look for them on their owner; ksp migrate and rescale place entries as the engine routes them`, file, {
+      operator: t.operatorId, task: t.taskId, misplaced, routed, example: { ...example, owner },
+    }));
+  });
+  for (const [op, n] of unrouted) {
+    add(finding('info', 'PLACEMENT_UNKNOWN', `operator ${op}: ${n} entries are not in a tw:/sw:/ses: window layout; the engine's rescale broadcasts such keys, so which task owns them cannot be known and their placement is not checked`));
+  }
 }
 
 async function statAll(reqs: ScanRequest[]): Promise<void> {

@@ -18,6 +18,14 @@ export interface EntryContext {
 
 export type EntryMap = (e: StateEntry, ctx: EntryContext) => StateEntry;
 
+/** What one registered step did: entries it transformed, and entries of its operator it passed through (another state). */
+export interface StepCount {
+  operator: string;
+  step: string;
+  transformed: number;
+  passed: number;
+}
+
 export function compose(maps: readonly EntryMap[]): EntryMap | null {
   if (maps.length === 0) return null;
   if (maps.length === 1) return maps[0]!;
@@ -41,13 +49,18 @@ export function renameMap(renames: ReadonlyMap<string, string>): EntryMap {
  * the order registered. Failures become typed errors naming operator, state,
  * task, entry index and a key preview.
  */
-export function migrationMap(chain: readonly Step[][]): EntryMap {
+export function migrationMap(chain: readonly Step[][], counts?: ReadonlyMap<Step, StepCount>): EntryMap {
   return (e, ctx) => {
     let key = e.key;
     let value = e.value;
     for (const list of chain) {
       for (const step of list) {
-        if (step.state !== undefined && step.state !== e.stateName) continue;
+        const n = counts?.get(step);
+        if (step.state !== undefined && step.state !== e.stateName) {
+          if (n) n.passed++;
+          continue;
+        }
+        if (n) n.transformed++;
         try {
           ({ key, value } = step.apply(key, value));
         } catch (err) {

@@ -30,7 +30,11 @@ export type Job =
    * `keysKept`: the map leaves every (operator, state, key) as it was.
    */
   | { kind: 'rewrite'; source: SourceTask; out: OutputTask; map: EntryMap | null; keyChange: boolean; keysKept: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions }
-  /** An operator's tasks re-partitioned into new tasks (native ones with `native`). */
-  | { kind: 'repartition'; operator: string; sources: SourceTask[]; outs: OutputTask[]; routing: Routing; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions }
+  /**
+   * An operator's tasks re-partitioned into new tasks (native ones with
+   * `native`); with routing `moved`, the same tasks with the entries whose
+   * key a migration changed moved to their new owners.
+   */
+  | { kind: 'repartition'; operator: string; sources: SourceTask[]; outs: OutputTask[]; routing: Routing | 'moved'; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions }
   /** A native task: its files copied, its SST manifest and pointer rewritten for their new places. */
   | { kind: 'native'; source: TaskRef; pointer: Pointer; manifest: SstManifestDoc; files: Array<NativeFile & { out: StoredFile }>; manifestOut: StoredFile; out: OutputTask };

@@ -31,7 +31,7 @@ export interface OperatorPlan {
   tasksIn: number;
   tasksOut: number;
   routing?: 'state-key' | 'window';
-  /** Why the routing was chosen (auto). */
+  /** Why the routing was chosen. */
   routingReason?: string;
   version?: { from: string; to: string };
   steps?: string[];
@@ -41,7 +41,7 @@ export interface OperatorPlan {
 /** One operation as recorded in the output's meta.json (`ksp.operations`). */
 export type OperationRecord =
   | { op: 'migrate'; operators: Record<string, { from: string; to: string }>; onCollision: string }
-  | { op: 'rescale'; parallelism: number; operators: string[] }
+  | { op: 'rescale'; parallelism: number; operators: string[]; routing: 'window' | 'state-key' }
   | { op: 'rename'; from: string; to: string }
   | { op: 'remove'; operator: string }
   | { op: 'relocate'; mode: OutputMode }
@@ -57,6 +57,8 @@ export interface WritePlan {
   savepointId: string;
   /** Where meta.json goes. */
   meta: string;
+  /** `fencing_token` written to metadata.json. */
+  fencingToken: string;
   operations: OperationRecord[];
   operators: OperatorPlan[];
   files: PlannedFile[];

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { KspError, preview } from '../errors.js';
 import { StateBinDecoder, type StateEntry } from '../formats/state-bin/decoder.js';
 import { keyGroup, taskForKeyGroup } from '../model/key-group.js';
-import { routingKey } from '../model/routing.js';
+import { routingKey, type Routing } from '../model/routing.js';
+import { movedEntryKey, rangeOwnersByName } from '../model/task-ranges.js';
 import type { TaskRef } from '../model/savepoint.js';
 import { nativeEntries, openImage } from '../model/native-state.js';
 import { RocksDb } from '../rocksdb/db.js';
@@ -13,13 +14,22 @@ import { Spill, spillBufferSize, type CollisionReport } from './spill.js';
 import { makeTempDir } from './temp-dir.js';
 
 /**
- * Rescaling one operator (krishiv-formats.md §7): every source task is read
- * once, each entry routed to the new task owning its routing key's key group
- * and appended to that task's spill file; broadcast entries (the watermark,
- * keys outside the window layouts) are merged across source tasks and copied
- * to every new task. Each new task's `state.bin` is then its header and its
- * spill, so memory holds one buffer per new task and the broadcast set, never
- * the operator's entries.
+ * Rescaling one operator as the engine does (src/model/FORMAT.md, "Rescale";
+ * engine: `crates/krishiv-state/src/checkpoint/rescaling.rs`,
+ * `redistribute_snapshots`): every source task is read once, in metadata
+ * order, each entry routed to the new task owning its routing key's key
+ * group and appended to that task's spill file; broadcast entries (the
+ * watermark, keys outside the window layouts) are merged across source
+ * tasks in first-seen order and appended to every new task after its routed
+ * entries. Range i goes to the i-th new task id in string order
+ * (`rangeOwnersByName`). Each new task's `state.bin` is then its header and
+ * its spill, so memory holds one buffer per new task and the broadcast set,
+ * never the operator's entries.
+ *
+ * Routing `moved` serves key migrations at an unchanged parallelism: the
+ * output tasks are the source tasks, an entry whose key the map left alone
+ * stays on its task, and one whose key changed goes to the owner of its new
+ * key (`movedEntryKey`), so the output passes verify's placement check.
  */
 
 export interface RepartitionResult {
@@ -42,6 +52,19 @@ export async function repartition(
   writeEntries?: (task: number, entries: AsyncIterable<StateEntry[]>) => Promise<number>,
 ): Promise<RepartitionResult> {
   const m = job.outs.length;
+  const owners = rangeOwnersByName(job.outs.map((o) => o.taskId));
+  const routing: Routing | null = job.routing === 'moved' ? null : job.routing;
+  const moved = routing === null;
+  const ownerOf = (k: Uint8Array): number => owners[taskForKeyGroup(keyGroup(k), m)]!;
+  // An entry follows its key only when it sat on its old key's owner: data
+  // not placed by key (hand-made, or by another rule) stays where it was.
+  const movedTo = (oldKey: Uint8Array, newKey: Uint8Array, si: number): number => {
+    if (oldKey === newKey || Buffer.from(oldKey).equals(Buffer.from(newKey))) return si;
+    const from = movedEntryKey(oldKey);
+    const to = movedEntryKey(newKey);
+    return from !== null && to !== null && ownerOf(from) === si ? ownerOf(to) : si;
+  };
+  if (moved && job.sources.length !== m) throw new KspError('INTERNAL', `re-routing ${job.operator}: ${job.sources.length} source tasks but ${m} outputs`);
   const dir = makeTempDir(tempDir, 'ksp-rescale-');
   const spills = job.outs.map((_, i) => new Spill(dir, `task-${i}`, spillBufferSize(m), job.keyChange));
   const broadcast = new Map<string, { e: StateEntry; task: number }>();
@@ -56,7 +79,12 @@ export async function repartition(
         for (const raw of batch) {
           const i = index++;
           const e = job.map ? job.map(raw, { operator: src.operatorId, task: src.taskId, index: i }) : raw;
-          const rk = routingKey(e.key, job.routing);
+          if (moved) {
+            spills[movedTo(raw.key, e.key, si)]!.append(e, { task: si, index: i });
+            routed++;
+            continue;
+          }
+          const rk = routingKey(e.key, routing!);
           if (rk === null) {
             const id = `${e.operatorId}\u0000${e.stateName}\u0000${Buffer.from(e.key).toString('hex')}`;
             const prev = broadcast.get(id);
@@ -72,7 +100,7 @@ export async function repartition(
             }
             continue;
           }
-          spills[taskForKeyGroup(keyGroup(rk), m)]!.append(e, { task: si, index: i });
+          spills[owners[taskForKeyGroup(keyGroup(rk), m)]!]!.append(e, { task: si, index: i });
           routed++;
         }
       }

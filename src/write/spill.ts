@@ -247,12 +247,13 @@ export class Spill {
     header.writeUInt32LE(STATE_BIN_VERSION, 0);
     header.writeBigUInt64LE(BigInt(count), 4);
     if (drop.size === 0) {
-      if (count === 0) return; // no entries: the empty file, as the engine writes for an empty task
+      // No entries: the 12-byte empty snapshot (state-bin FORMAT.md, "Empty tasks").
       yield header;
+      if (count === 0) return;
       yield* fs.createReadStream(this.data.path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
       return;
     }
-    yield* encodeStateBin(count === 0 ? null : count, this.entries(drop), this.data.path);
+    yield* encodeStateBin(count, this.entries(drop), this.data.path);
   }
 
   /** The spilled entries, decoded, without the dropped ones. */

@@ -89,9 +89,12 @@ export class Target {
       base = b;
       dir = child(base, jobId, 'savepoints', epochDirName(epoch));
     }
-    // The engine's record is keyed by savepoint id; the epoch number is a valid
-    // id, never collides with the epoch directory, and is what ksp looks up first.
-    const spId = epoch.toString();
+    // The engine's record is keyed by savepoint id. A bare number would be
+    // listed as a savepoint epoch by the engine's `list_savepoints`, which
+    // keeps every folder name that parses as u64 (model FORMAT.md,
+    // "Savepoint records"), so the id is `ksp-{epoch}`: never a number, and
+    // found by ksp without listing.
+    const spId = savepointIdFor(epoch);
     return new Target(mode, dir, base, jobId, epoch, spId, child(base, jobId, 'savepoints', spId, 'meta.json'));
   }
 
@@ -140,3 +143,8 @@ export function within(inner: Location, outer: Location): boolean {
   return outer.key === '' || inner.key === outer.key || inner.key.startsWith(outer.key + '/');
 }
 
+
+/** The savepoint id ksp gives a record it writes in engine mode. */
+export function savepointIdFor(epoch: bigint): string {
+  return `ksp-${epoch}`;
+}

@@ -3,15 +3,15 @@ import { MANIFEST_NAME, parseManifest } from '../formats/manifest/manifest.js';
 import { MetadataDoc } from '../formats/metadata/metadata.js';
 import { MetaDoc, SAVEPOINT_FORMAT_VERSION } from '../formats/meta/meta.js';
 import { JsonObject, fromPlain, type JsonValue } from '../formats/json/json-text.js';
-import type { MigrationRegistry } from '../migrate/registry.js';
+import type { MigrationRegistry, Step } from '../migrate/registry.js';
 import { Savepoint, type TaskFormat, type TaskRef } from '../model/savepoint.js';
 import { attachNative, fileRefs } from '../model/native-state.js';
-import { routingKey, windowGroupKey, isWatermarkKey, type Routing } from '../model/routing.js';
+import { windowGroupKey, isWatermarkKey, type Routing } from '../model/routing.js';
 import { scanFiles } from '../model/scan-pool.js';
 import type { ScanRequest } from '../model/scan-file.js';
 import { child, uriOf, type Location } from '../storage/uri.js';
 import { VERSION } from '../version.js';
-import { compose, migrationMap, renameMap, type EntryMap } from './entry-maps.js';
+import { compose, migrationMap, renameMap, type EntryMap, type StepCount } from './entry-maps.js';
 import { executePlan, type WriteReport, type ExecuteOptions } from './execute.js';
 import type { Job, OutputTask, SourceTask } from './jobs.js';
 import { nativeFilesOf, type NativeTaskFiles } from '../model/native-files.js';
@@ -38,12 +38,24 @@ export interface MigrateOptions {
   /** Target version per operator (default: the highest registered). */
   toVersions?: Record<string, number>;
   onCollision?: CollisionPolicy;
+  /**
+   * Allow registered steps that match no entry (an operator the savepoint
+   * does not have, or a state name no entry carries). Off by default: such a
+   * step is almost always a typo, and running it would stamp the new version
+   * on data still in the old shape.
+   */
+  allowUnmatched?: boolean;
 }
 
 export interface RescaleOptions {
   /** Operators to rescale (default: every operator holding entries). */
   operators?: string[];
-  routing?: 'auto' | Routing;
+  /**
+   * `window` (default) is what the engine's own rescale does: window-layout
+   * keys by their group key, everything else broadcast. `state-key` routes
+   * every key by itself; the engine never uses it.
+   */
+  routing?: Routing;
   /** New task ids, `{i}` replaced by 0..N-1 (default: the source's pattern, e.g. `task-{i}`). */
   taskIds?: string;
 }
@@ -54,6 +66,12 @@ export interface WriteOptions {
   epoch?: bigint;
   base?: string;
   overwrite?: boolean;
+  /**
+   * `fencing_token` of the output (default 1). The engine refuses a restore
+   * whose token is above its live coordinator's, and a fresh cluster's is 1
+   * (model FORMAT.md, "Fencing token").
+   */
+  fencingToken?: bigint;
 }
 
 type Operation =
@@ -74,6 +92,8 @@ export interface PreparedWrite {
   meta: MetaDoc;
   /** Replace a non-empty target (checked at plan time otherwise). */
   overwrite: boolean;
+  /** Counters of the migration steps, filled as the jobs run. */
+  stepCounts: StepCount[];
 }
 
 export class SavepointWriter {
@@ -153,6 +173,10 @@ class Planner {
   private readonly missing: string[] = [];
   private formats = new Map<number, TaskFormat>();
   private census: Map<number, Set<string>> | null = null;
+  /** Per registered step, what it did; filled while the entries stream (WriteReport.migrations). */
+  private readonly stepCounts = new Map<Step, StepCount>();
+  /** State names per task (by TaskRef.index), from the same census. */
+  private stateCensus = new Map<number, Set<string>>();
   private manifestHashes = new Map<string, string>();
 
   constructor(sp: Savepoint, private readonly ops: readonly Operation[], dst: string | Location | undefined, private readonly options: WriteOptions) {
@@ -177,12 +201,12 @@ class Planner {
       return null;
     };
     const migrations: Array<{ operator: string; from: number; to: number; chain: ReturnType<MigrationRegistry['chain']>; keyChange: boolean; onCollision: CollisionPolicy }> = [];
-    const rescale = new Map<string, { parallelism: number; routing: 'auto' | Routing; taskIds?: string }>();
+    const rescale = new Map<string, { parallelism: number; routing: Routing | undefined; taskIds?: string }>();
     const records: OperationRecord[] = [];
     let convert: 'canonical' | 'native' | null = null;
     let nativeOut: NativeWriteOptions | undefined;
 
-    if (this.ops.some((o) => o.kind === 'rename')) await this.takeCensus();
+    if (this.ops.some((o) => o.kind === 'rename' || o.kind === 'migrate')) await this.takeCensus();
     const entryIds = new Set<string>();
     for (const s of this.census?.values() ?? []) for (const id of s) entryIds.add(id);
 
@@ -202,15 +226,18 @@ class Planner {
         records.push({ op: 'remove', operator: op.id });
       } else if (op.kind === 'migrate') {
         const done: Record<string, { from: string; to: string }> = {};
+        const unmatched: string[] = [];
         for (const name of op.registry.operators) {
           const src = sourceOf(name, opIds);
           if (src === null) {
-            this.warnings.push(`migrations are registered for operator ${name}, which ${sp.uri} does not have: ignored`);
+            unmatched.push(`operator ${JSON.stringify(name)} is not in ${sp.uri} (operators: ${[...opIds].map(current).join(', ')})`);
             continue;
           }
           const from = op.options.fromVersions?.[name] ?? Number(versions.get(src) ?? 1n);
           const to = op.options.toVersions?.[name] ?? op.registry.highest(name)!;
           const chain = op.registry.chain(name, from, to);
+          unmatched.push(...this.unmatchedSteps(src, chain));
+          for (const step of chain.flat()) this.stepCounts.set(step, { operator: name, step: step.describe, transformed: 0, passed: 0 });
           versions.set(src, BigInt(to));
           done[name] = { from: String(from), to: String(to) };
           if (chain.length === 0) continue;
@@ -219,6 +246,10 @@ class Planner {
         for (const name of Object.keys({ ...op.options.fromVersions, ...op.options.toVersions })) {
           if (!op.registry.operators.includes(name)) this.warnings.push(`a version is given for operator ${name}, which has no registered steps: ignored`);
         }
+        if (unmatched.length && !op.options.allowUnmatched) {
+          throw new KspError('MIGRATION_MATCHED_NOTHING', `${unmatched.length} registered migration step(s) match no entry, so nothing was written (a typo in an operator or state name would otherwise stamp the new version on data in the old shape; pass --allow-unmatched if this is intended):\n  ${unmatched.join('\n  ')}`, { unmatched });
+        }
+        for (const u of unmatched) this.warnings.push(`allowed by --allow-unmatched: ${u}`);
         records.push({ op: 'migrate', operators: done, onCollision: op.options.onCollision ?? 'fail' });
       } else if (op.kind === 'rescale') {
         const named = op.options.operators?.map((n) => {
@@ -227,8 +258,8 @@ class Planner {
           return src;
         });
         const chosen = named ?? operators.filter((o) => !removed.has(o.id) && o.tasks.some((t) => this.formats.get(t.index)!.kind !== 'stateless')).map((o) => o.id);
-        for (const id of chosen) rescale.set(id, { parallelism: op.parallelism, routing: op.options.routing ?? 'auto', taskIds: op.options.taskIds });
-        records.push({ op: 'rescale', parallelism: op.parallelism, operators: chosen.map(current) });
+        for (const id of chosen) rescale.set(id, { parallelism: op.parallelism, routing: op.options.routing, taskIds: op.options.taskIds });
+        records.push({ op: 'rescale', parallelism: op.parallelism, operators: chosen.map(current), routing: op.options.routing ?? 'window' });
       } else if (op.kind === 'convert') {
         convert = op.to;
         nativeOut = op.native;
@@ -251,7 +282,7 @@ class Planner {
         continue;
       }
       const mig = migrations.filter((m) => m.operator === o.id);
-      const migMap = mig.length ? compose(mig.map((m) => migrationMap(m.chain))) : null;
+      const migMap = mig.length ? compose(mig.map((m) => migrationMap(m.chain, this.stepCounts))) : null;
       const keyChange = mig.some((m) => m.keyChange);
       const onCollision = mig.find((m) => m.keyChange)?.onCollision ?? 'fail';
       const plan: OperatorPlan = { id: outId, sourceId: o.id, action: 'copy', tasksIn: o.tasks.length, tasksOut: o.tasks.length };
@@ -265,18 +296,31 @@ class Planner {
       const entryRenamed = (t: TaskRef): boolean => rename !== null && [...(this.census?.get(t.index) ?? [])].some((id) => renames.has(id));
       const touched = (t: TaskRef): boolean => {
         const kind = this.formats.get(t.index)!.kind;
+        // A 0-byte source file becomes the 12-byte empty snapshot the engine can decode.
+        if (kind === 'stateless') return this.formats.get(t.index)!.size === 0;
         if (kind === 'native') return convert !== null || migMap !== null || outId !== o.id || entryRenamed(t);
         return kind === 'canonical' && (convert === 'native' || migMap !== null || entryRenamed(t));
       };
       const toNative = convert === 'native' ? nativeOut : undefined;
       if (rs) {
-        const routing = rs.routing === 'auto' ? await this.chooseRouting(o) : { routing: rs.routing, reason: 'as asked' };
+        const routing = rs.routing ?? 'window';
+        const reason = rs.routing === undefined ? "the engine's own routing" : routing === 'window' ? "as asked; the engine's own routing" : 'as asked; the engine itself never routes by state key';
+        if (routing === 'window') await this.warnBroadcast(o);
         const ids = newTaskIds(o, rs.parallelism, rs.taskIds);
         const outs = ids.map((taskId) => ({ operatorId: outId, taskId, file: target.stateFile(outId, taskId) }));
         const sources = await Promise.all(o.tasks.map((t) => this.sourceTask(t)));
-        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing: routing.routing, map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision, ...(toNative ? { native: toNative } : {}) });
+        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing, map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision, ...(toNative ? { native: toNative } : {}) });
         outTasks.push(...outs);
-        Object.assign(plan, { action: 'rescale', tasksOut: rs.parallelism, routing: routing.routing, routingReason: routing.reason });
+        Object.assign(plan, { action: 'rescale', tasksOut: rs.parallelism, routing, routingReason: reason });
+      } else if (keyChange) {
+        // Keys a migration changes can leave their task's key-group range:
+        // the operator's tasks are re-partitioned in place, moving only the
+        // entries whose key changed (repartition.ts, routing "moved").
+        const outs = o.tasks.map((t) => ({ operatorId: outId, taskId: t.taskId, file: target.stateFile(outId, t.taskId) }));
+        const sources = await Promise.all(o.tasks.map((t) => this.sourceTask(t)));
+        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing: 'moved', map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision, ...(toNative ? { native: toNative } : {}) });
+        outTasks.push(...outs);
+        plan.action = 'rewrite';
       } else {
         for (const t of o.tasks) {
           const out: OutputTask = { operatorId: outId, taskId: t.taskId, file: target.stateFile(outId, t.taskId) };
@@ -284,8 +328,9 @@ class Planner {
           const f = this.formats.get(t.index)!;
           if (touched(t)) {
             const map = compose([migMap, rename].filter((m): m is EntryMap => m !== null));
-            jobs.push({ kind: 'rewrite', source: await this.sourceTask(t), out, map, keyChange, keysKept: rename === null && !keyChange, onCollision, ...(toNative ? { native: toNative } : {}) });
-            plan.action = map === null ? 'convert' : 'rewrite';
+            const native = toNative && f.kind !== 'stateless' ? { native: toNative } : {};
+            jobs.push({ kind: 'rewrite', source: await this.sourceTask(t), out, map, keyChange, keysKept: rename === null && !keyChange, onCollision, ...native });
+            if (f.kind !== 'stateless') plan.action = map === null ? 'convert' : 'rewrite';
           } else if (f.kind === 'native') {
             jobs.push(await this.nativeJob(t, f.pointer, out));
           } else {
@@ -310,6 +355,7 @@ class Planner {
       operator_snapshots: outTasks.map((t) => ({ operator_id: t.operatorId, task_id: t.taskId, snapshot_path: t.file.stored })),
       is_savepoint: true,
       savepoint_label: this.sp.label,
+      fencing_token: this.fencingToken,
       unaligned_buffer_refs: extras.buffers,
       sink_transactions: extras.sinks,
     });
@@ -321,12 +367,12 @@ class Planner {
     const sum = (a: FileActionFilter): { files: number; bytes: number } => ({ files: files.filter((f) => f.action === a).length, bytes: files.filter((f) => f.action === a).reduce((s, f) => s + (f.bytes ?? 0), 0) });
     const plan: WritePlan = {
       source: sp.uri, target: target.uri, mode: target.mode, jobId: target.jobId, epoch: target.epoch.toString(), savepointId: target.savepointId,
-      meta: uriOf(target.metaLocation), operations: records, operators: opPlans, files,
+      meta: uriOf(target.metaLocation), fencingToken: this.fencingToken.toString(), operations: records, operators: opPlans, files,
       metadata: this.describeMetadata(outVersions, renames, removed),
       warnings: this.warnings,
       totals: { files: files.length + 2 + (target.metaLocation.key.startsWith(target.dir.key + '/') ? 1 : 0), copy: sum('copy'), rewrite: sum('rewrite'), write: { files: files.filter((f) => f.action === 'write').length } },
     };
-    return { plan: deepFreeze(plan), source: sp, target, jobs, metadata, meta, overwrite: this.options.overwrite ?? false };
+    return { plan: deepFreeze(plan), source: sp, target, jobs, metadata, meta, overwrite: this.options.overwrite ?? false, stepCounts: [...this.stepCounts.values()] };
   }
 
   private sourceOperators(): SourceOperator[] {
@@ -371,6 +417,13 @@ class Planner {
     for (const e of m.entries) this.manifestHashes.set(uriOf(child(this.sp.dir, e.path)), e.sha256);
   }
 
+  /** The output's fencing token: as given, else 1, which a fresh cluster accepts. */
+  private get fencingToken(): bigint {
+    const t = this.options.fencingToken ?? 1n;
+    if (t < 1n || t > 0xffff_ffff_ffff_ffffn) throw new KspError('USAGE', `--fencing-token must be from 1 to 2^64-1 (the engine refuses 0), got ${t}`, { found: t.toString() });
+    return t;
+  }
+
   private knownHash(loc: Location): string | undefined {
     return this.manifestHashes.get(uriOf(loc));
   }
@@ -386,30 +439,48 @@ class Planner {
     results.forEach((r, i) => {
       if (r.error) throw new KspError(r.error.code as never, r.error.message, r.error.data);
       this.census!.set(tasks[i]!.index, new Set(r.states.map((s) => s.operator)));
+      this.stateCensus.set(tasks[i]!.index, new Set(r.states.map((s) => s.state)));
     });
   }
 
-  /** Window routing when the operator's keys follow the window layouts, judged from the first entries of each task. */
-  private async chooseRouting(o: SourceOperator): Promise<{ routing: Routing; reason: string }> {
+  /**
+   * Window routing broadcasts every key outside the window layouts to every
+   * new task, as the engine's rescale does; when the operator's first
+   * entries show such keys, the plan says so (they are copied p times, and
+   * differing values for one key fail the run).
+   */
+  private async warnBroadcast(o: SourceOperator): Promise<void> {
     let window = 0;
     let other = 0;
-    let wm = 0;
     for (const t of o.tasks) {
       const kind = this.formats.get(t.index)!.kind;
       if (kind !== 'canonical' && kind !== 'native') continue;
       let seen = 0;
       for await (const batch of this.sp.taskBatches(t, { checkHashes: false })) {
         for (const e of batch) {
-          if (isWatermarkKey(e.key)) wm++;
-          else if (windowGroupKey(e.key)) window++;
+          if (isWatermarkKey(e.key)) continue;
+          if (windowGroupKey(e.key)) window++;
           else other++;
           if (++seen >= 512) break;
         }
         break;
       }
     }
-    if (window > 0 && other === 0) return { routing: 'window', reason: `auto: all ${window} sampled keys follow the tw:/sw:/ses: window layouts${wm ? ` (plus ${wm} watermark key(s), broadcast)` : ''}` };
-    return { routing: 'state-key', reason: window > 0 ? `auto: ${other} of ${window + other} sampled keys are not in a window layout` : 'auto: keys are not in a window layout' };
+    if (other > 0) {
+      this.warnings.push(`operator ${o.id}: ${other} of ${window + other} sampled keys are not in a tw:/sw:/ses: window layout; window routing (the engine's) broadcasts them to every new task, as the engine's own rescale would. Use --routing state-key to route them by key instead (the engine never does)`);
+    }
+  }
+
+  /** Steps of `chain` that match no entry of operator `src` (by the census of state names). */
+  private unmatchedSteps(src: string, chain: Step[][]): string[] {
+    const states = new Set<string>();
+    for (const t of this.sp.tasks) if (t.operatorId === src) for (const s of this.stateCensus.get(t.index) ?? []) states.add(s);
+    const out: string[] = [];
+    for (const step of chain.flat()) {
+      if (states.size === 0) out.push(`step ${step.describe}: operator ${JSON.stringify(src)} holds no entries`);
+      else if (step.state !== undefined && !states.has(step.state)) out.push(`step ${step.describe}: no entry of operator ${JSON.stringify(src)} has state ${JSON.stringify(step.state)} (states: ${[...states].join(', ')})`);
+    }
+    return out;
   }
 
   /** A native task's file list, each file checked to exist (missing ones are collected, not thrown). */
@@ -493,6 +564,8 @@ class Planner {
     if (t.jobId !== md.job_id) lines.push(`job_id ${md.job_id} → ${t.jobId}`);
     if (t.epoch !== md.epoch) lines.push(`epoch ${md.epoch} → ${t.epoch}`);
     if (!md.is_savepoint) lines.push('is_savepoint false → true');
+    if (md.fencing_token !== this.fencingToken) lines.push(`fencing_token ${md.fencing_token} → ${this.fencingToken} (the engine refuses a token above its live coordinator's; a fresh cluster's is 1)`);
+    else lines.push(`fencing_token ${md.fencing_token} (kept)`);
     lines.push(`snapshot paths in ${t.mode} form${t.mode === 'engine' ? ` (${t.jobId}/checkpoints/…/{op}/{task}/state.bin)` : ' ({op}/{task}/state.bin)'}`);
     for (const [a, b] of renames) lines.push(`operator ${a} → ${b} (metadata, entries, operator_versions)`);
     for (const r of removed) lines.push(`operator ${r} removed`);

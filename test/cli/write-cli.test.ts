@@ -31,7 +31,7 @@ describe('mutating commands on the command line', () => {
 
   it('rescale writes, reports per-task counts, and the output verifies', async () => {
     const out = join(tmp(), 'o');
-    const r = await ksp(['rescale', SHOP_SP, out, '-p', '2', '--operator', 'orders-agg', '--mode', 'relative', '--json']);
+    const r = await ksp(['rescale', SHOP_SP, out, '-p', '2', '--operator', 'orders-agg', '--routing', 'state-key', '--mode', 'relative', '--json']);
     expect(r.code).toBe(0);
     const rep = JSON.parse(r.stdout);
     expect(rep.rescale[0]).toMatchObject({ operator: 'orders-agg', routed: 70 });

@@ -54,8 +54,8 @@ describe('relocate', () => {
     expect(md.epoch).toBe(42);
     expect(md.is_savepoint).toBe(true);
     for (const s of md.operator_snapshots) expect(s.snapshot_path).toBe(`shop-v2/checkpoints/00000000000000000042/${s.operator_id}/${s.task_id}/state.bin`);
-    const meta = JSON.parse(readFileSync(join(base, 'shop-v2', 'savepoints', '42', 'meta.json'), 'utf8'));
-    expect(meta).toMatchObject({ savepoint_id: '42', job_id: 'shop-v2', epoch: 42, operator_versions: { 'orders-agg': 1, windows: 2 } });
+    const meta = JSON.parse(readFileSync(join(base, 'shop-v2', 'savepoints', 'ksp-42', 'meta.json'), 'utf8'));
+    expect(meta).toMatchObject({ savepoint_id: 'ksp-42', job_id: 'shop-v2', epoch: 42, operator_versions: { 'orders-agg': 1, windows: 2 } });
     const v = await verifySavepoint(dir);
     expect(v.ok).toBe(true);
     expect(v.findings.map((f) => f.code)).not.toContain('NOT_ENGINE_LAYOUT');
@@ -148,7 +148,8 @@ describe('relocate', () => {
 describe('rescale', () => {
   it('every routed entry lands on the task owning its key group; broadcast watermarks merged to the minimum', async () => {
     const out = join(tmp(), 'r');
-    const r = await (await writer(SHOP_SP)).rescale(3).write(out, { mode: 'relative' });
+    // Window routing (the engine's) for the window operator, state-key routing for the keyed ones.
+    const r = await (await writer(SHOP_SP)).rescale(3, { operators: ['windows'] }).rescale(3, { operators: ['orders-agg', 'fraud'], routing: 'state-key' }).write(out, { mode: 'relative' });
     const got = await rows(out);
     const src = await rows(SHOP_SP);
     const strip = (x: typeof got): string[] => multiset(x.filter((e) => e.key !== Buffer.from('wm:').toString('hex')));
@@ -169,12 +170,13 @@ describe('rescale', () => {
 
   it('empty new tasks get the empty state.bin; new ids follow --task-ids', async () => {
     const out = join(tmp(), 'wide');
-    await (await writer(SHOP_SP)).rescale(64, { operators: ['fraud'], taskIds: 'part-{i}' }).write(out, { mode: 'relative' });
+    await (await writer(SHOP_SP)).rescale(64, { operators: ['fraud'], taskIds: 'part-{i}', routing: 'state-key' }).write(out, { mode: 'relative' });
     const md = JSON.parse(readFileSync(join(out, 'metadata.json'), 'utf8'));
     const fraud = md.operator_snapshots.filter((s: { operator_id: string }) => s.operator_id === 'fraud');
     expect(fraud.map((s: { task_id: string }) => s.task_id)).toEqual(Array.from({ length: 64 }, (_, i) => `part-${i}`));
     const sizes = fraud.map((s: { snapshot_path: string }) => readFileSync(join(out, s.snapshot_path)).length);
-    expect(sizes.filter((n: number) => n === 0).length).toBeGreaterThan(30); // 26 entries over 64 tasks
+    expect(sizes.filter((n: number) => n === 12).length).toBeGreaterThan(30); // 26 entries over 64 tasks: the rest hold the 12-byte empty snapshot
+    expect(sizes.filter((n: number) => n < 12)).toEqual([]);
   });
 
   it('conflicting broadcast entries are an error naming the key', async () => {
@@ -192,8 +194,9 @@ describe('rescale', () => {
     const a = join(tmp(), 'a');
     const b = join(tmp(), 'b');
     const ra = await (await writer(ENGINE_SP)).rescale(3).write(a, { mode: 'relative' });
-    // Its key "tw:key-a" is not in the tw: window layout (no length prefix), so auto routes by state key.
-    expect(ra.plan.operators[0]).toMatchObject({ routing: 'state-key', tasksOut: 3 });
+    // Its key "tw:key-a" is not in the tw: window layout (no length prefix): window routing, the
+    // engine's, broadcasts it with the watermark to all three tasks, and 3 → 1 merges them again.
+    expect(ra.plan.operators[0]).toMatchObject({ routing: 'window', tasksOut: 3 });
     const rb = await (await writer(a)).rescale(1).write(b, { mode: 'relative' });
     expect(rb.verify.ok).toBe(true);
     expect(multiset(await rows(b))).toEqual(multiset(await rows(ENGINE_SP)));

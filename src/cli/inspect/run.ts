@@ -29,10 +29,12 @@ export async function run(args: InspectArgs): Promise<void> {
 
   const filter: EntryFilter = { operator: args.operator, state: args.state, key, keyPrefix };
   const candidates = sp.candidateTasks(filter);
+  let pruned: { read: number; of: number } | null = null;
   if (key && !args.allTasks) {
     const plan = tasksForKey(sp, key, candidates);
     filter.tasks = new Set(plan.tasks.map((t) => t.index));
-    if (args.verbose) err(`reading ${plan.tasks.length} of ${candidates.length} task(s) that can hold the key${plan.unpruned.length ? ` (all tasks of ${plan.unpruned.join(', ')}: task ids do not follow <prefix>0..N-1)` : ''}`);
+    if (plan.tasks.length < candidates.length) pruned = { read: plan.tasks.length, of: candidates.length };
+    if (args.verbose) err(`reading ${plan.tasks.length} of ${candidates.length} task(s) that can hold the key${plan.unpruned.length ? ` (all tasks of ${plan.unpruned.join(', ')}: only some of their tasks were asked for)` : ''}`);
   }
   const codecs: ExportCodecs = {
     key: args.keyCodec ? await viewCodec(args.keyCodec) : undefined,
@@ -66,6 +68,10 @@ export async function run(args: InspectArgs): Promise<void> {
   }
   if (!args.json && !args.quiet) {
     err(`${count(n)} entr${n === 1 ? 'y' : 'ies'}${limit !== undefined && n >= limit ? ` (limit ${limit}${args.limit === undefined ? '; --limit N for more' : ''})` : ''}`);
+  }
+  if (n === 0 && pruned && !args.quiet) {
+    // Say it even with --json (on stderr): a silent empty answer here has hidden misplaced entries before.
+    err(`ksp: no entry found in the ${pruned.read} of ${pruned.of} task(s) that own the key's key group; an entry left on another task (by an older tool or a key migration) is found with --all-tasks`);
   }
   warnDecode(stats, args);
   setExit(0);

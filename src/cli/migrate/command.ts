@@ -7,6 +7,7 @@ export interface MigrateArgs extends WriteArgs {
   'from-version'?: string[];
   'to-version'?: string[];
   'on-collision'?: 'fail' | 'keep-first' | 'keep-last';
+  'allow-unmatched'?: boolean;
 }
 
 export const command: CommandModule<GlobalArgs, MigrateArgs> = {
@@ -18,6 +19,7 @@ export const command: CommandModule<GlobalArgs, MigrateArgs> = {
       .option('from-version', { type: 'string', array: true, describe: 'op=N: source version (default: meta.json operator_versions, else 1)' })
       .option('to-version', { type: 'string', array: true, describe: 'op=N: target version (default: the highest registered)' })
       .option('on-collision', { choices: ['fail', 'keep-first', 'keep-last'] as const, default: 'fail' as const, describe: 'When a key migration maps two entries onto one key' })
+      .option('allow-unmatched', { type: 'boolean', describe: 'Run even when a registered step matches no entry (an operator or state name the savepoint does not have); refused by default (MIGRATION_MATCHED_NOTHING, exit 2)' })
       .example('ksp migrate ./sp ./sp-v2 --migrations ./migrations.mjs', 'migrate every operator with registered steps to its highest version')
       .example('ksp migrate ./sp ./out --migrations ./m.ts --to-version fraud=2 --dry-run', 'a TypeScript module; show the plan')
       .epilog(`A migrations module:
@@ -25,7 +27,10 @@ export const command: CommandModule<GlobalArgs, MigrateArgs> = {
     m.value('fraud', 1, 2, codecs.msgpack, codecs.msgpack, (old) => ({ ...old, model: 2 }), { state: 'score' });
   };
 (or export default defineMigrations(...) from 'ksp'). Codecs: raw, utf8, json, msgpack, i64le, u64le, f64le,
-codecs.custom(name, decode, encode). Operators without steps are copied unchanged.\n\n${WRITE_EPILOG}`),
+codecs.custom(name, decode, encode). Operators without steps are copied unchanged. A step whose operator or
+state matches no entry fails the run before anything is written, unless --allow-unmatched. A key step moves
+each entry whose key changed to the task owning its new key, so the output keeps the engine's placement.
+The report gives, per step, the entries transformed and passed through.\n\n${WRITE_EPILOG}`),
   handler: async (args) => {
     const { runWrite } = await import('../write/run.js');
     const { migrateOperations } = await import('./run.js');

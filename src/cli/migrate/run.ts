@@ -20,5 +20,6 @@ export async function migrateOperations(w: SavepointWriter, args: MigrateArgs): 
     fromVersions: versions(args['from-version'], '--from-version'),
     toVersions: versions(args['to-version'], '--to-version'),
     onCollision: args['on-collision'],
+    allowUnmatched: args['allow-unmatched'],
   });
 }

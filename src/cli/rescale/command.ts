@@ -5,7 +5,7 @@ import { WRITE_EPILOG, writeOptions, type WriteArgs } from '../write/options.js'
 interface RescaleArgs extends WriteArgs {
   parallelism: number;
   operator?: string[];
-  routing?: 'auto' | 'state-key' | 'window';
+  routing?: 'state-key' | 'window';
   'task-ids'?: string;
 }
 
@@ -16,13 +16,17 @@ export const command: CommandModule<GlobalArgs, RescaleArgs> = {
     writeOptions(y)
       .option('parallelism', { alias: 'p', type: 'number', demandOption: true, describe: 'New number of tasks (1 to 32768)' })
       .option('operator', { type: 'string', array: true, describe: 'Operator(s) to rescale (default: every operator holding state)' })
-      .option('routing', { choices: ['auto', 'state-key', 'window'] as const, default: 'auto' as const, describe: 'Route by the whole state key, or by the group key inside tw:/sw:/ses: window keys; auto looks at the keys' })
+      .option('routing', { choices: ['window', 'state-key'] as const, describe: "window (default): the engine's own rescale: tw:/sw:/ses: keys by their group key, every other key broadcast to every task. state-key: every key by itself; the engine never routes this way, so a restore that rescales again would place keys differently" })
       .option('task-ids', { type: 'string', describe: 'New task ids with {i} for the index (default: the source\'s pattern, e.g. task-{i})' })
       .example('ksp rescale ./sp ./sp-p8 --parallelism 8', 'every keyed operator to 8 tasks')
-      .example('ksp rescale ./sp ./out -p 3 --operator windows --routing window --dry-run', 'show the plan for one operator')
-      .epilog(`Entries are routed by key group (32,768 groups); the watermark key wm: and keys outside the window
-layouts are broadcast to every task, duplicates merged (8-byte values keep the minimum). Routed entries in
-must equal entries out, or the run fails as corruption. Spill files go to --temp-dir.\n\n${WRITE_EPILOG}`),
+      .example('ksp rescale ./sp ./out -p 3 --operator windows --dry-run', 'show the plan for one operator')
+      .example('ksp rescale ./sp ./out -p 12 --fencing-token 3', 'as the engine would at 12 tasks (task-10 owns range 2), for a cluster whose coordinator token is 3')
+      .epilog(`Entries are routed by key group (32,768 groups) exactly as the engine's own rescale does: new task ids
+sorted as strings get the key-group ranges in order (at 12 tasks, task-10 owns range 2); the watermark key
+wm: and keys outside the window layouts are broadcast to every task, duplicates merged (8-byte values keep
+the minimum); each task holds its routed entries in source order, then the broadcast ones. Routed entries in
+must equal entries out, or the run fails as corruption. An empty task is written as the 12-byte empty
+snapshot. Spill files go to --temp-dir.\n\n${WRITE_EPILOG}`),
   handler: async (args) => {
     const { runWrite } = await import('../write/run.js');
     await runWrite(args, (w) => w.rescale(args.parallelism, { operators: args.operator, routing: args.routing, taskIds: args['task-ids'] }));

@@ -27,8 +27,8 @@ export function human(r: VerifyReport, verbose: boolean): string {
   if (!verbose && r.tasks.length > 20) lines.push(`     (${r.tasks.length} tasks; --verbose lists them)`);
   const order = { error: 0, warning: 1, info: 2 } as const;
   for (const f of [...r.findings].sort((a, b) => order[a.severity] - order[b.severity])) {
-    if (f.severity === 'info' && !verbose) continue;
-    lines.push(`  ${f.severity.toUpperCase().padEnd(7)} [${f.code}] ${f.message}`);
+    // Notes say what could not be checked (e.g. key-group placement): shown always, never silent.
+    lines.push(`  ${(f.severity === 'info' ? 'NOTE' : f.severity.toUpperCase()).padEnd(7)} [${f.code}] ${f.message}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -14,6 +14,7 @@ export interface WriteArgs extends GlobalArgs {
   'temp-dir'?: string;
   link?: boolean;
   threads?: number;
+  'fencing-token'?: string;
 }
 
 export function writeOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
@@ -28,7 +29,8 @@ export function writeOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
     .option('base', { type: 'string', describe: 'Engine mode: storage base to write {job}/savepoints/{epoch:020} under (instead of dst)' })
     .option('temp-dir', { type: 'string', describe: 'Local folder for spill files: rescale, key migrations, the key sort of convert --to native (default: KSP_TMPDIR or the OS temp dir)' })
     .option('link', { type: 'boolean', describe: 'Hard-link unchanged local files instead of copying them (same file system only)' })
-    .option('threads', { type: 'number', describe: 'Threads for the final verification (default: one per core)' }) as unknown as Argv<T & WriteArgs>;
+    .option('threads', { type: 'number', describe: 'Threads for the final verification (default: one per core)' })
+    .option('fencing-token', { type: 'string', describe: "fencing_token of the output (default 1: the engine refuses a restore whose token is above its live coordinator's, and a fresh cluster's is 1)" }) as unknown as Argv<T & WriteArgs>;
 }
 
 export const WRITE_EPILOG = `Every mutating command plans first (--dry-run prints the plan), writes state files, then

@@ -20,9 +20,14 @@ export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: 
     if (!/^\d+$/.test(args.epoch)) throw new KspError('USAGE', `--epoch must be a non-negative integer, got ${JSON.stringify(args.epoch)}`);
     epoch = BigInt(args.epoch);
   }
+  let fencingToken: bigint | undefined;
+  if (args['fencing-token'] !== undefined) {
+    if (!/^\d+$/.test(args['fencing-token'])) throw new KspError('USAGE', `--fencing-token must be a positive integer, got ${JSON.stringify(args['fencing-token'])}`);
+    fencingToken = BigInt(args['fencing-token']);
+  }
   const sp = await Savepoint.open(args.src);
   const writer = await build(SavepointWriter.from(sp), sp);
-  const options = { mode: args.mode, jobId: args['job-id'], epoch, base: args.base, overwrite: args.overwrite };
+  const options = { mode: args.mode, jobId: args['job-id'], epoch, base: args.base, overwrite: args.overwrite, fencingToken };
   if (args['dry-run']) {
     // Without <dst>, --base alone names where the engine layout goes.
     const plan = await writer.plan(args.dst, options);
@@ -44,7 +49,7 @@ export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: 
 export function humanPlan(p: WritePlan, verbose: boolean): string {
   const lines: string[] = [];
   lines.push(`plan: ${p.source}`);
-  lines.push(`   → ${p.target}  (${p.mode} mode, job ${p.jobId}, epoch ${p.epoch})`);
+  lines.push(`   → ${p.target}  (${p.mode} mode, job ${p.jobId}, epoch ${p.epoch}, fencing token ${p.fencingToken})`);
   if (p.operations.length) lines.push(`operations: ${p.operations.map((o) => o.op).join(', ')}`);
   lines.push('operators:');
   for (const o of p.operators) {
@@ -75,6 +80,7 @@ function humanReport(r: WriteReport, verbose: boolean): string {
   for (const s of r.rescale) {
     lines.push(`  ${s.operator}: rescaled to ${s.counts.length} task(s), ${count(s.routed)} routed entries${s.broadcast ? `, ${s.broadcast} broadcast entr${s.broadcast === 1 ? 'y' : 'ies'} on every task (${s.mergedDuplicates} duplicate(s) merged)` : ''}; per task ${s.counts.map(count).join(', ')}`);
   }
+  for (const m of r.migrations) lines.push(`  migration ${m.step}: ${count(m.transformed)} entr${m.transformed === 1 ? 'y' : 'ies'} transformed, ${count(m.passed)} passed through`);
   for (const c of r.collisions) lines.push(`  ${c.operator}${c.task ? `/${c.task}` : ''}: ${count(c.dropped)} key collision(s) on ${count(c.keys)} key(s) resolved by --on-collision`);
   if (r.native.length) {
     const tables = r.native.reduce((n, t) => n + t.tables, 0);

@@ -76,16 +76,16 @@ class TextCache {
 }
 
 /**
- * Encodes `entryCount` entries. `entryCount === null` means a stateless task:
- * the output is the empty (0-byte) file and `source` must yield nothing.
+ * Encodes `entryCount` entries. `entryCount === null` means a stateless task,
+ * written as the 12-byte empty snapshot (header, count 0), never as a 0-byte
+ * file: the engine's decoder refuses anything shorter than 12 bytes
+ * (FORMAT.md, "Empty tasks"); `source` must yield nothing.
  */
 export async function* encodeStateBin(entryCount: number | null, source: EntrySource, file = 'state.bin'): AsyncGenerator<Buffer> {
   const w = new ChunkWriter();
   const texts = new TextCache();
-  if (entryCount !== null) {
-    w.u32(STATE_BIN_VERSION);
-    w.u64(entryCount);
-  }
+  w.u32(STATE_BIN_VERSION);
+  w.u64(entryCount ?? 0);
   let written = 0;
   for await (const batch of source as AsyncIterable<StateEntry[]>) {
     written += batch.length;
