@@ -13,7 +13,7 @@ import { Spill, spillBufferSize, type CollisionReport } from './spill.js';
 import { makeTempDir } from './temp-dir.js';
 
 /**
- * Rescaling one operator (krishiv-formats.md §7): every source task is read
+ * Rescaling one operator (../model/FORMAT.md §9): every source task is read
  * once, each entry routed to the new task owning its routing key's key group
  * and appended to that task's spill file; broadcast entries (the watermark,
  * keys outside the window layouts) are merged across source tasks and copied
