@@ -2,7 +2,7 @@ import { KspError } from '../errors.js';
 import type { Codec } from './codecs.js';
 
 /**
- * The migrations a user registers (krishiv-formats.md §8): per operator and
+ * The migrations a user registers (../model/FORMAT.md §10): per operator and
  * version step `v → v+1`, value-only steps and key+value steps, each
  * optionally limited to one state name. Built with `defineMigrations`:
  *

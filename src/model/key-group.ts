@@ -1,7 +1,7 @@
 import { PrefixedSha256 } from '../bytes/sha256-word.js';
 
 /**
- * The engine's key groups (krishiv-formats.md §7): 32,768 groups; a key's
+ * The engine's key groups (FORMAT.md §7): 32,768 groups; a key's
  * group is the first 8 bytes of SHA-256("krishiv.partition-key.v1\0" ‖
  * "keygroup\0" ‖ key) read as a little-endian u64, mod 32,768; task i of p
  * owns a contiguous range.

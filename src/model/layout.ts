@@ -2,7 +2,7 @@ import { parent, nameOf, type Location } from '../storage/uri.js';
 import { epochDirName } from '../formats/metadata/metadata.js';
 
 /**
- * The engine's storage layout (krishiv-formats.md §1):
+ * The engine's storage layout (FORMAT.md §1):
  *   {base}/{job_id}/checkpoints/{epoch:020}/...
  *   {base}/{job_id}/savepoints/{epoch:020}/...
  */

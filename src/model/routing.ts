@@ -1,5 +1,5 @@
 /**
- * How an entry is routed to a task (krishiv-formats.md §7, the engine's
+ * How an entry is routed to a task (FORMAT.md §8, the engine's
  * EntryRouting): by the whole state key, or by the group key embedded in the
  * window state layouts. Window layouts must match exactly:
  *   "tw:" | "sw:"  u32 len  group key  8 bytes (window start)

@@ -14,7 +14,7 @@ import type { StoredFile, Target } from './target.js';
 
 /**
  * One task written as native state, in the engine's incremental layout
- * (krishiv-formats.md §6):
+ * (../formats/pointer/FORMAT.md, ../formats/sst-manifest/FORMAT.md):
  *
  *   {op}/{task}/state.bin                         INCR-SST-V1| pointer blob
  *   incr/{op}/{task}/sst/000002.sst …             the tables

@@ -14,7 +14,7 @@ import { Spill, spillBufferSize, type CollisionReport } from './spill.js';
 import { makeTempDir } from './temp-dir.js';
 
 /**
- * Rescaling one operator as the engine does (src/model/FORMAT.md, "Rescale";
+ * Rescaling one operator as the engine does (../model/FORMAT.md §9;
  * engine: `crates/krishiv-state/src/checkpoint/rescaling.rs`,
  * `redistribute_snapshots`): every source task is read once, in metadata
  * order, each entry routed to the new task owning its routing key's key
@@ -29,7 +29,7 @@ import { makeTempDir } from './temp-dir.js';
  * Routing `moved` serves key migrations at an unchanged parallelism: the
  * output tasks are the source tasks, an entry whose key the map left alone
  * stays on its task, and one whose key changed goes to the owner of its new
- * key (`movedEntryKey`), so the output passes verify's placement check.
+ * key (`movedEntryKey`), so the output passes verify's placement check (../model/FORMAT.md §9.6).
  */
 
 export interface RepartitionResult {

@@ -7,7 +7,7 @@ import { child, locate, uriOf, type Location } from '../storage/uri.js';
 
 /**
  * Where a written savepoint goes and how its stored paths look
- * (krishiv-formats.md §1 and §9):
+ * (../model/FORMAT.md §1 and §11):
  *
  * - relative: every stored path is relative to the savepoint directory and
  *   every file lives inside it; `meta.json` (with `ksp.mode = "relative"`)

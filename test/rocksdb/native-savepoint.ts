@@ -11,7 +11,7 @@ import { dbFiles } from './support.js';
 /**
  * A savepoint in the engine's layout whose tasks are RocksDB databases made
  * by real RocksDB, laid out as the engine's incremental checkpointer does
- * (krishiv-formats.md §6): a pointer blob at the task's state.bin path, SSTs
+ * (src/formats/pointer/FORMAT.md and src/formats/sst-manifest/FORMAT.md): a pointer blob at the task's state.bin path, SSTs
  * under the job's shared incr/{op}/{task}/sst/, the other files and
  * sst_manifest.json under incr/{op}/{task}/epochs/{epoch:020}/.
  */
@@ -67,7 +67,7 @@ export async function nativeSavepoint(base: string, job: string, epoch: number, 
   return dir;
 }
 
-/** The engine's RocksDB key for an entry (krishiv-formats.md §6), written out here independently of ksp. */
+/** The engine's RocksDB key for an entry (src/formats/native-key/FORMAT.md), written out here independently of ksp. */
 export function engineKey(op: string, state: string, key: Uint8Array): Buffer {
   const len = (n: number): Buffer => {
     const b = Buffer.alloc(8);
