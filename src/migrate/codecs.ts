@@ -118,4 +118,13 @@ function custom<T>(name: string, decode: (bytes: Uint8Array) => T, encode: (valu
   };
 }
 
-export const codecs = { raw, utf8, json, msgpack, i64le, u64le, f64le, custom } as const;
+/**
+ * The same codec, typed as the shape the user declares (`codecs.typed<Totals>(codecs.msgpack)`):
+ * a TypeScript step can then name its parameter's type under `strict`. The
+ * bytes are not checked against the type; a wrong shape fails in the step.
+ */
+function typed<T>(codec: Codec<unknown>): Codec<T> {
+  return codec as Codec<T>;
+}
+
+export const codecs = { raw, utf8, json, msgpack, i64le, u64le, f64le, custom, typed } as const;

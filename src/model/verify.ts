@@ -297,5 +297,5 @@ function checkOtherPaths(sp: Savepoint, add: (f: Finding) => void): void {
     }
   };
   md.unaligned_buffer_refs?.forEach((b, i) => check(b.buffer_path, `unaligned_buffer_refs[${i}].buffer_path`));
-  md.sink_transactions?.forEach((s, i) => check(s.prepare_path, `sink_transactions[${i}].prepare_path`));
+  // sink_transactions[].prepare_path is an executor-side name, never a storage path (metadata FORMAT.md).
 }

@@ -65,14 +65,24 @@ step('…and its entries list like any other', ['inspect', NATIVE, '--operator',
 
 // Writing: rescale, migrate, rename, relocate; each output is re-verified by the command itself.
 const out = (name: string): string => join(relative(ROOT, WORK), name);
-step('Plan a rescale to 4 tasks without writing anything', ['rescale', SP, out('p4'), '--parallelism', '4', '--mode', 'relative', '--dry-run'], 0, (o) => o.includes('dry run: nothing was written'));
-step('Rescale to 4 tasks: entries routed by key group, watermarks merged', ['rescale', SP, out('p4'), '--parallelism', '4', '--mode', 'relative'], 0, (o) => o.includes('verified OK'));
-writeFileSync(join(WORK, 'migrations.mjs'), `// One step: fraud's score state, version 1 -> 2, scaled by 1.5.
+step('Plan a rescale of the window operator to 12 tasks without writing anything (note the fencing token)', ['rescale', SP, out('p12'), '--parallelism', '12', '--operator', 'windows', '--mode', 'relative', '--dry-run'], 0, (o) => o.includes('dry run: nothing was written') && o.includes('fencing_token 3 → 1'));
+step("Rescale to 12 tasks as the engine's own rescale does: ids in string order (task-10 owns range 2), window keys routed, watermarks merged", ['rescale', SP, out('p12'), '--parallelism', '12', '--operator', 'windows', '--mode', 'relative'], 0, (o) => o.includes('verified OK') && o.includes('per task 13, 4, 7, 1, 13'));
+step('verify checks that every routed entry sits on the task owning its key group, and says what it cannot check', ['verify', out('p12')], 0, (o) => o.startsWith('OK') && o.includes('PLACEMENT_UNKNOWN'));
+writeFileSync(join(WORK, 'typo.mjs'), `// A typo in the state name ("total" for "totals"): the step would match nothing.
 export default (m, codecs) => {
-  m.value('fraud', 1, 2, codecs.f64le, codecs.f64le, (score) => score * 1.5, { state: 'score' });
+  m.value('orders-agg', 1, 2, codecs.msgpack, codecs.msgpack, (old) => ({ ...old, sumCents: Math.round(old.sum * 100) }), { state: 'total' });
 };
 `);
-step('Migrate fraud from version 1 to 2 with a registered step', ['migrate', out('p4'), out('v2'), '--migrations', out('migrations.mjs')], 0, (o) => o.includes('verified OK'));
+step('A migration step that matches no entry is refused before anything is written', ['migrate', out('p12'), out('typo'), '--migrations', out('typo.mjs')], 2);
+writeFileSync(join(WORK, 'migrations.mjs'), `// fraud 1 -> 2: scores scaled; orders-agg 1 -> 2: totals in cents, keys upper case.
+export default (m, codecs) => {
+  m.value('fraud', 1, 2, codecs.f64le, codecs.f64le, (score) => score * 1.5, { state: 'score' });
+  m.value('orders-agg', 1, 2, codecs.msgpack, codecs.msgpack, (old) => ({ ...old, sumCents: Math.round(old.sum * 100) }), { state: 'totals' });
+  m.keyValue('orders-agg', 1, 2, { key: codecs.utf8, value: codecs.raw }, { key: codecs.utf8, value: codecs.raw }, (key, value) => ({ key: key.toUpperCase(), value }));
+};
+`);
+step('Migrate fraud and orders-agg from version 1 to 2: counts per step; changed keys move to the task that owns them', ['migrate', out('p12'), out('v2'), '--migrations', out('migrations.mjs')], 0, (o) => o.includes('verified OK') && o.includes('entries moved to the task owning the new key') && o.includes('12 entries transformed'));
+step('…so a lookup of a migrated key finds it on its owner', ['inspect', out('v2'), '--key-utf8', 'CUSTOMER-42', '--value-codec', 'msgpack'], 0, (o) => o.includes('CUSTOMER-42'));
 step('Rename an operator everywhere it appears, drop another', ['edit', out('v2'), out('edited'), '--rename', 'orders-agg=orders', '--remove', 'sink'], 0, (o) => o.includes('verified OK'));
 step('Make savepoint 9 (which reaches into checkpoint 7) self-contained', ['relocate', join('fixtures', 'base', 'shop', 'savepoints', '00000000000000000009'), out('sp9'), '--mode', 'relative'], 0, (o) => o.includes('verified OK'));
 step('Convert the native savepoint to canonical state.bin files', ['convert', NATIVE, out('canonical'), '--to', 'canonical', '--mode', 'relative'], 0, (o) => o.includes('verified OK'));

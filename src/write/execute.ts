@@ -61,6 +61,8 @@ export interface WriteReport {
   /** Entries of every task whose file was (re)written, as written and as verified. */
   tasks: TaskCount[];
   rescale: Array<{ operator: string; routed: number; broadcast: number; mergedDuplicates: number; counts: number[] }>;
+  /** Operators a key migration re-partitioned in place: entries moved to the owner of their new key. */
+  moved: Array<{ operator: string; moved: number; counts: number[] }>;
   collisions: Array<{ operator: string; task?: string } & CollisionReport>;
   /** Per registered migration step: entries transformed, and entries of its operator passed through (another state). */
   migrations: StepCount[];
@@ -77,7 +79,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   const hashes: ManifestEntry[] = [];
   const expected = new Map<string, number>();
   const report: WriteReport = {
-    ok: true, plan: p.plan, target: target.uri, written: { files: 0, bytes: 0, copied: 0, rewritten: 0 }, tasks: [], rescale: [], collisions: [], migrations: p.stepCounts, native: [],
+    ok: true, plan: p.plan, target: target.uri, written: { files: 0, bytes: 0, copied: 0, rewritten: 0 }, tasks: [], rescale: [], moved: [], collisions: [], migrations: p.stepCounts, native: [],
     verify: { ok: false, files: 0, bytes: 0, entries: 0, warnings: [] }, seconds: 0,
   };
   const tempDir = options.tempDir ?? process.env.KSP_TMPDIR ?? tmpdir();
@@ -124,7 +126,8 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
         const r = await repartition(j, tempDir, (to, data) => write(j.outs.find((o) => o.file.location === to)!.file, data).then(() => undefined), options.onBytes,
           native ? (i, entries) => writeNative(j.outs[i]!, native, entries, false) : undefined);
         j.outs.forEach((o, i) => expected.set(`${o.operatorId}/${o.taskId}`, r.counts[i]!));
-        report.rescale.push({ operator: j.operator, routed: r.routed, broadcast: r.broadcast.distinct, mergedDuplicates: r.broadcast.merged, counts: r.counts });
+        if (j.routing === 'moved') report.moved.push({ operator: j.operator, moved: r.moved, counts: r.counts });
+        else report.rescale.push({ operator: j.operator, routed: r.routed, broadcast: r.broadcast.distinct, mergedDuplicates: r.broadcast.merged, counts: r.counts });
         if (r.collisions.keys) report.collisions.push({ operator: j.operator, ...r.collisions });
       }
       report.written.rewritten++;

@@ -36,6 +36,8 @@ export interface RepartitionResult {
   /** Entries per new task, as written. */
   counts: number[];
   routed: number;
+  /** Routing `moved`: entries that left their task for the owner of their new key. */
+  moved: number;
   broadcast: { distinct: number; merged: number };
   collisions: CollisionReport;
 }
@@ -71,6 +73,7 @@ export async function repartition(
   let broadcastBytes = 0;
   let merged = 0;
   let routed = 0;
+  let movedCount = 0;
   try {
     for (let si = 0; si < job.sources.length; si++) {
       const src = job.sources[si]!;
@@ -80,7 +83,9 @@ export async function repartition(
           const i = index++;
           const e = job.map ? job.map(raw, { operator: src.operatorId, task: src.taskId, index: i }) : raw;
           if (moved) {
-            spills[movedTo(raw.key, e.key, si)]!.append(e, { task: si, index: i });
+            const to = movedTo(raw.key, e.key, si);
+            if (to !== si) movedCount++;
+            spills[to]!.append(e, { task: si, index: i });
             routed++;
             continue;
           }
@@ -132,7 +137,7 @@ export async function repartition(
       }
       s.remove();
     }
-    return { counts, routed, broadcast: { distinct: broadcast.size, merged }, collisions };
+    return { counts, routed, moved: movedCount, broadcast: { distinct: broadcast.size, merged }, collisions };
   } finally {
     for (const s of spills) s.remove();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -511,7 +511,14 @@ class Planner {
     return { kind: 'native', source: t, pointer: nf.pointer, manifest: nf.manifest, files, manifestOut, out };
   }
 
-  /** Unaligned buffers and sink prepare files: copied into the savepoint, their paths rewritten. */
+  /**
+   * Unaligned buffers: copied into the savepoint, their paths rewritten.
+   * Sink transactions are carried unchanged: `prepare_path` names the sink's
+   * own staging file on an executor (usually absolute), which the engine uses
+   * as the transaction's key and never reads from checkpoint storage
+   * (metadata FORMAT.md, "sink_transactions"), so ksp never reads, copies or
+   * rewrites it.
+   */
   private extraFiles(removed: Set<string>, current: (s: string) => string): { jobs: Job[]; buffers: JsonValue[] | undefined; sinks: JsonValue[] | undefined } {
     const jobs: Job[] = [];
     const rewrite = (list: JsonValue | undefined, field: string, pathField: string, keep: (o: JsonObject) => boolean, edit: (o: JsonObject) => JsonObject): JsonValue[] | undefined => {
@@ -537,8 +544,8 @@ class Planner {
     const buffers = rewrite(doc.get('unaligned_buffer_refs'), 'unaligned_buffer_refs', 'buffer_path',
       (o) => !removed.has(o.get('operator_id') as string),
       (o) => o.with('operator_id', current(o.get('operator_id') as string)));
-    const sinks = rewrite(doc.get('sink_transactions'), 'sink_transactions', 'prepare_path', () => true, (o) => o);
-    return { jobs, buffers, sinks };
+    const sinks = doc.get('sink_transactions');
+    return { jobs, buffers, sinks: Array.isArray(sinks) && sinks.length ? sinks : undefined };
   }
 
   private buildMeta(versions: Map<string, bigint>, operations: OperationRecord[]): MetaDoc {

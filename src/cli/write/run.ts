@@ -80,6 +80,7 @@ function humanReport(r: WriteReport, verbose: boolean): string {
   for (const s of r.rescale) {
     lines.push(`  ${s.operator}: rescaled to ${s.counts.length} task(s), ${count(s.routed)} routed entries${s.broadcast ? `, ${s.broadcast} broadcast entr${s.broadcast === 1 ? 'y' : 'ies'} on every task (${s.mergedDuplicates} duplicate(s) merged)` : ''}; per task ${s.counts.map(count).join(', ')}`);
   }
+  for (const m of r.moved) lines.push(`  ${m.operator}: ${count(m.moved)} entr${m.moved === 1 ? 'y' : 'ies'} moved to the task owning the new key; per task ${m.counts.map(count).join(', ')}`);
   for (const m of r.migrations) lines.push(`  migration ${m.step}: ${count(m.transformed)} entr${m.transformed === 1 ? 'y' : 'ies'} transformed, ${count(m.passed)} passed through`);
   for (const c of r.collisions) lines.push(`  ${c.operator}${c.task ? `/${c.task}` : ''}: ${count(c.dropped)} key collision(s) on ${count(c.keys)} key(s) resolved by --on-collision`);
   if (r.native.length) {
