@@ -312,7 +312,7 @@ class Planner {
         jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing, map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision, ...(toNative ? { native: toNative } : {}) });
         outTasks.push(...outs);
         Object.assign(plan, { action: 'rescale', tasksOut: rs.parallelism, routing, routingReason: reason });
-      } else if (keyChange) {
+      } else if (keyChange && o.tasks.some((t) => this.formats.get(t.index)!.kind !== 'stateless')) {
         // Keys a migration changes can leave their task's key-group range:
         // the operator's tasks are re-partitioned in place, moving only the
         // entries whose key changed (repartition.ts, routing "moved").

@@ -101,8 +101,8 @@ describe('convert --to native', () => {
       'incr/orders/task-0/epochs/00000000000000000005/sst_manifest.json',
       'incr/orders/task-0/sst/000002.sst',
     ]);
-    // The empty (stateless) task stays an empty file.
-    expect(readFileSync(join(out, 'sink', 'task-0', 'state.bin')).length).toBe(0);
+    // The empty (stateless) task is the 12-byte empty snapshot, never a 0-byte file.
+    expect(readFileSync(join(out, 'sink', 'task-0', 'state.bin')).toString('hex')).toBe('010000000000000000000000');
     expect((await ksp(['verify', out])).code).toBe(0);
     const s = await inspectSavepoint(out);
     expect(s.operators.flatMap((o) => o.tasks.map((t) => t.format))).toEqual(['native', 'native', 'native', 'stateless']);

@@ -135,7 +135,7 @@ describe('a native savepoint in the engine layout', () => {
 
   it('rescale and migrate accept native sources; their output is canonical', async () => {
     const rescaled = join(tmp(), 'rescaled');
-    const r = await SavepointWriter.from(await Savepoint.open(sp)).rescale(3, { operators: ['windows'] }).write(rescaled, { mode: 'relative' });
+    const r = await SavepointWriter.from(await Savepoint.open(sp)).rescale(3, { operators: ['windows'], routing: 'state-key' }).write(rescaled, { mode: 'relative' });
     expect(r.verify.ok).toBe(true);
     expect((await rows(rescaled, 'windows')).map((x) => x.task).filter((t, i, a) => a.indexOf(t) === i).sort()).toEqual(['task-0', 'task-1', 'task-2']);
     // Watermarks are broadcast and merged to the minimum; every other entry keeps its value.

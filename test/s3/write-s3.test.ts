@@ -45,7 +45,7 @@ describe('writing savepoints to and from S3', () => {
 
   it('S3 → S3 in the engine layout (server-side copies), and S3 → local', async () => {
     const src = `s3://${bucket}/native/shop/savepoints/00000000000000000007`;
-    const r = await SavepointWriter.from(await Savepoint.open(src)).rescale(2, { operators: ['orders-agg'] }).write(`s3://${other}/base`, { mode: 'engine', jobId: 'shop2', epoch: 8n });
+    const r = await SavepointWriter.from(await Savepoint.open(src)).rescale(2, { operators: ['orders-agg'], routing: 'state-key' }).write(`s3://${other}/base`, { mode: 'engine', jobId: 'shop2', epoch: 8n });
     expect(r.target).toBe(`s3://${other}/base/shop2/savepoints/00000000000000000008`);
     expect(r.verify.ok).toBe(true);
     const t = tempDir();
