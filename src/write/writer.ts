@@ -13,6 +13,8 @@ import { child, uriOf, type Location } from '../storage/uri.js';
 import { VERSION } from '../version.js';
 import { compose, migrationMap, renameMap, type EntryMap } from './entry-maps.js';
 import { executePlan, type WriteReport, type ExecuteOptions } from './execute.js';
+import { formatNotes } from './format-notes.js';
+import { refuseOpaque } from './repartition.js';
 import type { Job, OutputTask, SourceTask } from './jobs.js';
 import { nativeFilesOf, type NativeTaskFiles } from '../model/native-files.js';
 import { deepFreeze, type OperationRecord, type OperatorPlan, type PlannedFile, type WritePlan } from './plan.js';
@@ -359,6 +361,7 @@ class Planner {
       }
     };
     await Promise.all(Array.from({ length: Math.min(16, tasks.length) }, worker));
+    this.warnings.push(...formatNotes(this.sp.tasks, this.formats));
   }
 
   private async readSourceManifest(): Promise<void> {
@@ -425,6 +428,8 @@ class Planner {
   /** A task to read entries from: native tasks carry their resolved RocksDB files. */
   private async sourceTask(t: TaskRef): Promise<SourceTask> {
     const f = this.formats.get(t.index)!;
+    // Refused at plan time, before anything is written (repartition.ts refuseOpaque says why).
+    if (f.kind === 'window-join') throw refuseOpaque(t, uriOf(t.location), 'rescale');
     if (f.kind !== 'native') return t;
     const nf = await this.nativeFiles(t, f.pointer);
     if (!nf) return t;

@@ -54,7 +54,8 @@ describe('verify: bundled fixtures', () => {
     for (const dir of [SHOP_SP, SHOP_CP]) {
       const r = await verifySavepoint(dir);
       expect(codes(r)).toEqual([]);
-      expect(codes(r, 'warning')).toEqual([]);
+      // The only warnings: the fixture's 0-byte "stateless" files, which the engine's restore refuses.
+      expect(codes(r, 'warning').filter((c) => c !== 'STATE_BIN_EMPTY_FILE')).toEqual([]);
       expect(r.totals).toMatchObject({ tasks: 8, entries: 158, nativeTasks: 0 });
       expect(r.tasks.filter((t) => t.format === 'stateless').length).toBe(2);
     }
@@ -70,7 +71,7 @@ describe('verify: bundled fixtures', () => {
   it('base-relative paths outside the directory are read, and warned about', async () => {
     const r = await verifySavepoint(join(FIXTURES, 'base', 'shop', 'savepoints', '00000000000000000009'));
     expect(r.ok).toBe(true);
-    expect(codes(r, 'warning')).toEqual(['OUTSIDE_DIRECTORY', 'OUTSIDE_DIRECTORY', 'OUTSIDE_DIRECTORY']);
+    expect(codes(r, 'warning').filter((c) => c !== 'STATE_BIN_EMPTY_FILE')).toEqual(['OUTSIDE_DIRECTORY', 'OUTSIDE_DIRECTORY', 'OUTSIDE_DIRECTORY']);
     expect(r.totals.entries).toBe(158);
   });
 

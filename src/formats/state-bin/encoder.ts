@@ -79,11 +79,11 @@ class TextCache {
  * Encodes `entryCount` entries. `entryCount === null` means a stateless task:
  * the output is the empty (0-byte) file and `source` must yield nothing.
  */
-export async function* encodeStateBin(entryCount: number | null, source: EntrySource, file = 'state.bin'): AsyncGenerator<Buffer> {
+export async function* encodeStateBin(entryCount: number | null, source: EntrySource, file = 'state.bin', version: 1 | 2 = STATE_BIN_VERSION): AsyncGenerator<Buffer> {
   const w = new ChunkWriter();
   const texts = new TextCache();
   if (entryCount !== null) {
-    w.u32(STATE_BIN_VERSION);
+    w.u32(version);
     w.u64(entryCount);
   }
   let written = 0;

@@ -1,0 +1,26 @@
+import type { TaskFormat, TaskRef } from '../model/savepoint.js';
+
+/**
+ * Plan notes about task bodies the write commands carry rather than rewrite
+ * (src/formats/task-format/FORMAT.md): window-join documents are copied byte
+ * for byte by every command (migrations, renames inside entries and convert
+ * do not apply to them; rescale refuses them); state.bin v2 tasks are copied
+ * as they are unless rewritten, and a rewrite writes v1.
+ */
+export function formatNotes(tasks: readonly TaskRef[], formats: ReadonlyMap<number, TaskFormat>): string[] {
+  const notes: string[] = [];
+  const joins = tasks.filter((t) => formats.get(t.index)?.kind === 'window-join');
+  if (joins.length) {
+    notes.push(`${joins.length} window-join task(s) (${list(joins)}) hold a JSON document of buffered join events, not key/value entries: copied unchanged; migrations, entry renames and convert leave them as they are, and rescale refuses them`);
+  }
+  const v2 = tasks.filter((t) => { const f = formats.get(t.index); return f?.kind === 'canonical' && f.version === 2; });
+  if (v2.length) {
+    notes.push(`${v2.length} task(s) (${list(v2)}) are state.bin version 2 (disaggregated backend): rewritten tasks are written as version 1, which every engine restore path decodes; tasks copied unchanged stay version 2, which the engine's restore (decode_snapshot_entries) refuses`);
+  }
+  return notes;
+}
+
+function list(ts: TaskRef[]): string {
+  const names = ts.slice(0, 3).map((t) => `${t.operatorId}/${t.taskId}`);
+  return names.join(', ') + (ts.length > 3 ? `, … ${ts.length - 3} more` : '');
+}
