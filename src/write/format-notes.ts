@@ -7,8 +7,12 @@ import type { TaskFormat, TaskRef } from '../model/savepoint.js';
  * do not apply to them; rescale refuses them); state.bin v2 tasks are copied
  * as they are unless rewritten, and a rewrite writes v1.
  */
-export function formatNotes(tasks: readonly TaskRef[], formats: ReadonlyMap<number, TaskFormat>): string[] {
+export function formatNotes(tasks: readonly TaskRef[], formats: ReadonlyMap<number, TaskFormat>, stripTtl = false): string[] {
   const notes: string[] = [];
+  const native = tasks.filter((t) => formats.get(t.index)?.kind === 'native');
+  if (stripTtl && native.length) {
+    notes.push(`--ttl-prefix strip: the first 8 bytes (the TTL expiry, i64 LE ms) of every value of ${native.length} native task(s) are removed; expired entries are kept`);
+  }
   const joins = tasks.filter((t) => formats.get(t.index)?.kind === 'window-join');
   if (joins.length) {
     notes.push(`${joins.length} window-join task(s) (${list(joins)}) hold a JSON document of buffered join events, not key/value entries: copied unchanged; migrations, entry renames and convert leave them as they are, and rescale refuses them`);

@@ -4,6 +4,7 @@ import { KspError, preview } from '../errors.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
 import { openBody, type TaskReader } from '../formats/task-format/index.js';
 import { openNativeFiles } from '../formats/task-format/native.js';
+import { stripTtlPrefix } from '../formats/task-format/ttl.js';
 import { keyGroup, taskForKeyGroup } from '../model/key-group.js';
 import { routingKey } from '../model/routing.js';
 import type { TaskRef } from '../model/savepoint.js';
@@ -141,7 +142,11 @@ export type { TaskReader };
  */
 export async function openTask(task: SourceTask, onBytes?: (n: number) => void, purpose: 'rescale' | 'rewrite' = 'rewrite'): Promise<TaskReader | null> {
   const file = uriOf(task.location);
-  if (task.native) return openNativeFiles(`${file} (${task.operatorId}/${task.taskId})`, task.native, { onBytes });
+  if (task.native) {
+    const name = `${file} (${task.operatorId}/${task.taskId})`;
+    const r = await openNativeFiles(name, task.native, { onBytes });
+    return task.ttlPrefix === 'strip' ? { ...r, batches: () => stripped(r.batches(), name) } : r;
+  }
   const st = await task.location.storage.stat(task.location.key);
   if (!st) throw new KspError('NOT_FOUND', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, { file });
   if (st.size === 0) return null;
@@ -154,6 +159,11 @@ export async function openTask(task: SourceTask, onBytes?: (n: number) => void, 
   const r = await openBody(counted(), st.size, file, { onBytes });
   if (r.opaque) throw refuseOpaque(task, file, purpose);
   return r;
+}
+
+/** Native values without their TTL expiry prefix (convert --ttl-prefix strip; task-format/ttl.ts). */
+async function* stripped(batches: AsyncGenerator<StateEntry[]>, name: string): AsyncGenerator<StateEntry[]> {
+  for await (const b of batches) yield b.map((e) => stripTtlPrefix(e, name));
 }
 
 /**

@@ -14,6 +14,7 @@ import { VERSION } from '../version.js';
 import { compose, migrationMap, renameMap, type EntryMap } from './entry-maps.js';
 import { executePlan, type WriteReport, type ExecuteOptions } from './execute.js';
 import { formatNotes } from './format-notes.js';
+import type { TtlPrefixMode } from '../formats/task-format/ttl.js';
 import { refuseOpaque } from './repartition.js';
 import type { Job, OutputTask, SourceTask } from './jobs.js';
 import { nativeFilesOf, type NativeTaskFiles } from '../model/native-files.js';
@@ -64,7 +65,7 @@ type Operation =
   | { kind: 'rename'; from: string; to: string }
   | { kind: 'remove'; id: string }
   | { kind: 'relocate' }
-  | { kind: 'convert'; to: 'canonical' | 'native'; native?: NativeWriteOptions };
+  | { kind: 'convert'; to: 'canonical' | 'native'; native?: NativeWriteOptions; ttlPrefix?: TtlPrefixMode };
 
 /** A plan with what the executor needs; only `plan` is public data. */
 export interface PreparedWrite {
@@ -120,8 +121,12 @@ export class SavepointWriter {
    * the engine's incremental layout, written with `options` (defaults: what
    * the engine's RocksDB writes, at format_version 5).
    */
-  convert(to: 'canonical' | 'native', options: Partial<NativeWriteOptions> = {}): SavepointWriter {
-    if (to === 'canonical') return this.and({ kind: 'convert', to });
+  convert(to: 'canonical' | 'native', options: Partial<NativeWriteOptions> & { ttlPrefix?: TtlPrefixMode } = {}): SavepointWriter {
+    // ttlPrefix (task-format/ttl.ts): `strip` drops the 8-byte expiry of TTL'd native values; `keep` (default) is what the engine's own native -> portable step does.
+    if (options.ttlPrefix !== undefined && (to !== 'canonical' || !['strip', 'keep'].includes(options.ttlPrefix))) {
+      throw new KspError('USAGE', `convert: ttlPrefix ${JSON.stringify(options.ttlPrefix)} applies to convert to canonical only, as 'strip' or 'keep'`, { found: options.ttlPrefix });
+    }
+    if (to === 'canonical') return this.and({ kind: 'convert', to, ...(options.ttlPrefix ? { ttlPrefix: options.ttlPrefix } : {}) });
     if (to === 'native') return this.and({ kind: 'convert', to, native: nativeOptions(options) });
     throw new KspError('USAGE', `convert: unknown target format ${JSON.stringify(to)} (canonical or native)`, { found: to });
   }
@@ -361,7 +366,7 @@ class Planner {
       }
     };
     await Promise.all(Array.from({ length: Math.min(16, tasks.length) }, worker));
-    this.warnings.push(...formatNotes(this.sp.tasks, this.formats));
+    this.warnings.push(...formatNotes(this.sp.tasks, this.formats, this.stripsTtl()));
   }
 
   private async readSourceManifest(): Promise<void> {
@@ -433,7 +438,11 @@ class Planner {
     if (f.kind !== 'native') return t;
     const nf = await this.nativeFiles(t, f.pointer);
     if (!nf) return t;
-    return { ...t, native: fileRefs(nf.files) };
+    return { ...t, native: fileRefs(nf.files), ...(this.stripsTtl() ? { ttlPrefix: 'strip' as const } : {}) };
+  }
+
+  private stripsTtl(): boolean {
+    return this.ops.some((o) => o.kind === 'convert' && o.ttlPrefix === 'strip');
   }
 
   private async nativeJob(t: TaskRef, pointer: { manifestPath: string }, out: OutputTask): Promise<Job> {
