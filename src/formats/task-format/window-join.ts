@@ -137,7 +137,9 @@ export async function checkWindowJoinRows(parsed: ParsedWindowJoin, file: string
         rows += batch.numRows;
         batches++;
       }
-      if (batches === 0 && bytes.length < 8) throw new Error('no IPC stream');
+      // The engine writes each event as one one-row batch; a stream with no
+      // batch restores no row for its event.
+      if (batches === 0) throw new Error('it holds no record batch');
     } catch (e) {
       throw invalid(file, `buffered_b64[${i}].ipc`, `is not an Arrow IPC stream: ${(e as Error).message}`);
     }
