@@ -63,6 +63,7 @@ export interface ScanResult {
 export interface ScanNote {
   severity: 'warning' | 'info';
   code: string;
+  /** Without the file's name (the result names it): verify prefixes it. */
   message: string;
   data?: Record<string, unknown>;
 }
@@ -112,7 +113,7 @@ async function decodeInto(res: ScanResult, stream: AsyncGenerator<Uint8Array>, s
       res.kind = 'stateless';
       // snapshot.rs decode_snapshot_entries: "too short" below 12 bytes; the
       // executor's restore decodes every referenced snapshot.
-      note(res, 'warning', 'STATE_BIN_EMPTY_FILE', `${req.uri}: 0-byte state.bin, read as a task with no entries; the engine's restore would refuse it (decode_snapshot_entries in krishiv-state/src/snapshot.rs rejects fewer than 12 bytes: "snapshot corrupt: too short"). Omit the task, or write the 12-byte empty snapshot 01000000 0000000000000000`);
+      note(res, 'warning', 'STATE_BIN_EMPTY_FILE', `0-byte state.bin, read as a task with no entries; the engine's restore would refuse it (decode_snapshot_entries in krishiv-state/src/snapshot.rs rejects fewer than 12 bytes: "snapshot corrupt: too short"). Omit the task, or write the 12-byte empty snapshot 01000000 0000000000000000`);
       return;
     case 'native':
       res.kind = 'native';
@@ -128,7 +129,7 @@ async function decodeInto(res: ScanResult, stream: AsyncGenerator<Uint8Array>, s
       res.kind = 'canonical';
       res.version = body.version;
       if (body.version === 2) {
-        note(res, 'warning', 'STATE_BIN_V2', `${req.uri}: state.bin version 2 (the disaggregated backend's snapshot, DisaggregatedStateBackend::snapshot in krishiv-state/src/dfs_backend.rs); the engine's restore decodes snapshots with decode_snapshot_entries, which accepts version 1 only. ksp writes v1 whenever it rewrites this task`);
+        note(res, 'warning', 'STATE_BIN_V2', `state.bin version 2 (the disaggregated backend's snapshot, DisaggregatedStateBackend::snapshot in krishiv-state/src/dfs_backend.rs); the engine's restore decodes snapshots with decode_snapshot_entries, which accepts version 1 only. ksp writes v1 whenever it rewrites this task`);
       }
       await countBatches(res, body.batches(), req);
   }
@@ -174,7 +175,7 @@ async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]
   res.states = [...counts.values()];
   if (kg) res.keyGroups = kg;
   for (const s of ttl?.likely() ?? []) {
-    note(res, 'warning', 'TTL_PREFIX_LIKELY', `${req.uri}: every value of ${s.operator}/${s.state} (${s.entries} entries) starts with what looks like an i64 expiry time in ms: likely native state of an operator with a state TTL, stored as [i64 LE expires_at_ms][value] (TtlStateBackend, krishiv-state/src/ttl.rs). The engine's portable snapshot strips that prefix; ksp convert --to canonical keeps it unless given --ttl-prefix strip`, { operator: s.operator, state: s.state, entries: s.entries });
+    note(res, 'warning', 'TTL_PREFIX_LIKELY', `every value of ${s.operator}/${s.state} (${s.entries} entries) starts with what looks like an i64 expiry time in ms: likely native state of an operator with a state TTL, stored as [i64 LE expires_at_ms][value] (TtlStateBackend, krishiv-state/src/ttl.rs). The engine's portable snapshot strips that prefix; ksp convert --to canonical keeps it unless given --ttl-prefix strip`, { operator: s.operator, state: s.state, entries: s.entries });
   }
 }
 

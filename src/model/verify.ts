@@ -214,7 +214,7 @@ function taskResult(task: TaskRef, r: ScanResult, listed: boolean, report: Verif
     if (r.native) t.native = r.native;
   }
   if (r.error) add(finding('error', r.error.code, r.error.message, file, r.error.data));
-  for (const n of r.notes ?? []) add(finding(n.severity, n.code, n.message, file, n.data));
+  for (const n of r.notes ?? []) add(finding(n.severity, n.code, `${file}: ${n.message}`, file, n.data));
 }
 
 function checkTasks(sp: Savepoint, listed: Map<string, string> | null, manifestUri: string, add: (f: Finding) => void): void {
