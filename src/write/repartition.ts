@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { KspError, preview } from '../errors.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
 import { openBody, type TaskReader } from '../formats/task-format/index.js';
-import { openNativeFiles } from '../formats/task-format/native.js';
 import { stripTtlPrefix } from '../formats/task-format/ttl.js';
 import { keyGroup, taskForKeyGroup } from '../model/key-group.js';
 import { routingKey } from '../model/routing.js';
@@ -135,18 +134,13 @@ export type { TaskReader };
 
 /**
  * Opens a source task for reading through its body's format (task-format/):
- * state.bin v1/v2 with the count from its header, native RocksDB files
- * (resolved at plan time) with no count. Null for a 0-byte file. A body with
+ * state.bin v1/v2 with the count from its header, native RocksDB (files
+ * resolved at plan time) with no count. Null for a 0-byte file. A body with
  * no entries to route or rewrite (a window join) is refused: rewriting it
  * from "its entries" would drop its state.
  */
 export async function openTask(task: SourceTask, onBytes?: (n: number) => void, purpose: 'rescale' | 'rewrite' = 'rewrite'): Promise<TaskReader | null> {
   const file = uriOf(task.location);
-  if (task.native) {
-    const name = `${file} (${task.operatorId}/${task.taskId})`;
-    const r = await openNativeFiles(name, task.native, { onBytes });
-    return task.ttlPrefix === 'strip' ? { ...r, batches: () => stripped(r.batches(), name) } : r;
-  }
   const st = await task.location.storage.stat(task.location.key);
   if (!st) throw new KspError('NOT_FOUND', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, { file });
   if (st.size === 0) return null;
@@ -156,8 +150,10 @@ export async function openTask(task: SourceTask, onBytes?: (n: number) => void, 
       yield c;
     }
   }
-  const r = await openBody(counted(), st.size, file, { onBytes });
+  const native = task.native;
+  const r = await openBody(counted(), st.size, file, { onBytes, ...(native ? { native: () => native } : {}) });
   if (r.opaque) throw refuseOpaque(task, file, purpose);
+  if (r.body === 'native' && task.ttlPrefix === 'strip') return { ...r, batches: () => stripped(r.batches(), `${file} (${task.operatorId}/${task.taskId})`) };
   return r;
 }
 
@@ -176,7 +172,7 @@ async function* stripped(batches: AsyncGenerator<StateEntry[]>, name: string): A
  */
 export function refuseOpaque(task: { operatorId: string; taskId: string }, file: string, purpose: 'rescale' | 'rewrite'): KspError {
   if (purpose === 'rescale') {
-    return new KspError('RESCALE_WINDOW_JOIN', `rescale ${task.operatorId}: task ${task.taskId} (${file}) holds window-join state (a JSON document of buffered join events, not key/value entries), which cannot be split by key group; the engine's own rescale cannot route it either (redistribute_snapshots decodes every snapshot as state.bin v1). Keep this operator's parallelism`, {
+    return new KspError('RESCALE_WINDOW_JOIN', `rescale ${task.operatorId}: task ${task.taskId} (${file}) holds window-join state (a JSON document of buffered join events, not key/value entries), which cannot be split by key group; the engine's own rescale cannot route it either (redistribute_snapshots decodes every snapshot as state.bin v1). Keep this operator's parallelism; rescale the others by naming them with --operator`, {
       file, operator: task.operatorId, task: task.taskId,
     });
   }
