@@ -8,6 +8,7 @@ import { Savepoint } from '../../src/model/savepoint.js';
 import { verifySavepoint } from '../../src/model/verify.js';
 import { inspectSavepoint } from '../../src/model/inspect.js';
 import { SavepointWriter } from '../../src/write/writer.js';
+import { openTask } from '../../src/write/repartition.js';
 import { defineMigrations } from '../../src/migrate/registry.js';
 import { codecs } from '../../src/migrate/codecs.js';
 import { FIXTURES } from '../support/env.js';
@@ -122,6 +123,20 @@ describe('window-join tasks in the commands', () => {
       for (const rel of [JOIN0, JOIN1]) expect(bytes(out, rel).equals(bytes(SP, rel)), `${name} ${rel}`).toBe(true);
       expect(multiset(await rows(out)), name).toEqual(multiset(await rows(SP)));
     }
+  });
+
+  it('edit renames and removes them like any operator (the document is copied, not opened); a rewrite from entries is refused', async () => {
+    const out = join(tmp(), 'e');
+    const r = await SavepointWriter.from(await Savepoint.open(SP)).renameOperator('join', 'join2').write(out, { mode: 'relative' });
+    expect(r.verify.ok).toBe(true);
+    expect(bytes(out, 'join2/task-0/state.bin').equals(bytes(SP, JOIN0))).toBe(true);
+    const gone = join(tmp(), 'g');
+    await SavepointWriter.from(await Savepoint.open(SP)).removeOperator('join').write(gone, { mode: 'relative' });
+    expect(existsSync(join(gone, 'join'))).toBe(false);
+    const sp = await Savepoint.open(SP);
+    const t = sp.tasks.find((x) => x.operatorId === 'join')!;
+    await expect(openTask(t)).rejects.toMatchObject({ code: 'WINDOW_JOIN_OPAQUE' });
+    await expect(openTask(t, undefined, 'rescale')).rejects.toMatchObject({ code: 'RESCALE_WINDOW_JOIN' });
   });
 
   it('rescale of an operator holding one refuses at plan time with RESCALE_WINDOW_JOIN; other operators rescale', async () => {
