@@ -113,7 +113,7 @@ async function decodeInto(res: ScanResult, stream: AsyncGenerator<Uint8Array>, s
       res.kind = 'stateless';
       // snapshot.rs decode_snapshot_entries: "too short" below 12 bytes; the
       // executor's restore decodes every referenced snapshot.
-      note(res, 'warning', 'STATE_BIN_EMPTY_FILE', `0-byte state.bin, read as a task with no entries; the engine's restore would refuse it (decode_snapshot_entries in krishiv-state/src/snapshot.rs rejects fewer than 12 bytes: "snapshot corrupt: too short"). Omit the task, or write the 12-byte empty snapshot 01000000 0000000000000000`);
+      note(res, 'warning', 'STATE_BIN_EMPTY_FILE', `0-byte state.bin, read as a task with no entries; the engine's generic restore would refuse it (restore_job_from_checkpoint decodes every referenced snapshot; decode_snapshot_entries in krishiv-state/src/snapshot.rs rejects fewer than 12 bytes: "snapshot corrupt: too short"). Omit the task, or write the 12-byte empty snapshot 01000000 0000000000000000`);
       return;
     case 'native':
       res.kind = 'native';

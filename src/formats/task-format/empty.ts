@@ -1,12 +1,13 @@
 import { noBatches, type BodySource, type TaskBodyFormat, type TaskReader } from './types.js';
 
 /**
- * The 0-byte `state.bin`. Older engine builds and older ksp wrote it for a
- * stateless task; it reads as a task with no entries. The engine's own
+ * The 0-byte `state.bin`. Earlier ksp versions wrote it for a task with no
+ * state; it reads as a task with no entries. The engine's own
  * restore refuses it: `decode_snapshot_entries` (krishiv-state/src/snapshot.rs)
  * rejects anything shorter than 12 bytes ("snapshot corrupt: too short"), and
- * `restore_job_from_checkpoint` (krishiv-executor/src/runner/executor_task_runner.rs)
- * decodes every referenced snapshot. So verify warns (STATE_BIN_EMPTY_FILE);
+ * the generic-backend path of `restore_job_from_checkpoint`
+ * (krishiv-executor/src/runner/executor_task_runner.rs) decodes every
+ * referenced snapshot. So verify warns (STATE_BIN_EMPTY_FILE);
  * the engine itself writes no file and no reference for an empty task
  * (krishiv-executor/src/runner/task_runner.rs, "Write snapshot if non-empty").
  */
