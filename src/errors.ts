@@ -32,6 +32,10 @@ export const ERROR_CODES = {
   STATE_BIN_UTF8: 'input',
   STATE_BIN_COUNT: 'input',
   STATE_BIN_IS_POINTER: 'unsupported',
+  WINDOW_JOIN_INVALID: 'input',
+  WINDOW_JOIN_OPAQUE: 'unsupported',
+  RESCALE_WINDOW_JOIN: 'unsupported',
+  TTL_PREFIX_SHORT: 'input',
 
   POINTER_MALFORMED: 'input',
   NATIVE_UNSUPPORTED: 'unsupported',

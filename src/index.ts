@@ -43,6 +43,7 @@ export { parseManifest, buildManifest, MANIFEST_NAME, type ManifestEntry, type P
 export { StateBinDecoder, decodeStateBin, type StateEntry, type StateBinHeader } from './formats/state-bin/decoder.js';
 export { encodeStateBin, encodeStateBinToBuffer } from './formats/state-bin/encoder.js';
 export { parsePointer, encodePointer, isPointerBlob, type Pointer } from './formats/pointer/pointer.js';
+export { detectTaskBody, openBody, TASK_BODY_FORMATS, EMPTY_V1_SNAPSHOT, parseWindowJoin, type TaskBodyKind, type TaskBodyFormat, type TaskReader, type WindowJoinSummary, type TtlPrefixMode } from './formats/task-format/index.js';
 
 export { locate, child, uriOf, type Location } from './storage/uri.js';
 export type { Storage, ObjectInfo, ListEntry, ByteSource } from './storage/storage.js';

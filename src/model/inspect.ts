@@ -4,6 +4,7 @@ import { attachNative, type NativeInfo } from './native-state.js';
 import { Savepoint } from './savepoint.js';
 import { scanFiles } from './scan-pool.js';
 import type { ScanRequest, ScanResult, StateCount } from './scan-file.js';
+import type { WindowJoinSummary } from '../formats/task-format/index.js';
 
 /** `ksp inspect` summary: what is in a savepoint, per operator, task and state. */
 
@@ -26,6 +27,12 @@ export interface TaskSummary {
   pointer?: string;
   /** Native tasks: their RocksDB files (format versions, compression, checksums, levels). */
   native?: NativeInfo;
+  /** state.bin header version (canonical tasks). */
+  version?: 1 | 2;
+  /** Window-join tasks: spec, watermark, buffered events and rows. */
+  windowJoin?: WindowJoinSummary;
+  /** Warnings about the task's body (a 0-byte file, v2, likely TTL prefixes), as verify reports them. */
+  notes?: Array<{ code: string; message: string }>;
   error?: { code: string; message: string };
 }
 
@@ -61,7 +68,7 @@ export interface InspectSummary {
   savepointId?: string;
   operatorVersions?: Record<string, string>;
   operators: OperatorSummary[];
-  totals: { operators: number; tasks: number; entries: number; bytes: number; nativeTasks: number; statelessTasks: number };
+  totals: { operators: number; tasks: number; entries: number; bytes: number; nativeTasks: number; statelessTasks: number; windowJoinTasks: number };
 }
 
 export async function inspectSavepoint(target: string | Location | Savepoint, options: { onBytes?: (n: number) => void; onTotal?: (n: number) => void; threads?: number } = {}): Promise<InspectSummary> {
@@ -97,6 +104,9 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
     const task: TaskSummary = { id: t.taskId, file: uriOf(t.location), format: r.kind, size: r.size, entries: r.entryCount, states: r.states.map(stateOf) };
     if (r.pointer) task.pointer = r.pointer;
     if (r.native) task.native = r.native;
+    if (r.version) task.version = r.version;
+    if (r.windowJoin) task.windowJoin = r.windowJoin;
+    if (r.notes?.length) task.notes = r.notes.map((n) => ({ code: n.code, message: n.message }));
     if (r.error) task.error = { code: r.error.code, message: r.error.message };
     op.summary.tasks.push(task);
     op.summary.entries += r.entryCount;
@@ -121,6 +131,7 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
       bytes: operators.reduce((s, o) => s + o.bytes, 0),
       nativeTasks: results.filter((r) => r.kind === 'native').length,
       statelessTasks: results.filter((r) => r.kind === 'stateless').length,
+      windowJoinTasks: results.filter((r) => r.kind === 'window-join').length,
     },
   };
 }

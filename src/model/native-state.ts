@@ -112,12 +112,6 @@ export async function* nativeEntries(db: RocksDb, file: string): AsyncGenerator<
   }
 }
 
-/** Opens a native task of a savepoint for reading. */
-export async function openNativeTask(sp: Savepoint, task: TaskRef, pointer: Pointer, options: ImageOptions = {}): Promise<RocksDb> {
-  const image = await openImage(`${uriOf(task.location)} (${task.operatorId}/${task.taskId})`, await nativeFileRefs(sp, task, pointer), options);
-  return RocksDb.open(image);
-}
-
 export function nativeInfo(db: RocksDb): NativeInfo {
   const s = db.summary;
   const uniq = <T>(xs: T[]): T[] => [...new Set(xs)].sort();

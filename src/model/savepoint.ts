@@ -2,11 +2,11 @@ import { KspError } from '../errors.js';
 import { MetadataDoc } from '../formats/metadata/metadata.js';
 import { MetaDoc } from '../formats/meta/meta.js';
 import { JsonObject } from '../formats/json/json-text.js';
-import { isPointerBlob, parsePointer, POINTER_MAX_SIZE, type Pointer } from '../formats/pointer/pointer.js';
-import { StateBinDecoder, type StateEntry } from '../formats/state-bin/decoder.js';
+import type { StateEntry } from '../formats/state-bin/decoder.js';
+import { openBody, probeTask, type TaskFormat } from '../formats/task-format/index.js';
 import { checkRelativePath, unsafeReason } from '../formats/stored-path.js';
 import { relativeTo } from '../storage/paths.js';
-import { nativeEntries, openNativeTask, type ImageOptions } from './native-state.js';
+import { nativeFileRefs, type ImageOptions } from './native-state.js';
 import { child, isAbsoluteUri, locate, nameOf, parent, uriOf, type Location } from '../storage/uri.js';
 import { checkpointPrefix, engineLayoutOf, type EngineLayout } from './layout.js';
 
@@ -28,12 +28,8 @@ export interface TaskRef {
   relPath: string | null;
 }
 
-export type TaskFormat =
-  /** No entries: a 0-byte file (which the engine refuses), or the 12-byte empty v1 snapshot. */
-  | { kind: 'stateless'; size: number }
-  | { kind: 'canonical'; size: number }
-  | { kind: 'native'; size: number; pointer: Pointer }
-  | { kind: 'missing'; size: 0 };
+/** What a task's file is (src/formats/task-format/probe.ts). */
+export type { TaskFormat };
 
 export interface EntryRow extends StateEntry {
   task: TaskRef;
@@ -51,8 +47,6 @@ export interface EntryFilter {
   tasks?: ReadonlySet<number>;
 }
 
-/** The 12-byte empty v1 snapshot: version 1, no entries (state-bin FORMAT.md, "Empty tasks"). */
-const EMPTY_SNAPSHOT = Buffer.from('010000000000000000000000', 'hex');
 
 export type PathMode = 'engine' | 'relative' | 'dir-relative';
 
@@ -143,44 +137,27 @@ export class Savepoint {
     return { location, relPath };
   }
 
-  /** Stat and first bytes of a task's file: canonical, stateless, native or missing. */
+  /** Stat and first bytes of a task's file: canonical (v1/v2), stateless, native, window-join or missing. */
   async probe(task: TaskRef): Promise<TaskFormat> {
-    const st = await task.location.storage.stat(task.location.key);
-    if (!st) return { kind: 'missing', size: 0 };
-    if (st.size === 0) return { kind: 'stateless', size: 0 };
-    if (st.size <= POINTER_MAX_SIZE) {
-      const head = await readHead(task.location, 12);
-      if (isPointerBlob(head)) {
-        const bytes = await task.location.storage.readSmall(task.location.key, POINTER_MAX_SIZE);
-        return { kind: 'native', size: st.size, pointer: parsePointer(bytes, uriOf(task.location)) };
-      }
-      if (st.size === 12 && Buffer.from(head).equals(EMPTY_SNAPSHOT)) return { kind: 'stateless', size: 12 };
-    }
-    return { kind: 'canonical', size: st.size };
+    return probeTask(task.location);
   }
 
   /**
-   * Entries of one task, in batches: a canonical file decoded as it streams,
-   * or a native task's live RocksDB entries in key order.
+   * Entries of one task, in batches, whatever its body (task-format/): a
+   * state.bin decoded as it streams, a native task's live RocksDB entries in
+   * key order; a window-join document holds none (it is not key/value state).
    */
   async *taskBatches(task: TaskRef, options: ImageOptions = {}): AsyncGenerator<StateEntry[]> {
     const file = uriOf(task.location);
     const st = await task.location.storage.stat(task.location.key);
     if (!st) throw new KspError('NOT_FOUND', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, { file });
-    if (st.size === 0) return;
-    // The decoder recognises a pointer blob from its first bytes, so canonical
-    // files (nearly all) cost one read, not a probe and a read.
-    const dec = new StateBinDecoder(task.location.storage.read(task.location.key), { size: st.size, file });
-    let pointer: Pointer;
-    try {
-      yield* dec.batches();
-      return;
-    } catch (e) {
-      if (!(e instanceof KspError) || e.code !== 'STATE_BIN_IS_POINTER' || st.size > POINTER_MAX_SIZE) throw e;
-      pointer = parsePointer(await task.location.storage.readSmall(task.location.key, POINTER_MAX_SIZE), file);
-    }
-    const db = await openNativeTask(this, task, pointer, options);
-    yield* nativeEntries(db, file);
+    // One read: the body is detected from the first bytes of the same stream.
+    const reader = await openBody(task.location.storage.read(task.location.key), st.size, file, {
+      native: (pointer) => nativeFileRefs(this, task, pointer),
+      checkHashes: options.checkHashes,
+      onBytes: options.onBytes,
+    });
+    yield* reader.batches();
   }
 
   /** Tasks that can hold entries matching `filter`, before reading any. */
@@ -220,12 +197,6 @@ export class Savepoint {
 function startsWith(b: Uint8Array, p: Uint8Array): boolean {
   if (b.length < p.length) return false;
   return Buffer.from(b.buffer, b.byteOffset, p.length).equals(p);
-}
-
-async function readHead(loc: Location, n: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of loc.storage.read(loc.key, { offset: 0, length: n })) parts.push(Buffer.from(c));
-  return Buffer.concat(parts).subarray(0, n);
 }
 
 /**

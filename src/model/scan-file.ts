@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { KspError, isKspError } from '../errors.js';
-import { isPointerBlob, parsePointer, POINTER_MAX_SIZE } from '../formats/pointer/pointer.js';
-import { StateBinDecoder, type StateEntry } from '../formats/state-bin/decoder.js';
+import type { StateEntry } from '../formats/state-bin/decoder.js';
+import { openBody, TtlSniffer, type WindowJoinSummary } from '../formats/task-format/index.js';
 import { RocksDb } from '../rocksdb/db.js';
 import { nativeEntries, nativeInfo, openImage, type NativeFileRef, type NativeInfo } from './native-state.js';
 import { locate } from '../storage/uri.js';
@@ -55,7 +55,13 @@ export interface StateCount {
 export interface ScanResult {
   uri: string;
   size: number;
-  kind: 'canonical' | 'stateless' | 'native' | 'missing' | 'file';
+  kind: 'canonical' | 'stateless' | 'native' | 'window-join' | 'missing' | 'file';
+  /** Canonical tasks: the state.bin header's version (2: the disaggregated backend's). */
+  version?: 1 | 2;
+  /** Window-join tasks: spec, watermark, buffered events and their Arrow rows. */
+  windowJoin?: WindowJoinSummary;
+  /** What the task's body implies beyond errors (a 0-byte file, v2, likely TTL prefixes): verify turns these into findings. */
+  notes?: ScanNote[];
   sha256?: string;
   pointer?: string;
   entryCount: number;
@@ -67,6 +73,14 @@ export interface ScanResult {
   error?: { code: string; message: string; data: Record<string, unknown> };
   native?: NativeInfo;
   placement?: PlacementCount;
+}
+
+export interface ScanNote {
+  severity: 'warning' | 'info';
+  code: string;
+  /** Without the file's name (the result names it): verify prefixes it. */
+  message: string;
+  data?: Record<string, unknown>;
 }
 
 export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void): Promise<ScanResult> {
@@ -88,10 +102,10 @@ export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void):
   }
   const stream = tap();
   try {
-    if (req.decode && size === 0) res.kind = 'stateless';
-    else if (req.decode) await decodeInto(res, stream, size, req);
+    if (req.decode) await decodeInto(res, stream, size, req);
   } catch (e) {
     if (!isKspError(e)) throw e;
+    if (e.code === 'WINDOW_JOIN_INVALID' && res.kind === 'file') res.kind = 'window-join';
     res.error = { code: e.code, message: e.message, data: e.data };
   } finally {
     // Hash the rest even when decoding stopped early, so a hash mismatch is
@@ -106,41 +120,52 @@ export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void):
   return res;
 }
 
+/** Detects the task's body from its first bytes and reads it through its format (task-format/). */
 async function decodeInto(res: ScanResult, stream: AsyncGenerator<Uint8Array>, size: number, req: ScanRequest): Promise<void> {
-  if (size <= POINTER_MAX_SIZE) {
-    // Small files may be pointer blobs: look at the whole thing first.
-    const parts: Buffer[] = [];
-    for (let r = await stream.next(); !r.done; r = await stream.next()) parts.push(Buffer.from(r.value));
-    const bytes = Buffer.concat(parts);
-    if (isPointerBlob(bytes)) {
+  const body = await openBody(stream, size, req.uri, { checkContent: true });
+  switch (body.body) {
+    case 'empty':
+      res.kind = 'stateless';
+      // snapshot.rs decode_snapshot_entries: "too short" below 12 bytes; the
+      // executor's restore decodes every referenced snapshot.
+      note(res, 'warning', 'STATE_BIN_EMPTY_FILE', `0-byte state.bin, read as a task with no entries; the engine's generic restore would refuse it (restore_job_from_checkpoint decodes every referenced snapshot; decode_snapshot_entries in krishiv-state/src/snapshot.rs rejects fewer than 12 bytes: "snapshot corrupt: too short"). Omit the task, or write the 12-byte empty snapshot 01000000 0000000000000000`);
+      return;
+    case 'native':
       res.kind = 'native';
-      res.pointer = parsePointer(bytes, req.uri).manifestPath;
+      res.pointer = body.pointer!.manifestPath;
       if (req.native) await scanNative(res, req, req.native);
       return;
+    case 'window-join': {
+      res.kind = 'window-join';
+      res.windowJoin = body.windowJoin!;
+      return;
     }
-    await countEntries(res, (async function* () { yield bytes; })(), size, req);
-    return;
+    default:
+      res.kind = 'canonical';
+      res.version = body.version;
+      if (body.version === 2) {
+        note(res, 'warning', 'STATE_BIN_V2', `state.bin version 2 (the disaggregated backend's snapshot, DisaggregatedStateBackend::snapshot in krishiv-state/src/dfs_backend.rs); the engine's restore decodes snapshots with decode_snapshot_entries, which accepts version 1 only. ksp writes v1 whenever it rewrites this task`);
+      }
+      await countBatches(res, body.batches(), req);
+      // The 12-byte empty snapshot is how an empty task is written (model/FORMAT.md §4, "Empty tasks").
+      if (size === 12 && res.entryCount === 0 && body.version === 1) res.kind = 'stateless';
   }
-  await countEntries(res, stream, size, req);
+}
+
+function note(res: ScanResult, severity: ScanNote['severity'], code: string, message: string, data?: Record<string, unknown>): void {
+  (res.notes ??= []).push({ severity, code, message, ...(data ? { data } : {}) });
 }
 
 async function scanNative(res: ScanResult, req: ScanRequest, refs: NativeFileRef[]): Promise<void> {
   const image = await openImage(req.uri, refs, { checkHashes: req.verifyNative === true });
   const db = await RocksDb.open(image);
   res.native = nativeInfo(db);
-  await countBatches(res, nativeEntries(db, req.uri), req);
+  await countBatches(res, nativeEntries(db, req.uri), req, new TtlSniffer());
   if (req.verifyNative) res.native.metaBlocksChecked = await db.verifyMetaBlocks();
 }
 
-async function countEntries(res: ScanResult, chunks: AsyncIterable<Uint8Array>, size: number, req: ScanRequest): Promise<void> {
-  res.kind = 'canonical';
-  await countBatches(res, new StateBinDecoder(chunks, { size, file: req.uri }).batches(), req);
-  // The 12-byte empty snapshot is how an empty task is written (state-bin FORMAT.md, "Empty tasks").
-  if (size === 12 && res.entryCount === 0) res.kind = 'stateless';
-}
-
 /** Per-state and per-key-group counts of a task's entries, canonical or native. */
-async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]>, req: ScanRequest): Promise<void> {
+async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]>, req: ScanRequest, ttl?: TtlSniffer): Promise<void> {
   const counts = new Map<string, StateCount>();
   const kg = req.keyGroups ? new Uint32Array(KEY_GROUPS) : undefined;
   const rule = req.placement;
@@ -154,6 +179,7 @@ async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]
         if (!last) counts.set(id, (last = { operator: e.operatorId, state: e.stateName, entries: 0, keyBytes: 0, valueBytes: 0 }));
       }
       last.entries++;
+      ttl?.add(e);
       last.keyBytes += e.key.length;
       last.valueBytes += e.value.length;
       if (kg) {
@@ -179,6 +205,9 @@ async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]
   res.states = [...counts.values()];
   if (kg) res.keyGroups = kg;
   if (place) res.placement = place;
+  for (const s of ttl?.likely() ?? []) {
+    note(res, 'warning', 'TTL_PREFIX_LIKELY', `every value of ${s.operator}/${s.state} (${s.entries} entries) starts with what looks like an i64 expiry time in ms: likely native state of an operator with a state TTL, stored as [i64 LE expires_at_ms][value] (TtlStateBackend, krishiv-state/src/ttl.rs). The engine's portable snapshot strips that prefix; ksp convert --to canonical keeps it unless given --ttl-prefix strip`, { operator: s.operator, state: s.state, entries: s.entries });
+  }
 }
 
 export function scanError(e: unknown): ScanResult['error'] {

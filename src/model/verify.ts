@@ -8,6 +8,7 @@ import { placementPlan, type PlacementPlan } from './placement.js';
 import { rangeOwnersByName } from './task-ranges.js';
 import { scanFiles } from './scan-pool.js';
 import type { ScanRequest, ScanResult, StateCount } from './scan-file.js';
+import type { WindowJoinSummary } from '../formats/task-format/index.js';
 
 /**
  * `ksp verify`: every check the engine makes before it trusts an epoch, plus
@@ -42,6 +43,10 @@ export interface TaskCheck {
   states: StateCount[];
   pointer?: string;
   native?: NativeInfo;
+  /** state.bin header version (canonical tasks). */
+  version?: 1 | 2;
+  /** Window-join tasks: watermark and buffered rows (task-format/window-join.ts). */
+  windowJoin?: WindowJoinSummary;
 }
 
 export interface VerifyReport {
@@ -235,6 +240,8 @@ function taskResult(task: TaskRef, r: ScanResult, listed: boolean, report: Verif
   const file = uriOf(task.location);
   const t: TaskCheck = { operator: task.operatorId, task: task.taskId, file, format: r.kind, entries: r.entryCount, states: r.states };
   if (r.pointer) t.pointer = r.pointer;
+  if (r.version) t.version = r.version;
+  if (r.windowJoin) t.windowJoin = r.windowJoin;
   report.tasks.push(t);
   report.totals.entries += r.entryCount;
   if (r.kind === 'missing') {
@@ -244,6 +251,7 @@ function taskResult(task: TaskRef, r: ScanResult, listed: boolean, report: Verif
     if (r.native) t.native = r.native;
   }
   if (r.error) add(finding('error', r.error.code, r.error.message, file, r.error.data));
+  for (const n of r.notes ?? []) add(finding(n.severity, n.code, `${file}: ${n.message}`, file, n.data));
 }
 
 function checkTasks(sp: Savepoint, listed: Map<string, string> | null, manifestUri: string, add: (f: Finding) => void): void {

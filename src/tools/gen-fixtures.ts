@@ -21,6 +21,7 @@ import { MetaDoc } from '../formats/meta/meta.js';
 import { fromPlain } from '../formats/json/json-text.js';
 import { encodePointer } from '../formats/pointer/pointer.js';
 import { keyGroup, taskForKeyGroup } from '../model/key-group.js';
+import { buildWindowJoinFixture } from './window-join-fixture.js';
 
 export const FIXTURE_JOB = 'shop';
 export const FIXTURE_BUCKET = 'ksp-fixtures';
@@ -249,6 +250,9 @@ export async function buildFixtures(): Promise<Map<string, Buffer>> {
     manifest_storage_path: stored(`epochs/${epochDirName(e7)}/sst_manifest.json`),
   }, null, 2)));
 
+  // 6. Window-join state (a JSON body), in its own folder: window-join-fixture.ts.
+  for (const [k, v] of await buildWindowJoinFixture()) out.put(k, v);
+
   return out.files;
 }
 
@@ -264,7 +268,7 @@ export async function writeFixtures(dir: string): Promise<number> {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const dir = process.argv[2] ?? 'fixtures';
-  for (const sub of ['base', 'relative-savepoint', 'absolute-paths', 'native']) fs.rmSync(path.join(dir, sub), { recursive: true, force: true });
+  for (const sub of ['base', 'relative-savepoint', 'absolute-paths', 'native', 'window-join']) fs.rmSync(path.join(dir, sub), { recursive: true, force: true });
   const n = await writeFixtures(dir);
   process.stdout.write(`wrote ${n} fixture files under ${dir}/\n`);
 }

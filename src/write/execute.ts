@@ -205,7 +205,7 @@ async function rewriteTask(
 ): Promise<number> {
   const src = await openTask(j.source, onBytes);
   if (!src) {
-    // An empty task is the 12-byte empty snapshot, never a 0-byte file (state-bin FORMAT.md, "Empty tasks").
+    // An empty task is the 12-byte empty snapshot, never a 0-byte file (model/FORMAT.md §4, "Empty tasks").
     await write(j.out.file, encodeStateBin(0, []));
     return 0;
   }

@@ -9,11 +9,12 @@ import type { NativeFileRef } from '../model/native-state.js';
 import type { NativeWriteOptions } from './native-output.js';
 import type { CollisionPolicy } from './spill.js';
 import type { StoredFile } from './target.js';
+import type { TtlPrefixMode } from '../formats/task-format/ttl.js';
 
 /** The executor's units of work, made by the planner; internal, not part of the plan's JSON. */
 
 /** A task to read entries from; a native task carries its RocksDB files, resolved at plan time. */
-export type SourceTask = TaskRef & { native?: NativeFileRef[] };
+export type SourceTask = TaskRef & { native?: NativeFileRef[]; ttlPrefix?: TtlPrefixMode };
 
 export interface OutputTask {
   operatorId: string;

@@ -45,7 +45,7 @@ export type OperationRecord =
   | { op: 'rename'; from: string; to: string }
   | { op: 'remove'; operator: string }
   | { op: 'relocate'; mode: OutputMode }
-  | { op: 'convert'; to: 'canonical' }
+  | { op: 'convert'; to: 'canonical'; ttl_prefix?: 'strip' | 'keep' }
   | { op: 'convert'; to: 'native'; format_version: number; compression: string; checksum: string; block_size: number; bloom_bits: number; sst_size: number };
 
 export interface WritePlan {

@@ -1,13 +1,13 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { KspError, preview } from '../errors.js';
-import { StateBinDecoder, type StateEntry } from '../formats/state-bin/decoder.js';
+import type { StateEntry } from '../formats/state-bin/decoder.js';
+import { openBody, type TaskReader } from '../formats/task-format/index.js';
+import { stripTtlPrefix } from '../formats/task-format/ttl.js';
 import { keyGroup, taskForKeyGroup } from '../model/key-group.js';
 import { routingKey, type Routing } from '../model/routing.js';
 import { movedEntryKey, rangeOwnersByName } from '../model/task-ranges.js';
 import type { TaskRef } from '../model/savepoint.js';
-import { nativeEntries, openImage } from '../model/native-state.js';
-import { RocksDb } from '../rocksdb/db.js';
 import { uriOf, type Location } from '../storage/uri.js';
 import type { Job, SourceTask } from './jobs.js';
 import { Spill, spillBufferSize, type CollisionReport } from './spill.js';
@@ -159,24 +159,21 @@ function mergeBroadcast(a: StateEntry, b: StateEntry, job: { operator: string },
 
 /** A source task's entries in batches, counting bytes read. */
 export async function* taskEntries(task: SourceTask, onBytes?: (n: number) => void): AsyncGenerator<StateEntry[]> {
-  const r = await openTask(task, onBytes);
+  const r = await openTask(task, onBytes, 'rescale');
   if (r) yield* r.batches();
 }
 
-export interface TaskReader {
-  /** Entries, when the source states it up front (canonical files); null for native tasks. */
-  count: number | null;
-  batches(): AsyncGenerator<StateEntry[]>;
-}
+export type { TaskReader };
 
-/** Opens a source task for reading: canonical state.bin, or native RocksDB files. Null for a stateless task. */
-export async function openTask(task: SourceTask, onBytes?: (n: number) => void): Promise<TaskReader | null> {
+/**
+ * Opens a source task for reading through its body's format (task-format/):
+ * state.bin v1/v2 with the count from its header, native RocksDB (files
+ * resolved at plan time) with no count. Null for a 0-byte file. A body with
+ * no entries to route or rewrite (a window join) is refused: rewriting it
+ * from "its entries" would drop its state.
+ */
+export async function openTask(task: SourceTask, onBytes?: (n: number) => void, purpose: 'rescale' | 'rewrite' = 'rewrite'): Promise<TaskReader | null> {
   const file = uriOf(task.location);
-  if (task.native) {
-    const image = await openImage(`${file} (${task.operatorId}/${task.taskId})`, task.native, { onBytes });
-    const db = await RocksDb.open(image);
-    return { count: null, batches: () => nativeEntries(db, file) };
-  }
   const st = await task.location.storage.stat(task.location.key);
   if (!st) throw new KspError('NOT_FOUND', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, { file });
   if (st.size === 0) return null;
@@ -186,7 +183,33 @@ export async function openTask(task: SourceTask, onBytes?: (n: number) => void):
       yield c;
     }
   }
-  const dec = new StateBinDecoder(counted(), { size: st.size, file });
-  const h = await dec.header();
-  return { count: h.entryCount, batches: () => dec.batches() };
+  const native = task.native;
+  const r = await openBody(counted(), st.size, file, { onBytes, ...(native ? { native: () => native } : {}) });
+  if (r.opaque) throw refuseOpaque(task, file, purpose);
+  if (r.body === 'native' && task.ttlPrefix === 'strip') return { ...r, batches: () => stripped(r.batches(), `${file} (${task.operatorId}/${task.taskId})`) };
+  return r;
+}
+
+/** Native values without their TTL expiry prefix (convert --ttl-prefix strip; task-format/ttl.ts). */
+async function* stripped(batches: AsyncGenerator<StateEntry[]>, name: string): AsyncGenerator<StateEntry[]> {
+  for await (const b of batches) yield b.map((e) => stripTtlPrefix(e, name));
+}
+
+/**
+ * A window-join task cannot be re-partitioned: its state is one JSON document
+ * with no key groups. The engine cannot either: its rescale
+ * (`redistribute_snapshots`, krishiv-state/src/checkpoint/rescaling.rs)
+ * decodes every old snapshot as state.bin v1 and fails on it, and its restore
+ * refuses to merge two of them (`CheckpointStateHandle::merge_snapshot`,
+ * WindowJoin arm, krishiv-executor/src/runner/task_output.rs).
+ */
+export function refuseOpaque(task: { operatorId: string; taskId: string }, file: string, purpose: 'rescale' | 'rewrite'): KspError {
+  if (purpose === 'rescale') {
+    return new KspError('RESCALE_WINDOW_JOIN', `rescale ${task.operatorId}: task ${task.taskId} (${file}) holds window-join state (a JSON document of buffered join events, not key/value entries), which cannot be split by key group; the engine's own rescale cannot route it either (redistribute_snapshots decodes every snapshot as state.bin v1). Keep this operator's parallelism; rescale the others by naming them with --operator`, {
+      file, operator: task.operatorId, task: task.taskId,
+    });
+  }
+  return new KspError('WINDOW_JOIN_OPAQUE', `${file}: task ${task.operatorId}/${task.taskId} holds window-join state (a JSON document, not key/value entries); it is carried through unchanged and cannot be rewritten entry by entry`, {
+    file, operator: task.operatorId, task: task.taskId,
+  });
 }

@@ -247,7 +247,7 @@ export class Spill {
     header.writeUInt32LE(STATE_BIN_VERSION, 0);
     header.writeBigUInt64LE(BigInt(count), 4);
     if (drop.size === 0) {
-      // No entries: the 12-byte empty snapshot (state-bin FORMAT.md, "Empty tasks").
+      // No entries: the 12-byte empty snapshot (model/FORMAT.md §4, "Empty tasks").
       yield header;
       if (count === 0) return;
       yield* fs.createReadStream(this.data.path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;

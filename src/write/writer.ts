@@ -13,6 +13,9 @@ import { child, uriOf, type Location } from '../storage/uri.js';
 import { VERSION } from '../version.js';
 import { compose, migrationMap, renameMap, type EntryMap, type StepCount } from './entry-maps.js';
 import { executePlan, type WriteReport, type ExecuteOptions } from './execute.js';
+import { formatNotes } from './format-notes.js';
+import type { TtlPrefixMode } from '../formats/task-format/ttl.js';
+import { refuseOpaque } from './repartition.js';
 import type { Job, OutputTask, SourceTask } from './jobs.js';
 import { nativeFilesOf, type NativeTaskFiles } from '../model/native-files.js';
 import { deepFreeze, type OperationRecord, type OperatorPlan, type PlannedFile, type WritePlan } from './plan.js';
@@ -80,7 +83,7 @@ type Operation =
   | { kind: 'rename'; from: string; to: string }
   | { kind: 'remove'; id: string }
   | { kind: 'relocate' }
-  | { kind: 'convert'; to: 'canonical' | 'native'; native?: NativeWriteOptions };
+  | { kind: 'convert'; to: 'canonical' | 'native'; native?: NativeWriteOptions; ttlPrefix?: TtlPrefixMode };
 
 /** A plan with what the executor needs; only `plan` is public data. */
 export interface PreparedWrite {
@@ -138,8 +141,12 @@ export class SavepointWriter {
    * the engine's incremental layout, written with `options` (defaults: what
    * the engine's RocksDB writes, at format_version 5).
    */
-  convert(to: 'canonical' | 'native', options: Partial<NativeWriteOptions> = {}): SavepointWriter {
-    if (to === 'canonical') return this.and({ kind: 'convert', to });
+  convert(to: 'canonical' | 'native', options: Partial<NativeWriteOptions> & { ttlPrefix?: TtlPrefixMode } = {}): SavepointWriter {
+    // ttlPrefix (task-format/ttl.ts): `strip` drops the 8-byte expiry of TTL'd native values; `keep` (default) is what the engine's own native -> portable step does.
+    if (options.ttlPrefix !== undefined && (to !== 'canonical' || !['strip', 'keep'].includes(options.ttlPrefix))) {
+      throw new KspError('USAGE', `convert: ttlPrefix ${JSON.stringify(options.ttlPrefix)} applies to convert to canonical only, as 'strip' or 'keep'`, { found: options.ttlPrefix });
+    }
+    if (to === 'canonical') return this.and({ kind: 'convert', to, ...(options.ttlPrefix ? { ttlPrefix: options.ttlPrefix } : {}) });
     if (to === 'native') return this.and({ kind: 'convert', to, native: nativeOptions(options) });
     throw new KspError('USAGE', `convert: unknown target format ${JSON.stringify(to)} (canonical or native)`, { found: to });
   }
@@ -264,7 +271,7 @@ class Planner {
         convert = op.to;
         nativeOut = op.native;
         const n = op.native;
-        records.push(n ? { op: 'convert', to: 'native', format_version: n.formatVersion, compression: n.compression, checksum: n.checksum, block_size: n.blockSize, bloom_bits: n.bloomBits, sst_size: n.sstSize } : { op: 'convert', to: 'canonical' });
+        records.push(n ? { op: 'convert', to: 'native', format_version: n.formatVersion, compression: n.compression, checksum: n.checksum, block_size: n.blockSize, bloom_bits: n.bloomBits, sst_size: n.sstSize } : { op: 'convert', to: 'canonical', ...(op.ttlPrefix ? { ttl_prefix: op.ttlPrefix } : {}) });
       } else {
         records.push({ op: 'relocate', mode: target.mode });
       }
@@ -299,7 +306,9 @@ class Planner {
         // A 0-byte source file becomes the 12-byte empty snapshot the engine can decode.
         if (kind === 'stateless') return this.formats.get(t.index)!.size === 0;
         if (kind === 'native') return convert !== null || migMap !== null || outId !== o.id || entryRenamed(t);
-        return kind === 'canonical' && (convert === 'native' || migMap !== null || entryRenamed(t));
+        // A v2 file is rewritten as v1: the engine's restore decodes v1 only (task-format FORMAT.md).
+        const v2 = (this.formats.get(t.index) as { version?: number }).version === 2;
+        return kind === 'canonical' && (v2 || convert === 'native' || migMap !== null || entryRenamed(t));
       };
       const toNative = convert === 'native' ? nativeOut : undefined;
       if (rs) {
@@ -405,6 +414,7 @@ class Planner {
       }
     };
     await Promise.all(Array.from({ length: Math.min(16, tasks.length) }, worker));
+    this.warnings.push(...formatNotes(this.sp.tasks, this.formats, this.stripsTtl()));
   }
 
   private async readSourceManifest(): Promise<void> {
@@ -496,10 +506,16 @@ class Planner {
   /** A task to read entries from: native tasks carry their resolved RocksDB files. */
   private async sourceTask(t: TaskRef): Promise<SourceTask> {
     const f = this.formats.get(t.index)!;
+    // Refused at plan time, before anything is written (repartition.ts refuseOpaque says why).
+    if (f.kind === 'window-join') throw refuseOpaque(t, uriOf(t.location), 'rescale');
     if (f.kind !== 'native') return t;
     const nf = await this.nativeFiles(t, f.pointer);
     if (!nf) return t;
-    return { ...t, native: fileRefs(nf.files) };
+    return { ...t, native: fileRefs(nf.files), ...(this.stripsTtl() ? { ttlPrefix: 'strip' as const } : {}) };
+  }
+
+  private stripsTtl(): boolean {
+    return this.ops.some((o) => o.kind === 'convert' && o.ttlPrefix === 'strip');
   }
 
   private async nativeJob(t: TaskRef, pointer: { manifestPath: string }, out: OutputTask): Promise<Job> {

@@ -11,6 +11,7 @@ interface ConvertArgs extends WriteArgs {
   'block-size'?: string;
   'bloom-bits'?: number;
   'sst-size'?: string;
+  'ttl-prefix'?: 'strip' | 'keep';
 }
 
 const NATIVE_ONLY = ['format-version', 'compression', 'checksum', 'block-size', 'bloom-bits', 'sst-size'] as const;
@@ -26,6 +27,7 @@ export const command: CommandModule<GlobalArgs, ConvertArgs> = {
       .option('checksum', { choices: ['crc32c', 'xxh3'] as const, describe: '--to native: block checksum (default xxh3, as RocksDB ≥ 7.8)' })
       .option('block-size', { type: 'string', describe: '--to native: data block size, e.g. 16KiB or 4096 (default 16 KiB, the engine\'s)' })
       .option('bloom-bits', { type: 'number', describe: '--to native: Bloom filter bits per key, 0 for none (default 10, the engine\'s)' })
+      .option('ttl-prefix', { choices: ['strip', 'keep'] as const, describe: '--to canonical: native values of operators with a state TTL start with an 8-byte expiry (i64 LE ms). keep (default): as the engine\'s own native -> portable step at restore; strip: remove it, as the TTL backend\'s own portable snapshot does (expired entries are kept). ksp inspect/verify warn when values look prefixed' })
       .option('sst-size', { type: 'string', describe: '--to native: target size of each SST file, e.g. 64MiB (default 64 MiB)' })
       .example('ksp convert s3://prod/shop/savepoints/00000000000000000042 ./sp42 --to canonical --mode relative', 'a portable, self-contained copy of a native savepoint')
       .example('ksp convert ./checkpoint-9 ./sp9 --to canonical --dry-run', 'which tasks would be decoded and which copied')
@@ -45,10 +47,13 @@ ${WRITE_EPILOG}`) as never,
     if (args.to === 'canonical') {
       const given = NATIVE_ONLY.filter((k) => args[k] !== undefined);
       if (given.length) throw new KspError('USAGE', `--${given.join(', --')} appl${given.length === 1 ? 'ies' : 'y'} to --to native only`);
+    } else if (args['ttl-prefix'] !== undefined) {
+      throw new KspError('USAGE', '--ttl-prefix applies to --to canonical only (native values are written as given)');
     }
     const { runWrite } = await import('../write/run.js');
     if (args.to === 'canonical') {
-      await runWrite(args, (w) => w.convert('canonical'));
+      const ttlPrefix = args['ttl-prefix'];
+      await runWrite(args, (w) => w.convert('canonical', ttlPrefix ? { ttlPrefix } : {}));
       return;
     }
     const options = {

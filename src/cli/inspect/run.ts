@@ -1,4 +1,5 @@
 import type { NativeInfo } from '../../model/native-state.js';
+import type { WindowJoinSummary } from '../../formats/task-format/index.js';
 import { KspError, preview } from '../../errors.js';
 import { exportEntries } from '../../export/export.js';
 import { jsonlLine } from '../../export/jsonl.js';
@@ -130,7 +131,7 @@ export function humanSummary(s: InspectSummary, verbose: boolean): string {
   L.push(`  job ${s.jobId}, epoch ${s.epoch}${s.label ? `, label ${JSON.stringify(s.label)}` : ''}, taken ${new Date(Number(s.timestampMs)).toISOString()}`);
   L.push(`  metadata v${s.metadataVersion}, paths: ${s.layout}${s.savepointId ? `, savepoint id ${s.savepointId}` : ''}`);
   if (s.operatorVersions && Object.keys(s.operatorVersions).length) L.push(`  operator versions: ${Object.entries(s.operatorVersions).map(([k, v]) => `${k}=v${v}`).join(', ')}`);
-  L.push(`  ${s.totals.operators} operator(s), ${s.totals.tasks} task(s), ${count(s.totals.entries)} entries, ${bytes(s.totals.bytes)}${s.totals.nativeTasks ? `, ${s.totals.nativeTasks} native task(s)` : ''}${s.totals.statelessTasks ? `, ${s.totals.statelessTasks} stateless task(s)` : ''}`);
+  L.push(`  ${s.totals.operators} operator(s), ${s.totals.tasks} task(s), ${count(s.totals.entries)} entries, ${bytes(s.totals.bytes)}${s.totals.nativeTasks ? `, ${s.totals.nativeTasks} native task(s)` : ''}${s.totals.statelessTasks ? `, ${s.totals.statelessTasks} stateless task(s)` : ''}${s.totals.windowJoinTasks ? `, ${s.totals.windowJoinTasks} window-join task(s)` : ''}`);
   for (const o of s.operators) {
     L.push('');
     const kg = o.keyGroups;
@@ -142,11 +143,25 @@ export function humanSummary(s: InspectSummary, verbose: boolean): string {
     }
     const shown = verbose ? o.tasks : o.tasks.slice(0, 16);
     L.push(table(['  TASK', 'FORMAT', 'ENTRIES', 'SIZE'], shown.map((t) => [
-      `  ${t.id}`, t.error ? `${t.format} (ERROR ${t.error.code})` : t.native ? `native: ${nativeLine(t.native)}` : t.format === 'native' ? `native -> ${t.pointer}` : t.format, count(t.entries), bytes(t.native ? t.native.sstBytes : t.size),
+      `  ${t.id}`, t.error ? `${t.format} (ERROR ${t.error.code})` : t.native ? `native: ${nativeLine(t.native)}` : t.format === 'native' ? `native -> ${t.pointer}` : t.windowJoin ? `window-join: ${windowJoinLine(t.windowJoin)}` : t.version === 2 ? 'canonical v2' : t.format, count(t.entries), bytes(t.native ? t.native.sstBytes : t.size),
     ])).trimEnd());
     if (shown.length < o.tasks.length) L.push(`  … ${o.tasks.length - shown.length} more task(s) (--verbose)`);
+    for (const t of o.tasks) for (const n of t.notes ?? []) L.push(`  warning [${n.code}] ${t.id}: ${n.message}`);
   }
   return L.join('\n') + '\n';
+}
+
+/** One line about a window-join task: its watermark and what it buffers (entries are 0: it holds no key/value entries). */
+export function windowJoinLine(w: WindowJoinSummary): string {
+  const wm = w.watermarkMs === null ? 'none (absent)' : w.watermarkMs === '-9223372036854775808' ? 'none yet (i64::MIN)' : `${w.watermarkMs} (${watermarkTime(w.watermarkMs)})`;
+  const rows = w.rows ?? w.buffered;
+  return `watermark ${wm}, ${count(rows)} buffered row(s) (${w.left} left, ${w.right} right, ${w.keys} key(s)), window ±${w.spec.windowMs} ms on ${w.spec.leftKeyColumn}=${w.spec.rightKeyColumn}`;
+}
+
+function watermarkTime(ms: string): string {
+  const n = Number(ms);
+  const d = new Date(n);
+  return Number.isFinite(d.getTime()) ? d.toISOString() : 'out of date range';
 }
 
 /** One line about a native task's RocksDB files. */

@@ -1,4 +1,4 @@
-import { nativeLine } from '../inspect/run.js';
+import { nativeLine, windowJoinLine } from '../inspect/run.js';
 import { verifySavepoint, type VerifyReport } from '../../model/verify.js';
 import { setExit } from '../exit.js';
 import { bytes, count, err, json, out, shown } from '../output.js';
@@ -21,7 +21,7 @@ export function human(r: VerifyReport, verbose: boolean): string {
   lines.push(`     ${count(r.totals.files)} file(s) hashed (${bytes(r.totals.bytes)}), ${count(r.totals.tasks)} task(s), ${count(r.totals.entries)} entries decoded${r.totals.nativeTasks ? `, ${r.totals.nativeTasks} native task(s)` : ''}`);
   for (const t of r.tasks) {
     if (!verbose && r.tasks.length > 20) break;
-    const what = t.format === 'canonical' ? `${count(t.entries)} entries` : t.format === 'native' ? (t.native ? `native, ${count(t.entries)} entries; ${nativeLine(t.native)}${t.native.metaBlocksChecked ? `; ${t.native.metaBlocksChecked} filter/meta block(s) checked` : ''}` : `native (pointer to ${t.pointer})`) : t.format;
+    const what = t.windowJoin ? `window-join: ${windowJoinLine(t.windowJoin)}` : t.format === 'canonical' ? `${count(t.entries)} entries${t.version === 2 ? ' (state.bin v2)' : ''}` : t.format === 'native' ? (t.native ? `native, ${count(t.entries)} entries; ${nativeLine(t.native)}${t.native.metaBlocksChecked ? `; ${t.native.metaBlocksChecked} filter/meta block(s) checked` : ''}` : `native (pointer to ${t.pointer})`) : t.format;
     lines.push(`     - ${t.operator}/${t.task}: ${what}`);
   }
   if (!verbose && r.tasks.length > 20) lines.push(`     (${r.tasks.length} tasks; --verbose lists them)`);

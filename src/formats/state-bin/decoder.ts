@@ -38,6 +38,12 @@ export interface DecodeOptions {
   file?: string;
   /** Entries per batch (default 4096). */
   batchSize?: number;
+  /**
+   * The header version this body must carry (default 1). Version 2 is the
+   * disaggregated backend's snapshot, same entry layout
+   * (src/formats/task-format/FORMAT.md); its reader asks for 2.
+   */
+  version?: 1 | 2;
 }
 
 const FIELDS = ['operator_id', 'state_name', 'key', 'value'] as const;
@@ -62,6 +68,7 @@ export class StateBinDecoder {
   private readonly file: string;
   private readonly size: number;
   private readonly batchSize: number;
+  private readonly version: number;
   // Most files hold one operator and a few state names: decoding each id once
   // and comparing bytes afterwards saves most of the UTF-8 work.
   private opCache: [Buffer, string] = [EMPTY, ''];
@@ -72,6 +79,7 @@ export class StateBinDecoder {
     this.file = options.file ?? 'state.bin';
     this.size = options.size;
     this.batchSize = options.batchSize ?? 4096;
+    this.version = options.version ?? STATE_BIN_VERSION;
   }
 
   private err(code: 'STATE_BIN_TRUNCATED' | 'STATE_BIN_VERSION' | 'STATE_BIN_LENGTH' | 'STATE_BIN_TRAILING' | 'STATE_BIN_UTF8' | 'STATE_BIN_COUNT' | 'STATE_BIN_IS_POINTER', msg: string, data: Record<string, unknown>): KspError {
@@ -154,9 +162,9 @@ export class StateBinDecoder {
       });
     }
     const version = b.readUInt32LE(0);
-    if (version !== STATE_BIN_VERSION) {
-      throw this.err('STATE_BIN_VERSION', `unsupported state.bin version: expected ${STATE_BIN_VERSION}, found ${version}`, {
-        offset: 0, expected: STATE_BIN_VERSION, found: version,
+    if (version !== this.version) {
+      throw this.err('STATE_BIN_VERSION', `unsupported state.bin version: expected ${this.version}, found ${version}`, {
+        offset: 0, expected: this.version, found: version,
       });
     }
     const lo = b.readUInt32LE(4);

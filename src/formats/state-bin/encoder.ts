@@ -79,12 +79,12 @@ class TextCache {
  * Encodes `entryCount` entries. `entryCount === null` means a stateless task,
  * written as the 12-byte empty snapshot (header, count 0), never as a 0-byte
  * file: the engine's decoder refuses anything shorter than 12 bytes
- * (FORMAT.md, "Empty tasks"); `source` must yield nothing.
+ * (model/FORMAT.md §4, "Empty tasks"); `source` must yield nothing.
  */
-export async function* encodeStateBin(entryCount: number | null, source: EntrySource, file = 'state.bin'): AsyncGenerator<Buffer> {
+export async function* encodeStateBin(entryCount: number | null, source: EntrySource, file = 'state.bin', version: 1 | 2 = STATE_BIN_VERSION): AsyncGenerator<Buffer> {
   const w = new ChunkWriter();
   const texts = new TextCache();
-  w.u32(STATE_BIN_VERSION);
+  w.u32(version);
   w.u64(entryCount ?? 0);
   let written = 0;
   for await (const batch of source as AsyncIterable<StateEntry[]>) {
