@@ -10,7 +10,7 @@ import { RocksDb } from '../rocksdb/db.js';
 import { uriOf, type Location } from '../storage/uri.js';
 import type { Job, SourceTask } from './jobs.js';
 import { Spill, spillBufferSize, type CollisionReport } from './spill.js';
-import { makeTempDir } from './temp-dir.js';
+import { makeTempDir, removeTempDir } from './temp-dir.js';
 
 /**
  * Rescaling one operator (krishiv-formats.md §7): every source task is read
@@ -106,8 +106,9 @@ export async function repartition(
     }
     return { counts, routed, broadcast: { distinct: broadcast.size, merged }, collisions };
   } finally {
+    // Neither throws: a cleanup that fails again (ENOSPC) must not hide the first error.
     for (const s of spills) s.remove();
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   }
 }
 
