@@ -123,8 +123,10 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   // One writer per target: held from before the target is checked or cleared until sealed or rolled back.
   const lock = await TargetLock.acquire(target.dir, { forceUnlock: p.forceUnlock, command: p.plan.operations.map((o) => o.op).join('+') || 'write' });
   let rolledBack = false;
+  // Until the target is cleared or written, a failure leaves it exactly as it was (a refused --overwrite included).
+  let touched = false;
   const undo = async (): Promise<number> => {
-    if (rolledBack) return 0;
+    if (rolledBack || !touched) return 0;
     rolledBack = true;
     return rollback(target.dir, written);
   };
@@ -138,11 +140,13 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   try {
     if (p.overwrite) {
       const old = await filesToClear(target.dir, p.guard);
+      touched = true;
       await clearFiles(target.dir, old, target.metaLocation, p.guard);
     } else {
       // Checked again under the lock: another run may have written here since the plan.
       await checkTargetEmpty(target.dir, target.metaLocation, { ownToken: lock.info.token });
     }
+    touched = true;
     options.onPhase?.('write');
     const copies = p.jobs.filter((j) => j.kind === 'copy' || j.kind === 'native');
     const rewrites = p.jobs.filter((j) => j.kind === 'rewrite' || j.kind === 'repartition');
@@ -218,7 +222,6 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   } catch (e) {
     // Cleanup errors never replace the error that led here.
     await undo().catch(() => undefined);
-    if (target.dir.storage instanceof S3Storage) await target.dir.storage.abortUploads(target.dir.key).catch(() => undefined);
     throw e;
   } finally {
     unregister();
