@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
@@ -66,6 +66,17 @@ describe('the target lock on local disk', () => {
     expect(r.stderr).toContain('some-other-host');
     const f = await ksp(['relocate', SHOP_SP, out, '--mode', 'relative', '--force-unlock']);
     expect(f.code, f.stderr).toBe(0);
+    expect(existsSync(join(out, LOCK_NAME))).toBe(false);
+  });
+
+  it('a lock whose heartbeat stopped (older than the stale limit) is taken over, whatever its host', async () => {
+    const out = join(tmp(), 'out');
+    mkdirSync(out);
+    writeFileSync(join(out, LOCK_NAME), lockBody(4242, 'some-other-host'));
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(join(out, LOCK_NAME), old, old);
+    const r = await ksp(['relocate', SHOP_SP, out, '--mode', 'relative']);
+    expect(r.code, r.stderr).toBe(0);
     expect(existsSync(join(out, LOCK_NAME))).toBe(false);
   });
 
@@ -145,5 +156,18 @@ describe('the target lock on S3', () => {
     expect((await w.write(out, { mode: 'relative', overwrite: true })).verify.ok).toBe(true);
     expect(await uploads()).toEqual(['mpu/other/file']);
     await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: 'mpu/other/file', UploadId: outside.UploadId }));
+  });
+
+  it('a failing write rolls back its objects, its lock and incomplete multipart uploads under the target', async () => {
+    const out = `s3://${bucket}/failing/sp`;
+    await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'failing/sp/metadata.json' }));
+    const w = SavepointWriter.from(await Savepoint.open(SHOP_SP)).relocate();
+    const e = await w.write(out, { mode: 'relative', onPhase: (p) => { if (p === 'verify') throw new Error('stop here'); } }).catch((x: unknown) => x);
+    expect((e as Error).message).toBe('stop here');
+    const s = locate(out).storage as S3Storage;
+    const left: string[] = [];
+    for await (const x of s.list('failing/sp')) left.push(x.key);
+    expect(left).toEqual([]);
+    expect((await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'failing/' }))).Uploads ?? []).toEqual([]);
   });
 });
