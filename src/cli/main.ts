@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os';
 import { EXIT_CODES, KspError, isKspError } from '../errors.js';
 import { takeExit } from './exit.js';
 import { err, shown } from './output.js';
@@ -66,7 +67,7 @@ export async function main(argv: string[]): Promise<number> {
 
 function report(e: unknown, verbose: boolean, asJson: boolean): number {
   // A write that stopped for a signal: the signal handler reports it and exits 128 + n.
-  if (isKspError(e) && e.code === 'INTERRUPTED') return 128 + (e.data.signal === 'SIGINT' ? 2 : e.data.signal === 'SIGHUP' ? 1 : 15);
+  if (isKspError(e) && e.code === 'INTERRUPTED') return 128 + (osConstants.signals[e.data.signal as NodeJS.Signals] ?? 15);
   if (isKspError(e)) {
     if (asJson) process.stdout.write(JSON.stringify({ error: e.toJSON() }, null, 2) + '\n');
     err(`ksp: error [${e.code}]: ${shown(e.message)}`);

@@ -23,6 +23,8 @@ import { checkInterrupted, onInterrupt } from './interrupt.js';
 import { TargetLock } from './lock.js';
 import { SourceGuard, checkTargetEmpty, clearFiles, filesToClear, ownTempFiles } from './target-files.js';
 import { S3Storage } from '../storage/s3.js';
+import { LocalStorage } from '../storage/local.js';
+import * as fsp from 'node:fs/promises';
 import type { StoredFile } from './target.js';
 import { within } from './target.js';
 import type { PreparedWrite } from './writer.js';
@@ -121,20 +123,28 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   options.onTotal?.(p.plan.files.reduce((s, f) => s + (f.bytes ?? 0), 0));
 
   // One writer per target: held from before the target is checked or cleared until sealed or rolled back.
+  // A target folder this run makes is removed again by a rollback, so a failed run leaves no trace.
+  const targetExisted = await folderExists(target.dir);
   const lock = await TargetLock.acquire(target.dir, { forceUnlock: p.forceUnlock, command: p.plan.operations.map((o) => o.op).join('+') || 'write' });
-  let rolledBack = false;
+  // One rollback, whoever asks first (the failing write or the signal handler); both wait for all of it.
+  let rolledBack: Promise<number> | null = null;
+  // After a rollback (and the lock's release), a target folder this run made goes too, if empty.
+  const dropFolder = async (): Promise<void> => {
+    if (rolledBack !== null && !targetExisted && target.dir.storage instanceof LocalStorage) await fsp.rmdir(target.dir.storage.pathOf(target.dir.key)).catch(() => undefined);
+  };
   // Until the target is cleared or written, a failure leaves it exactly as it was (a refused --overwrite included).
   let touched = false;
-  const undo = async (): Promise<number> => {
-    if (rolledBack || !touched) return 0;
-    rolledBack = true;
-    return rollback(target.dir, written);
+  const undo = (): Promise<number> => {
+    if (!touched) return Promise.resolve(0);
+    rolledBack ??= rollback(target.dir, written);
+    return rolledBack;
   };
   const unregister = onInterrupt(async () => {
     // New writes refuse to start (checkInterrupted) and streams stop at their next chunk; wait for them.
     await Promise.race([Promise.allSettled([...inflight]), sleep(5000)]);
     const n = await undo();
     await lock.release();
+    await dropFolder();
     return `rolled back: ${n} file(s) written to ${target.uri} removed, temporary files and uploads cleaned up`;
   });
   try {
@@ -226,6 +236,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   } finally {
     unregister();
     await lock.release();
+    await dropFolder();
   }
   report.seconds = (Date.now() - started) / 1000;
   return report;
@@ -246,7 +257,30 @@ async function rollback(dir: Location, written: Location[]): Promise<number> {
   }
   for (const loc of await ownTempFiles(dir).catch(() => [])) await loc.storage.delete(loc.key).catch(() => undefined);
   if (dir.storage instanceof S3Storage) await dir.storage.abortUploads(dir.key).catch(() => undefined);
+  await removeEmptyFolders(dir, written);
   return n;
+}
+
+async function folderExists(dir: Location): Promise<boolean> {
+  if (!(dir.storage instanceof LocalStorage)) return true;
+  return (await fsp.stat(dir.storage.pathOf(dir.key)).catch(() => null))?.isDirectory() ?? false;
+}
+
+/**
+ * Local disk: the folders the written files were in, inside the target,
+ * once empty (deepest first). rmdir removes only empty folders, so nothing
+ * else can go.
+ */
+async function removeEmptyFolders(dir: Location, written: Location[]): Promise<void> {
+  if (!(dir.storage instanceof LocalStorage)) return;
+  const storage = dir.storage;
+  const folders = new Set<string>();
+  for (const w of written) {
+    if (!within(w, dir)) continue;
+    for (let k = w.key.slice(0, w.key.lastIndexOf('/')); k.length > dir.key.length; k = k.slice(0, k.lastIndexOf('/'))) folders.add(k);
+  }
+  const order = [...folders].sort((a, b) => b.split('/').length - a.split('/').length);
+  for (const k of order) await fsp.rmdir(storage.pathOf(k)).catch(() => undefined);
 }
 
 /** Passes chunks on until a signal arrives, then fails the stream (the storage removes its partial file). */

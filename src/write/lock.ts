@@ -52,6 +52,10 @@ export function describeLock(i: { pid: number; host: string; started: string; co
   return `pid ${i.pid} on ${i.host}, since ${i.started}${i.command ? `, ${i.command}` : ''}`;
 }
 
+export function lockedError(dir: Location, info: LockInfo): KspError {
+  return new KspError('TARGET_LOCKED', `${uriOf(dir)}: another ksp run is writing here (${describeLock(info)}); wait for it, or if that run is dead, pass --force-unlock`, { file: uriOf(dir), owner: info });
+}
+
 async function readLock(dir: Location): Promise<{ text: string; mtimeMs: number } | null> {
   const loc = child(dir, LOCK_NAME);
   if (dir.storage instanceof LocalStorage) {
@@ -171,9 +175,7 @@ export class TargetLock {
       }
       const s = await lockState(dir);
       if (!s) continue; // released meanwhile
-      if (s.live && !(opts.forceUnlock && s.forcible)) {
-        throw new KspError('TARGET_LOCKED', `${uriOf(dir)}: another ksp run is writing here (${describeLock(s.info)}); wait for it, or if that run is dead, pass --force-unlock`, { file: uriOf(dir), owner: s.info });
-      }
+      if (s.live && !(opts.forceUnlock && s.forcible)) throw lockedError(dir, s.info);
       await removeIf(dir, s.info.token);
     }
     throw new KspError('TARGET_LOCKED', `${uriOf(dir)}: could not take the lock: other runs keep taking it`, { file: uriOf(dir) });

@@ -6,7 +6,7 @@ import { MANIFEST_NAME } from '../formats/manifest/manifest.js';
 import { LocalStorage } from '../storage/local.js';
 import { S3Storage } from '../storage/s3.js';
 import { child, uriOf, type Location } from '../storage/uri.js';
-import { LOCK_NAME, describeLock, lockState } from './lock.js';
+import { LOCK_NAME, lockState, lockedError } from './lock.js';
 import { within } from './target.js';
 
 /**
@@ -85,10 +85,6 @@ export async function checkTargetEmpty(dir: Location, metaLocation: Location, op
   if (!within(metaLocation, dir) && (await metaLocation.storage.stat(metaLocation.key))) {
     throw new KspError('TARGET_NOT_EMPTY', `${uriOf(metaLocation)}: a savepoint record already exists there; pass --overwrite to replace it`, { file: uriOf(metaLocation) });
   }
-}
-
-export function lockedError(dir: Location, info: { pid: number; host: string; started: string; command?: string }): KspError {
-  return new KspError('TARGET_LOCKED', `${uriOf(dir)}: another ksp run is writing here (${describeLock(info)}); wait for it, or if that run is dead, pass --force-unlock`, { file: uriOf(dir), owner: info });
 }
 
 /**

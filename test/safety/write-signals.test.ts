@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN } from '../support/cli.js';
 import { tempDir } from '../support/env.js';
 import { buildSavepoint } from '../write/build.js';
@@ -16,6 +16,8 @@ import type { StateEntry } from '../../src/formats/state-bin/decoder.js';
 
 const tmp = useTempDirs('ksp-safety-');
 let big: string;
+
+afterAll(() => rmSync(big, { recursive: true, force: true }));
 
 beforeAll(async () => {
   // Big enough that a rescale takes a few seconds: 4 tasks, 240,000 entries, ~40 MB.
@@ -79,8 +81,9 @@ describe('signals roll a write back', () => {
       expect(r.sent, `the write ended before the signal: ${r.stderr}`).toBe(true);
       expect(r.code, r.stderr).toBe(c.code);
       expect(r.stderr).toMatch(new RegExp(`^ksp: interrupted by ${c.signal}; rolled back`, 'm'));
-      // Nothing at the target (folders may stay, files may not), no spill folder, no lock.
-      expect(existsSync(out) ? files(out) : []).toEqual([]);
+      // Nothing at the target (the folder this run made is gone too), no spill folder, no lock.
+      expect(existsSync(out) ? files(out) : [], r.stderr).toEqual([]);
+      expect(existsSync(out)).toBe(false);
       expect(spillFolders(temp)).toEqual([]);
       expect(treeHashes(big)).toEqual(before);
       // And the next run succeeds.
