@@ -116,7 +116,12 @@ async function create(dir: Location, body: string): Promise<boolean> {
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
     }
   }
-  if (dir.storage instanceof S3Storage) return dir.storage.putIfAbsent(loc.key, Buffer.from(body));
+  if (dir.storage instanceof S3Storage) {
+    if (!(await dir.storage.putIfAbsent(loc.key, Buffer.from(body)))) return false;
+    // A server that ignores If-None-Match lets a second put replace the first: read it back, and own it only if it is ours.
+    const back = await readLock(dir);
+    return back !== null && back.text === body;
+  }
   throw new KspError('INTERNAL', `no lock for storage ${dir.storage.root}`);
 }
 

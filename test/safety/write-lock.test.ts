@@ -1,9 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SHOP_SP, useS3 } from '../support/env.js';
 import { ksp } from '../support/cli.js';
 import { newBucket } from '../support/s3.js';
@@ -169,5 +169,33 @@ describe('the target lock on S3', () => {
     for await (const x of s.list('failing/sp')) left.push(x.key);
     expect(left).toEqual([]);
     expect((await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'failing/' }))).Uploads ?? []).toEqual([]);
+  });
+});
+
+describe('the lock object', () => {
+  it('refreshes its heartbeat, notices a takeover before sealing, and releases only its own lock', async () => {
+    process.env.KSP_LOCK_HEARTBEAT_MS = '50';
+    vi.resetModules();
+    try {
+      const { TargetLock, lockState } = await import('../../src/write/lock.js');
+      const { locate: loc } = await import('../../src/storage/uri.js');
+      const dir = join(tmp(), 'target');
+      const lock = await TargetLock.acquire(loc(dir), { command: 'test' });
+      const path = join(dir, LOCK_NAME);
+      const old = new Date(Date.now() - 20_000);
+      utimesSync(path, old, old);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(Date.now() - statSync(path).mtimeMs).toBeLessThan(5_000);
+      expect((await lockState(loc(dir)))?.live).toBe(true);
+      await lock.assertHeld();
+      // Another run took it over (judging this one stale): sealing is refused, and release leaves theirs.
+      writeFileSync(path, lockBody(4242, 'some-other-host'));
+      await expect(lock.assertHeld()).rejects.toMatchObject({ code: 'TARGET_LOCKED' });
+      await lock.release();
+      expect(readFileSync(path, 'utf8')).toContain('some-other-host');
+    } finally {
+      delete process.env.KSP_LOCK_HEARTBEAT_MS;
+      vi.resetModules();
+    }
   });
 });
