@@ -223,7 +223,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     await lock.assertHeld();
     const manifest = child(target.dir, MANIFEST_NAME);
     written.push(manifest);
-    await target.dir.storage.write(manifest.key, manifestBytes);
+    await track(target.dir.storage.write(manifest.key, manifestBytes));
     const back = await target.dir.storage.readSmall(manifest.key);
     if (Buffer.compare(Buffer.from(back), Buffer.from(manifestBytes)) !== 0) {
       throw new KspError('OUTPUT_VERIFY_FAILED', `${uriOf(manifest)}: reads back different from what was written and verified, so the output was removed`, { file: uriOf(manifest) });

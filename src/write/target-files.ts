@@ -96,13 +96,14 @@ export async function checkTargetEmpty(dir: Location, metaLocation: Location, op
  */
 export async function filesToClear(dir: Location, guard: SourceGuard): Promise<Location[]> {
   const out: Location[] = [];
+  const named = await namedByOldMetadata(dir);
   for await (const e of targetEntries(dir)) {
     if (e.rel === LOCK_NAME) continue; // ours by now; released at the end
     const where = `${uriOf(dir)}/${e.rel}`;
     if (e.kind !== 'file') {
       throw new KspError('TARGET_FOREIGN_FILE', `${where}: is a ${e.kind === 'symlink' ? 'symbolic link' : 'FIFO, socket or device'}; --overwrite deletes only plain files a ksp write or the savepoint layout put there, never through a link. Remove it yourself or choose another target`, { file: where });
     }
-    if (!kspOwned(e.rel)) {
+    if (!kspOwned(e.rel) && !named.has(e.rel)) {
       throw new KspError('TARGET_FOREIGN_FILE', `${where}: was not put there by a ksp write or the savepoint layout, so --overwrite will not delete it (nothing was deleted). Remove it yourself or choose another target`, { file: where });
     }
     const loc = { storage: dir.storage, key: e.key };
@@ -110,6 +111,30 @@ export async function filesToClear(dir: Location, guard: SourceGuard): Promise<L
     out.push(loc);
   }
   return out;
+}
+
+/**
+ * The state files the old savepoint's own metadata.json names inside its
+ * directory (the engine's form `{job}/checkpoints/{epoch:020}/{rel}` or a
+ * relative path): part of the savepoint layout even when not named
+ * `{op}/{task}/state.bin`. Unreadable metadata names nothing.
+ */
+async function namedByOldMetadata(dir: Location): Promise<Set<string>> {
+  const names = new Set<string>();
+  try {
+    const loc = child(dir, 'metadata.json');
+    if (!(await loc.storage.stat(loc.key))) return names;
+    const md = JSON.parse(Buffer.from(await loc.storage.readSmall(loc.key)).toString('utf8')) as { operator_snapshots?: Array<{ snapshot_path?: unknown }> };
+    for (const s of md.operator_snapshots ?? []) {
+      if (typeof s?.snapshot_path !== 'string') continue;
+      const m = /^[^/]+\/checkpoints\/\d{20}\/(.+)$/.exec(s.snapshot_path);
+      const rel = m ? m[1]! : s.snapshot_path;
+      if (!rel.startsWith('/') && !rel.includes('://') && !rel.split('/').some((c) => c === '..' || c === '.' || c === '')) names.add(rel);
+    }
+  } catch {
+    // Not a savepoint we can read: only the fixed layout applies.
+  }
+  return names;
 }
 
 /** Deletes the files of `filesToClear`, the old manifest first, so a half-cleared target never verifies. */

@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
@@ -99,6 +99,19 @@ describe('--overwrite deletes only ksp files (item 1, second point)', () => {
       expect((e as { code?: string }).code).toBe('TARGET_FOREIGN_FILE');
       expect(treeHashes(elsewhere)).toEqual({ 'state.bin': expect.any(String) });
     }
+  });
+
+  it('state files the old savepoint\'s metadata names are part of its layout, whatever their name', async () => {
+    const { dir } = source();
+    const out = join(tmp(), 'out');
+    expect((await ksp(['relocate', dir, out, '--mode', 'relative'])).code).toBe(0);
+    const md = readFileSync(join(out, 'metadata.json'), 'utf8').replace('"orders-agg/task-0/state.bin"', '"orders-agg/task-0/snap-7.bin"');
+    writeFileSync(join(out, 'metadata.json'), md);
+    renameSync(join(out, 'orders-agg', 'task-0', 'state.bin'), join(out, 'orders-agg', 'task-0', 'snap-7.bin'));
+    const r = await ksp(['relocate', dir, out, '--mode', 'relative', '--overwrite']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(Object.keys(treeHashes(out))).not.toContain('orders-agg/task-0/snap-7.bin');
+    expect((await verifySavepoint(out)).ok).toBe(true);
   });
 
   it('a previous ksp write, its temporary files and the savepoint layout are replaced', async () => {
