@@ -48,6 +48,11 @@ export const ERROR_CODES = {
   NATIVE_SST_HASH: 'input',
 
   TARGET_OVERLAPS_SOURCE: 'usage',
+  TARGET_LOCKED: 'usage',
+  TARGET_FOREIGN_FILE: 'usage',
+  TARGET_FILE_EXISTS: 'usage',
+  /** A signal stopped a write; the CLI exits 128 + the signal's number, not the family's code. */
+  INTERRUPTED: 'internal',
   OPERATOR_UNKNOWN: 'usage',
   OPERATOR_EXISTS: 'usage',
   TASK_IDS: 'usage',

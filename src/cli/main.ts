@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os';
 import { EXIT_CODES, KspError, isKspError } from '../errors.js';
 import { takeExit } from './exit.js';
 import { err, shown } from './output.js';
@@ -20,7 +21,8 @@ export interface GlobalArgs {
 }
 
 const EPILOG = `Exit codes: 0 ok, 1 verification failed, 2 usage, 3 bad input (corrupt or malformed files),
-4 not found, 5 storage I/O, 6 unsupported (e.g. native state), 70 internal error.
+4 not found, 5 storage I/O, 6 unsupported (e.g. native state), 70 internal error,
+129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM (a write is rolled back first).
 S3: s3://bucket/prefix with the standard AWS credential chain; AWS_ENDPOINT_URL selects an
 S3-compatible server (path-style). Docs: README.md.`;
 
@@ -32,6 +34,8 @@ export async function main(argv: string[]): Promise<number> {
   ]);
   // Known before parsing, so a parse error can honour them too.
   const verbose = argv.includes('--verbose') || argv.includes('-v');
+  // Signals roll a write back and exit 128 + n with a ksp: line (write/interrupt.ts).
+  (await import('../write/interrupt.js')).installSignalHandlers({ json: argv.includes('--json') });
   const parser = yargs(argv)
     .scriptName('ksp')
     .usage('ksp <command> [options]\n\nKrishiv State Processor: look inside, check and rewrite Krishiv savepoints and checkpoints offline.')
@@ -62,6 +66,8 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function report(e: unknown, verbose: boolean, asJson: boolean): number {
+  // A write that stopped for a signal: the signal handler reports it and exits 128 + n.
+  if (isKspError(e) && e.code === 'INTERRUPTED') return 128 + (osConstants.signals[e.data.signal as NodeJS.Signals] ?? 15);
   if (isKspError(e)) {
     if (asJson) process.stdout.write(JSON.stringify({ error: e.toJSON() }, null, 2) + '\n');
     err(`ksp: error [${e.code}]: ${shown(e.message)}`);

@@ -7,6 +7,7 @@ import { attachNative, type NativeInfo } from './native-state.js';
 import { placementPlan, type PlacementPlan } from './placement.js';
 import { rangeOwnersByName } from './task-ranges.js';
 import { scanFiles } from './scan-pool.js';
+import { strayTempFiles } from '../write/target-files.js';
 import type { ScanRequest, ScanResult, StateCount } from './scan-file.js';
 import type { WindowJoinSummary } from '../formats/task-format/index.js';
 
@@ -67,6 +68,11 @@ export interface VerifyOptions {
   /** Called once the total size to read is known. */
   onTotal?: (bytes: number) => void;
   threads?: number;
+  /**
+   * Check against these manifest bytes instead of the stored manifest.sha256:
+   * a writer verifies its output before it seals it with the manifest.
+   */
+  manifest?: Uint8Array;
 }
 
 function finding(severity: Severity, code: string, message: string, file?: string, data?: Record<string, unknown>): Finding {
@@ -94,11 +100,11 @@ export async function verifySavepoint(target: string | Location, options: Verify
 
   // 1. The manifest: present, well-formed.
   let manifest: ParsedManifest | null = null;
-  if (!(await sp.dir.storage.stat(manifestLoc.key))) {
+  if (!options.manifest && !(await sp.dir.storage.stat(manifestLoc.key))) {
     add(finding('error', 'MANIFEST_MISSING', `${manifestUri}: no manifest; the directory is incomplete (the engine writes the manifest last)`, manifestUri));
   } else {
     try {
-      manifest = parseManifest(await sp.dir.storage.readSmall(manifestLoc.key), manifestUri);
+      manifest = parseManifest(options.manifest ?? (await sp.dir.storage.readSmall(manifestLoc.key)), manifestUri);
       for (const n of manifest.notes) add(finding('warning', 'MANIFEST_LAYOUT', `${manifestUri}: line ${n.line}: ${n.message}`, manifestUri, { line: n.line }));
     } catch (e) {
       if (!isKspError(e)) throw e;
@@ -115,8 +121,12 @@ export async function verifySavepoint(target: string | Location, options: Verify
     if (rel && !listed.has(rel)) add(finding('warning', 'MANIFEST_INCOMPLETE', `${manifestUri}: does not list meta.json`, manifestUri));
   }
 
-  // 3. Identity and stored paths.
+  // 3. Identity and stored paths; temporary files of an interrupted write left inside.
   checkIdentity(sp, add);
+  for (const rel of await strayTempFiles(sp.dir)) {
+    const u = uriOf(child(sp.dir, rel));
+    add(finding('warning', 'STRAY_TEMP_FILE', `${u}: a temporary file of an interrupted ksp write; the savepoint does not need it (delete it, or re-run the write with --overwrite)`, u));
+  }
   checkOtherPaths(sp, add);
 
   // 4. One pass over every file: hashes of listed files, full decode of state files.

@@ -29,6 +29,12 @@ export interface KeyValue {
 export interface DbWriteOptions extends Omit<TableOptions, 'fileNumber'> {
   /** Start a new table once one reaches this many bytes. */
   targetFileSize: number;
+  /**
+   * Number of the first table (default 2). Writers into a folder shared with
+   * other databases (the engine's `incr/{op}/{task}/sst/`) start above every
+   * table already there, so no existing file is ever replaced.
+   */
+  firstFileNumber?: number;
 }
 
 export interface WrittenDbFile {
@@ -73,7 +79,7 @@ export async function writeDb(entries: AsyncIterable<KeyValue[]>, options: DbWri
 
   const files: WrittenDbFile[] = [];
   const metas: FileMeta[] = [];
-  let number = FIRST_TABLE;
+  let number = Math.max(FIRST_TABLE, options.firstFileNumber ?? FIRST_TABLE);
   let total = 0;
   let previousLast: Buffer | null = null;
   while (await refill()) {

@@ -171,6 +171,58 @@ export class S3Storage implements Storage {
     }
   }
 
+  /**
+   * Creates `key` only if no object has that key (PutObject with
+   * `If-None-Match: *`); false when one exists. Used for the target lock.
+   */
+  async putIfAbsent(key: string, data: Uint8Array): Promise<boolean> {
+    const mod = await loadSdk();
+    try {
+      await (await client()).send(new mod.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: data, ContentLength: data.length, IfNoneMatch: '*' }));
+      return true;
+    } catch (e) {
+      const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+      // 412: the key exists; 409: a concurrent conditional write to it is in progress.
+      if (err.$metadata?.httpStatusCode === 412 || err.$metadata?.httpStatusCode === 409 || err.name === 'PreconditionFailed') return false;
+      throw this.fail(e, 'PutObject (If-None-Match)', key);
+    }
+  }
+
+  /**
+   * Aborts every incomplete multipart upload under `prefix` + '/' (left by a
+   * killed or failed run: its parts are stored, and billed, until aborted).
+   * Returns how many were aborted.
+   */
+  async abortUploads(prefix: string): Promise<number> {
+    const mod = await loadSdk();
+    const c = await client();
+    const p = prefix === '' ? '' : prefix + '/';
+    let n = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      let r;
+      try {
+        r = await c.send(new mod.ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: p, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+      } catch (e) {
+        throw this.fail(e, 'ListMultipartUploads', prefix);
+      }
+      for (const u of r.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || !u.Key.startsWith(p)) continue;
+        try {
+          await c.send(new mod.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }));
+          n++;
+        } catch (e) {
+          if (!isNotFound(e)) throw this.fail(e, 'AbortMultipartUpload', u.Key);
+        }
+      }
+      if (!r.IsTruncated) return n;
+      keyMarker = r.NextKeyMarker;
+      uploadIdMarker = r.NextUploadIdMarker;
+      if (!keyMarker && !uploadIdMarker) return n;
+    }
+  }
+
   async *list(prefix: string, options: { delimiter?: boolean } = {}): AsyncIterable<ListEntry> {
     const { ListObjectsV2Command } = await loadSdk();
     const c = await client();

@@ -1,4 +1,3 @@
-import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as v8 from 'node:v8';
@@ -10,7 +9,7 @@ import { encodeStateBin } from '../formats/state-bin/encoder.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
 import { verifySavepoint, type Finding } from '../model/verify.js';
 import { child, uriOf, type Location } from '../storage/uri.js';
-import { copyFile, writeHashed } from './copy.js';
+import { copyFile, hashOf, writeHashed } from './copy.js';
 import type { Job, OutputTask } from './jobs.js';
 import type { StepCount } from './entry-maps.js';
 import type { NativeWriteOptions } from './native-output.js';
@@ -20,17 +19,25 @@ import { openTask, repartition } from './repartition.js';
 import { Spill, type CollisionReport } from './spill.js';
 import { nativeLayout, writeNativeTask, type NativeTaskResult } from './native-output.js';
 import { releaseSortMemory } from './key-sorter.js';
-import { makeTempDir } from './temp-dir.js';
+import { makeTempDir, removeTempDir, sweepStaleTempDirs } from './temp-dir.js';
+import { checkInterrupted, onInterrupt } from './interrupt.js';
+import { TargetLock } from './lock.js';
+import { SourceGuard, checkTargetEmpty, clearFiles, filesToClear, ownTempFiles } from './target-files.js';
+import { S3Storage } from '../storage/s3.js';
+import { LocalStorage } from '../storage/local.js';
+import * as fsp from 'node:fs/promises';
 import type { StoredFile } from './target.js';
 import { within } from './target.js';
 import type { PreparedWrite } from './writer.js';
 
 /**
- * Carries out a plan: state files first, then metadata.json and meta.json,
- * then manifest.sha256 last, then a full `ksp verify` of the output and a
- * check that every task holds the entries the plan expects. On any failure
- * the manifest is removed first (so nothing at the target verifies) and then
- * everything this run wrote, as far as storage lets it.
+ * Carries out a plan under the target's lock: state files first, then
+ * metadata.json and meta.json, then a full `ksp verify` of the output
+ * against the manifest held in memory and a check that every task holds the
+ * entries the plan expects, and only then manifest.sha256, so nothing is
+ * sealed before it verified. On any failure or signal the manifest is
+ * removed first (so nothing at the target verifies) and then everything this
+ * run wrote, as far as storage lets it.
  */
 
 export interface ExecuteOptions {
@@ -45,6 +52,8 @@ export interface ExecuteOptions {
   onTotal?: (n: number) => void;
   /** Called as each phase starts (for progress labels). */
   onPhase?: (phase: 'write' | 'verify') => void;
+  /** Things the user should hear about (stale temporary folders removed). */
+  onNote?: (message: string) => void;
 }
 
 export interface TaskCount {
@@ -69,6 +78,8 @@ export interface WriteReport {
   /** Tasks written as native state: tables written, and entries dropped because a later entry had the same key. */
   native: Array<{ operator: string; task: string } & NativeTaskResult>;
   verify: { ok: boolean; files: number; bytes: number; entries: number; warnings: Finding[] };
+  /** Spill folders of dead runs removed from the temp dir at the start. */
+  tempCleanup: { dir: string; folders: number; bytes: number };
   seconds: number;
 }
 
@@ -78,11 +89,23 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   const written: Location[] = [];
   const hashes: ManifestEntry[] = [];
   const expected = new Map<string, number>();
+  const tempDir = options.tempDir ?? process.env.KSP_TMPDIR ?? tmpdir();
+  // Spill folders of dead runs go first: a run killed with SIGKILL cannot clean up after itself.
+  const swept = sweepStaleTempDirs(tempDir);
   const report: WriteReport = {
     ok: true, plan: p.plan, target: target.uri, written: { files: 0, bytes: 0, copied: 0, rewritten: 0 }, tasks: [], rescale: [], moved: [], collisions: [], migrations: p.stepCounts, native: [],
     verify: { ok: false, files: 0, bytes: 0, entries: 0, warnings: [] }, seconds: 0,
+    tempCleanup: { dir: swept.dir, folders: swept.folders, bytes: swept.bytes },
   };
-  const tempDir = options.tempDir ?? process.env.KSP_TMPDIR ?? tmpdir();
+  if (swept.folders) options.onNote?.(`removed ${swept.folders} temporary folder(s) left by dead runs in ${swept.dir}, freeing ${swept.bytes} bytes`);
+  // Writes and copies in flight, so that a signal's rollback can wait for them to stop.
+  const inflight = new Set<Promise<unknown>>();
+  const track = <T>(work: Promise<T>): Promise<T> => {
+    inflight.add(work);
+    const done = (): void => void inflight.delete(work);
+    work.then(done, done);
+    return work;
+  };
   const record = (out: StoredFile, sha256: string, size: number, wrote = true): void => {
     if (wrote) written.push(out.location);
     if (out.relPath !== null && within(out.location, target.dir)) hashes.push({ path: out.relPath, sha256 });
@@ -90,34 +113,74 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     report.written.bytes += size;
   };
   const write = async (out: StoredFile, data: AsyncIterable<Uint8Array> | Uint8Array): Promise<{ sha256: string; size: number }> => {
+    checkInterrupted();
+    p.guard.assertNotSource(out.location, 'write');
     written.push(out.location);
-    const r = await writeHashed(out.location, data instanceof Uint8Array ? toAsyncChunks(data) : data);
+    const r = await track(writeHashed(out.location, stopOnSignal(data instanceof Uint8Array ? toAsyncChunks(data) : data)));
     record(out, r.sha256, r.size, false);
     return r;
   };
   const writeNative = async (out: OutputTask, options: NativeWriteOptions, entries: AsyncIterable<StateEntry[]>, sorted: boolean): Promise<number> => {
-    const r = await writeNativeTask(entries, nativeLayout(target, out), target.epoch, options, write, { sorted, tempDir });
+    const r = await writeNativeTask(entries, nativeLayout(target, out), target.epoch, options, write, { sorted, tempDir, shared: target.mode === 'engine' });
     report.native.push({ operator: out.operatorId, task: out.taskId, ...r });
     return r.entries;
   };
   options.onTotal?.(p.plan.files.reduce((s, f) => s + (f.bytes ?? 0), 0));
 
+  // One writer per target: held from before the target is checked or cleared until sealed or rolled back.
+  // A target folder this run makes is removed again by a rollback, so a failed run leaves no trace.
+  const targetExisted = await folderExists(target.dir);
+  const lock = await TargetLock.acquire(target.dir, { forceUnlock: p.forceUnlock, command: p.plan.operations.map((o) => o.op).join('+') || 'write' });
+  // One rollback, whoever asks first (the failing write or the signal handler); both wait for all of it.
+  let rolledBack: Promise<number> | null = null;
+  // After a rollback (and the lock's release), a target folder this run made goes too, if empty.
+  const dropFolder = async (): Promise<void> => {
+    if (rolledBack !== null && !targetExisted && target.dir.storage instanceof LocalStorage) await fsp.rmdir(target.dir.storage.pathOf(target.dir.key)).catch(() => undefined);
+  };
+  // Until the target is cleared or written, a failure leaves it exactly as it was (a refused --overwrite included).
+  let touched = false;
+  const undo = (): Promise<number> => {
+    if (!touched) return Promise.resolve(0);
+    rolledBack ??= rollback(target.dir, written);
+    return rolledBack;
+  };
+  const unregister = onInterrupt(async () => {
+    // New writes refuse to start (checkInterrupted) and streams stop at their next chunk; wait for them.
+    await Promise.race([Promise.allSettled([...inflight]), sleep(5000)]);
+    const n = await undo();
+    await lock.release();
+    await dropFolder();
+    return `rolled back: ${n} file(s) written to ${target.uri} removed, temporary files and uploads cleaned up`;
+  });
   try {
-    if (p.overwrite) await clearTarget(p);
+    if (p.overwrite) {
+      const old = await filesToClear(target.dir, p.guard);
+      touched = true;
+      await clearFiles(target.dir, old, target.metaLocation, p.guard);
+    } else {
+      // Checked again under the lock: another run may have written here since the plan.
+      await checkTargetEmpty(target.dir, target.metaLocation, { ownToken: lock.info.token });
+    }
+    touched = true;
     options.onPhase?.('write');
     const copies = p.jobs.filter((j) => j.kind === 'copy' || j.kind === 'native');
     const rewrites = p.jobs.filter((j) => j.kind === 'rewrite' || j.kind === 'repartition');
     await pool(copies, options.concurrency ?? 8, async (j) => {
+      checkInterrupted();
       if (j.kind === 'copy') {
-        const r = await copyFile(j.from, j.out.location, { knownSha256: j.sha256, link: options.link, onBytes: options.onBytes });
-        record(j.out, r.sha256, r.size, r.wrote);
+        p.guard.assertNotSource(j.out.location, 'write');
+        written.push(j.out.location);
+        const r = await track(copyFile(j.from, j.out.location, { knownSha256: j.sha256, link: options.link, onBytes: options.onBytes }));
+        if (!r.wrote) forget(written, j.out.location);
+        record(j.out, r.sha256, r.size, false);
         report.written.copied++;
       } else if (j.kind === 'native') {
-        await copyNative(j, options, record, write);
+        await copyNative(j, options, p.guard, written, record, write, track);
         report.written.copied += j.files.length;
       }
     });
     for (const j of rewrites) {
+      checkInterrupted();
       if (j.kind === 'rewrite') {
         const n = await rewriteTask(j, tempDir, write, writeNative, options.onBytes, report);
         expected.set(`${j.out.operatorId}/${j.out.taskId}`, n);
@@ -133,20 +196,20 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
       report.written.rewritten++;
     }
 
-    // Metadata, the record, and the manifest last.
+    // Metadata and the record; the manifest only once the output verified.
     const mdFile: StoredFile = { stored: 'metadata.json', location: child(target.dir, 'metadata.json'), relPath: 'metadata.json' };
     await write(mdFile, p.metadata.encode());
     const metaRel = within(target.metaLocation, target.dir) ? target.metaLocation.key.slice(target.dir.key.length + 1) : null;
     await write({ stored: 'meta.json', location: target.metaLocation, relPath: metaRel }, p.meta.encode());
-    const manifest: StoredFile = { stored: MANIFEST_NAME, location: child(target.dir, MANIFEST_NAME), relPath: null };
-    written.push(manifest.location);
-    await target.dir.storage.write(manifest.location.key, buildManifest(hashes));
+    const manifestBytes = buildManifest(hashes);
 
-    // Re-verify exactly as `ksp verify` does, and check the entry counts.
+    // Re-verify exactly as `ksp verify` does, against the manifest still in
+    // memory: nothing at the target verifies until this has passed.
     options.onPhase?.('verify');
     releaseSortMemory();
     collectGarbage();
-    const v = await verifySavepoint(target.dir, { threads: options.threads });
+    checkInterrupted();
+    const v = await verifySavepoint(target.dir, { threads: options.threads, manifest: manifestBytes });
     // Entries a task held outside its key-group ranges in the source stay so
     // when the task is copied or rewritten in place: that is the source's
     // state, reported as a warning; so do entries a key migration left in
@@ -172,29 +235,89 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     if (errors.length) {
       throw new KspError('OUTPUT_VERIFY_FAILED', `the written savepoint does not verify, so it was removed: ${errors.slice(0, 3).map((f) => `[${f.code}] ${f.message}`).join('; ')}`, { file: target.uri, findings: errors });
     }
+
+    // Seal: the lock must still be ours, then the manifest, then a cheap
+    // check that what is stored under its name is what was verified.
+    checkInterrupted();
+    await lock.assertHeld();
+    const manifest = child(target.dir, MANIFEST_NAME);
+    written.push(manifest);
+    await track(target.dir.storage.write(manifest.key, manifestBytes));
+    const back = await target.dir.storage.readSmall(manifest.key);
+    if (Buffer.compare(Buffer.from(back), Buffer.from(manifestBytes)) !== 0) {
+      throw new KspError('OUTPUT_VERIFY_FAILED', `${uriOf(manifest)}: reads back different from what was written and verified, so the output was removed`, { file: uriOf(manifest) });
+    }
+    checkInterrupted();
   } catch (e) {
-    await rollback(target.dir, written);
+    // Cleanup errors never replace the error that led here.
+    await undo().catch(() => undefined);
     throw e;
+  } finally {
+    unregister();
+    await lock.release();
+    await dropFolder();
   }
   report.seconds = (Date.now() - started) / 1000;
   return report;
 }
 
-/** Removes the manifest first, so a half-removed target never verifies, then the rest. */
-async function rollback(dir: Location, written: Location[]): Promise<void> {
+/**
+ * Removes the manifest first, so a half-removed target never verifies, then
+ * the rest, then this process's own temporary files in the target (a write
+ * cut short by a signal), as far as storage lets it. Never throws: a
+ * cleanup error must not hide the error that led to the rollback.
+ */
+async function rollback(dir: Location, written: Location[]): Promise<number> {
   const manifest = child(dir, MANIFEST_NAME);
   await manifest.storage.delete(manifest.key).catch(() => undefined);
-  for (const loc of written.reverse()) await loc.storage.delete(loc.key).catch(() => undefined);
+  let n = 0;
+  for (const loc of [...written].reverse()) {
+    await loc.storage.delete(loc.key).then(() => n++, () => undefined);
+  }
+  for (const loc of await ownTempFiles(dir).catch(() => [])) await loc.storage.delete(loc.key).catch(() => undefined);
+  if (dir.storage instanceof S3Storage) await dir.storage.abortUploads(dir.key).catch(() => undefined);
+  await removeEmptyFolders(dir, written);
+  return n;
 }
 
-/** --overwrite: the old manifest goes first, then every file under the target directory and the old record. */
-async function clearTarget(p: PreparedWrite): Promise<void> {
-  const { dir, metaLocation } = p.target;
-  await dir.storage.delete(child(dir, MANIFEST_NAME).key);
-  const keys: string[] = [];
-  for await (const e of dir.storage.list(dir.key)) keys.push(e.key);
-  await pool(keys, 16, (k) => dir.storage.delete(k));
-  if (!within(metaLocation, dir)) await metaLocation.storage.delete(metaLocation.key);
+async function folderExists(dir: Location): Promise<boolean> {
+  if (!(dir.storage instanceof LocalStorage)) return true;
+  return (await fsp.stat(dir.storage.pathOf(dir.key)).catch(() => null))?.isDirectory() ?? false;
+}
+
+/**
+ * Local disk: the folders the written files were in, inside the target,
+ * once empty (deepest first). rmdir removes only empty folders, so nothing
+ * else can go.
+ */
+async function removeEmptyFolders(dir: Location, written: Location[]): Promise<void> {
+  if (!(dir.storage instanceof LocalStorage)) return;
+  const storage = dir.storage;
+  const folders = new Set<string>();
+  for (const w of written) {
+    if (!within(w, dir)) continue;
+    for (let k = w.key.slice(0, w.key.lastIndexOf('/')); k.length > dir.key.length; k = k.slice(0, k.lastIndexOf('/'))) folders.add(k);
+  }
+  const order = [...folders].sort((a, b) => b.split('/').length - a.split('/').length);
+  for (const k of order) await fsp.rmdir(storage.pathOf(k)).catch(() => undefined);
+}
+
+/** Passes chunks on until a signal arrives, then fails the stream (the storage removes its partial file). */
+async function* stopOnSignal(data: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const c of data) {
+    checkInterrupted();
+    yield c;
+  }
+}
+
+/** Drops a file that turned out not to be written by this run (the source's own, shared) from the rollback list. */
+function forget(written: Location[], loc: Location): void {
+  const i = written.lastIndexOf(loc);
+  if (i >= 0) written.splice(i, 1);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 async function rewriteTask(
@@ -257,21 +380,44 @@ async function rewriteTask(
     return spill.count - drop.size;
   } finally {
     spill.remove();
-    rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   }
 }
 
 async function copyNative(
-  j: Extract<Job, { kind: 'native' }>, options: ExecuteOptions,
+  j: Extract<Job, { kind: 'native' }>, options: ExecuteOptions, guard: SourceGuard, written: Location[],
   record: (out: StoredFile, sha256: string, size: number, wrote?: boolean) => void,
   write: (out: StoredFile, data: Uint8Array) => Promise<unknown>,
+  track: <T>(work: Promise<T>) => Promise<T>,
 ): Promise<void> {
   for (const f of j.files) {
-    const r = await copyFile(f.location, f.out.location, { knownSha256: undefined, link: options.link, onBytes: options.onBytes });
+    checkInterrupted();
+    const same = f.location.storage === f.out.location.storage && f.location.key === f.out.location.key;
+    if (!same) {
+      // Engine mode: the table folder is shared by every epoch of the task, and
+      // the engine de-duplicates tables by file name only
+      // (krishiv-state/src/incremental_checkpoint.rs, upload_files). A table
+      // already there under this name is reused if it is the same bytes, and
+      // never replaced if it is not.
+      const there = await f.out.location.storage.stat(f.out.location.key);
+      if (there) {
+        const sha = await hashOf(f.out.location);
+        const want = f.sha256 ?? (await hashOf(f.location));
+        if (sha !== want) {
+          throw new KspError('TARGET_FILE_EXISTS', `${uriOf(f.out.location)}: another savepoint's table has this name with different bytes; ksp never replaces a file outside the target directory (write to another base or job, or use --mode relative)`, { file: uriOf(f.out.location), expected: want, found: sha });
+        }
+        record(f.out, sha, there.size, false);
+        continue;
+      }
+      guard.assertNotSource(f.out.location, 'write');
+    }
+    written.push(f.out.location);
+    const r = await track(copyFile(f.location, f.out.location, { knownSha256: undefined, link: options.link, onBytes: options.onBytes }));
+    if (!r.wrote) forget(written, f.out.location);
     if (f.sha256 && r.sha256 !== f.sha256) {
       throw new KspError('NATIVE_SST_HASH', `${uriOf(f.location)}: SHA-256 ${r.sha256} differs from ${f.sha256} recorded in its sst_manifest.json`, { file: uriOf(f.location), expected: f.sha256, found: r.sha256 });
     }
-    record(f.out, r.sha256, r.size, r.wrote);
+    record(f.out, r.sha256, r.size, false);
   }
   const byName = new Map(j.files.map((f) => [f.filename, f.out.stored]));
   const manifest = j.manifest.withPaths((name) => byName.get(name)!, j.manifestOut.stored);

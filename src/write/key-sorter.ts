@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { KeyValue } from '../rocksdb/db-writer.js';
-import { makeTempDir, tempFailure } from './temp-dir.js';
+import { makeTempDir, removeTempDir, tempFailure } from './temp-dir.js';
 
 /**
  * An external sort of key/value records by key bytes, for writing RocksDB
@@ -193,7 +193,7 @@ export class KeySorter {
 
   /** Deletes the run files and hands the arena on. */
   remove(): void {
-    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+    if (this.dir) removeTempDir(this.dir);
     this.dir = null;
     this.runs = [];
     if (this.arena.length === this.runBytes) spare = this.arena;

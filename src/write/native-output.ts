@@ -9,6 +9,8 @@ import { writeDb, type KeyValue } from '../rocksdb/db-writer.js';
 import type { WritableCompression } from '../rocksdb/compression.js';
 import type { WritableFormatVersion } from '../rocksdb/table-writer.js';
 import { KeySorter } from './key-sorter.js';
+import { nextTableNumber } from './native-names.js';
+import { parent } from '../storage/uri.js';
 import type { OutputTask } from './jobs.js';
 import type { StoredFile, Target } from './target.js';
 
@@ -17,7 +19,9 @@ import type { StoredFile, Target } from './target.js';
  * (../formats/pointer/FORMAT.md, ../formats/sst-manifest/FORMAT.md):
  *
  *   {op}/{task}/state.bin                         INCR-SST-V1| pointer blob
- *   incr/{op}/{task}/sst/000002.sst …             the tables
+ *   incr/{op}/{task}/sst/000002.sst …             the tables (engine mode: numbered
+ *                                                 above every table already in the
+ *                                                 shared folder, see native-names.ts)
  *   incr/{op}/{task}/epochs/{epoch:020}/MANIFEST-…, CURRENT, sst_manifest.json
  *
  * (in engine mode under `{base}/{job}/incr/…`). Entries become RocksDB keys
@@ -106,8 +110,10 @@ export type StoreFile = (out: StoredFile, data: AsyncIterable<Uint8Array> | Uint
  */
 export async function writeNativeTask(
   entries: AsyncIterable<StateEntry[]>, layout: NativeLayout, epoch: bigint, options: NativeWriteOptions,
-  store: StoreFile, opts: { sorted: boolean; tempDir: string },
+  store: StoreFile, opts: { sorted: boolean; tempDir: string; shared?: boolean },
 ): Promise<NativeTaskResult> {
+  // A folder shared with other epochs (engine mode): fresh table numbers, never an existing name (native-names.ts).
+  const firstFileNumber = opts.shared ? await nextTableNumber(parent(layout.sst('000000.sst').location)) : undefined;
   const encoder = new NativeKeyEncoder();
   let sorter: KeySorter | null = null;
   let source: AsyncIterable<KeyValue[]>;
@@ -128,7 +134,7 @@ export async function writeNativeTask(
     const db = await writeDb(source, {
       formatVersion: options.formatVersion, compression: options.compression,
       checksum: options.checksum === 'xxh3' ? ChecksumType.XXH3 : ChecksumType.CRC32c,
-      blockSize: options.blockSize, bloomBitsPerKey: options.bloomBits, targetFileSize: options.sstSize,
+      blockSize: options.blockSize, bloomBitsPerKey: options.bloomBits, targetFileSize: options.sstSize, firstFileNumber,
     }, async (name, kind, data) => {
       const out = kind === 'sst' ? layout.sst(name) : layout.meta(name);
       const r = await store(out, data);

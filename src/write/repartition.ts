@@ -11,7 +11,7 @@ import type { TaskRef } from '../model/savepoint.js';
 import { uriOf, type Location } from '../storage/uri.js';
 import type { Job, SourceTask } from './jobs.js';
 import { Spill, spillBufferSize, type CollisionReport } from './spill.js';
-import { makeTempDir } from './temp-dir.js';
+import { makeTempDir, removeTempDir } from './temp-dir.js';
 
 /**
  * Rescaling one operator as the engine does (../model/FORMAT.md §9;
@@ -139,8 +139,9 @@ export async function repartition(
     }
     return { counts, routed, moved: movedCount, broadcast: { distinct: broadcast.size, merged }, collisions };
   } finally {
+    // Neither throws: a cleanup that fails again (ENOSPC) must not hide the first error.
     for (const s of spills) s.remove();
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   }
 }
 

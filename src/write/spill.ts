@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { KspError, preview } from '../errors.js';
 import { STATE_BIN_VERSION, StateBinDecoder, type StateEntry } from '../formats/state-bin/decoder.js';
 import { encodeStateBin } from '../formats/state-bin/encoder.js';
+import { tempFailure } from './temp-dir.js';
 
 /**
  * A temporary file of `state.bin` entry records (no header) for an output
@@ -44,13 +45,25 @@ class Appender {
   written = 0;
 
   constructor(readonly path: string, bufSize: number) {
-    this.fd = fs.openSync(path, 'w');
+    try {
+      this.fd = fs.openSync(path, 'w');
+    } catch (e) {
+      throw tempFailure(path, 'cannot make a spill file', e);
+    }
     this.buf = Buffer.allocUnsafe(bufSize);
   }
 
+  /** A full or failing temp disk is the user's setting, not a bug: STORAGE_IO naming the file. */
+  private writeOut(b: Uint8Array, off: number, end: number): void {
+    try {
+      while (off < end) off += fs.writeSync(this.fd, b, off, end - off);
+    } catch (e) {
+      throw tempFailure(this.path, 'cannot write a spill file', e);
+    }
+  }
+
   private flush(): void {
-    let off = 0;
-    while (off < this.n) off += fs.writeSync(this.fd, this.buf, off, this.n - off);
+    this.writeOut(this.buf, 0, this.n);
     this.n = 0;
   }
 
@@ -73,7 +86,7 @@ class Appender {
     if (b.length > this.buf.length - this.n) {
       this.flush();
       if (b.length > this.buf.length) {
-        for (let off = 0; off < b.length; ) off += fs.writeSync(this.fd, b, off, b.length - off);
+        this.writeOut(b, 0, b.length);
         this.written += b.length;
         return;
       }
@@ -85,9 +98,23 @@ class Appender {
 
   close(): void {
     if (this.fd < 0) return;
-    this.flush();
-    fs.closeSync(this.fd);
+    try {
+      this.flush();
+    } finally {
+      this.discard();
+    }
+  }
+
+  /** Closes without writing what is buffered; never throws (used on the way out of a failure). */
+  discard(): void {
+    if (this.fd < 0) return;
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // Already gone: nothing to release.
+    }
     this.fd = -1;
+    this.n = 0;
   }
 }
 
@@ -279,10 +306,21 @@ export class Spill {
     }
   }
 
+  /**
+   * Deletes the spill files. Never throws and never flushes: it runs on the
+   * way out of failures (a full temp disk among them), where a second error
+   * would hide the first.
+   */
   remove(): void {
-    this.close();
-    fs.rmSync(this.data.path, { force: true });
-    if (this.index) fs.rmSync(this.index.path, { force: true });
+    for (const a of [this.data, this.index]) {
+      if (!a) continue;
+      a.discard();
+      try {
+        fs.rmSync(a.path, { force: true });
+      } catch {
+        // Left for the folder's removal or the next run's sweep.
+      }
+    }
   }
 }
 

@@ -9,7 +9,7 @@ import { attachNative, fileRefs } from '../model/native-state.js';
 import { windowGroupKey, isWatermarkKey, type Routing } from '../model/routing.js';
 import { scanFiles } from '../model/scan-pool.js';
 import type { ScanRequest } from '../model/scan-file.js';
-import { child, uriOf, type Location } from '../storage/uri.js';
+import { child, locate, uriOf, type Location } from '../storage/uri.js';
 import { VERSION } from '../version.js';
 import { compose, migrationMap, renameMap, type EntryMap, type StepCount } from './entry-maps.js';
 import { executePlan, type WriteReport, type ExecuteOptions } from './execute.js';
@@ -21,6 +21,8 @@ import { nativeFilesOf, type NativeTaskFiles } from '../model/native-files.js';
 import { deepFreeze, type OperationRecord, type OperatorPlan, type PlannedFile, type WritePlan } from './plan.js';
 import type { CollisionPolicy } from './spill.js';
 import { Target, within, type OutputMode, type StoredFile } from './target.js';
+import { SourceGuard, checkTargetEmpty } from './target-files.js';
+import { checkNativeFolders } from './native-names.js';
 import { describeNative, nativeLayout, nativeOptions, type NativeWriteOptions } from './native-output.js';
 
 /**
@@ -75,6 +77,8 @@ export interface WriteOptions {
    * (model FORMAT.md, "Fencing token").
    */
   fencingToken?: bigint;
+  /** Take over the target's lock even when its owner cannot be checked (another host); never one whose owner runs here. */
+  forceUnlock?: boolean;
 }
 
 type Operation =
@@ -97,6 +101,9 @@ export interface PreparedWrite {
   overwrite: boolean;
   /** Counters of the migration steps, filled as the jobs run. */
   stepCounts: StepCount[];
+  forceUnlock: boolean;
+  /** The source's directory and files by real path: nothing the run writes or deletes may resolve into them. */
+  guard: SourceGuard;
 }
 
 export class SavepointWriter {
@@ -356,7 +363,10 @@ class Planner {
       throw new KspError('FILES_MISSING', `${this.missing.length} file(s) the source refers to are missing, so nothing was written:\n  ${this.missing.join('\n  ')}`, { missing: this.missing });
     }
     for (const j of jobs) this.checkOverlapJob(j);
+    const guard = this.guardSource(jobs);
     await this.checkTargetEmpty();
+    const nativeNotes = await checkNativeFolders(target, jobs, this.options.overwrite ?? false);
+    this.warnings.push(...nativeNotes);
 
     const metadata = this.sp.metadata.with({
       job_id: target.jobId,
@@ -381,7 +391,7 @@ class Planner {
       warnings: this.warnings,
       totals: { files: files.length + 2 + (target.metaLocation.key.startsWith(target.dir.key + '/') ? 1 : 0), copy: sum('copy'), rewrite: sum('rewrite'), write: { files: files.filter((f) => f.action === 'write').length } },
     };
-    return { plan: deepFreeze(plan), source: sp, target, jobs, metadata, meta, overwrite: this.options.overwrite ?? false, stepCounts: [...this.stepCounts.values()] };
+    return { plan: deepFreeze(plan), source: sp, target, jobs, metadata, meta, overwrite: this.options.overwrite ?? false, stepCounts: [...this.stepCounts.values()], forceUnlock: this.options.forceUnlock ?? false, guard };
   }
 
   private sourceOperators(): SourceOperator[] {
@@ -618,13 +628,33 @@ class Planner {
 
   private async checkTargetEmpty(): Promise<void> {
     if (this.options.overwrite) return;
-    const { dir, metaLocation } = this.target;
-    for await (const e of dir.storage.list(dir.key)) {
-      throw new KspError('TARGET_NOT_EMPTY', `${this.target.uri}: exists and is not empty (found ${e.key.split('/').pop()}); pass --overwrite to replace it`, { file: this.target.uri });
+    await checkTargetEmpty(this.target.dir, this.target.metaLocation, { forceUnlock: this.options.forceUnlock });
+  }
+
+  /**
+   * Overlap by real path on local disk (symlinks, symlinked parent folders):
+   * the target directory, the savepoint record and every file the run would
+   * write must not resolve into the source directory or onto a source file.
+   * A native table the target layout names at the very path the source
+   * uses (engine mode, same base and job) is shared, not written.
+   */
+  private guardSource(jobs: Job[]): SourceGuard {
+    const sources: Location[] = [];
+    for (const j of jobs) {
+      if (j.kind === 'copy') sources.push(j.from);
+      else if (j.kind === 'rewrite') sources.push(j.source.location, ...(j.source.native?.map((f) => locate(f.uri)) ?? []));
+      else if (j.kind === 'repartition') for (const s of j.sources) sources.push(s.location, ...(s.native?.map((f) => locate(f.uri)) ?? []));
+      else sources.push(j.source.location, ...j.files.map((f) => f.location));
     }
-    if (!within(metaLocation, dir) && (await metaLocation.storage.stat(metaLocation.key))) {
-      throw new KspError('TARGET_NOT_EMPTY', `${uriOf(metaLocation)}: a savepoint record already exists there; pass --overwrite to replace it`, { file: uriOf(metaLocation) });
+    const guard = new SourceGuard(this.sp.dir, sources);
+    guard.assertTargetApart(this.target.dir);
+    guard.assertNotSource(this.target.metaLocation, 'write');
+    for (const j of jobs) {
+      const outs: Location[] = j.kind === 'copy' ? [j.out.location] : j.kind === 'rewrite' ? [j.out.file.location] : j.kind === 'repartition' ? j.outs.map((o) => o.file.location) : [j.manifestOut.location, j.out.file.location];
+      if (j.kind === 'native') for (const f of j.files) if (!(f.location.storage === f.out.location.storage && f.location.key === f.out.location.key)) outs.push(f.out.location);
+      for (const o of outs) guard.assertNotSource(o, 'write');
     }
+    return guard;
   }
 }
 

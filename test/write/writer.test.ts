@@ -112,12 +112,15 @@ describe('relocate', () => {
 
   it('refuses a non-empty target unless overwrite, and a target overlapping the source', async () => {
     const out = tmp();
-    writeFileSync(join(out, 'keep.txt'), 'x');
+    writeFileSync(join(out, 'metadata.json'), 'x');
     const w = await writer(SHOP_SP);
     await expect(w.write(out, { mode: 'relative' })).rejects.toMatchObject({ code: 'TARGET_NOT_EMPTY' });
     const r = await w.write(out, { mode: 'relative', overwrite: true });
     expect(r.verify.ok).toBe(true);
-    expect(existsSync(join(out, 'keep.txt'))).toBe(false);
+    // A file no ksp write puts there is never deleted by --overwrite (test/safety/write-overwrite.test.ts).
+    writeFileSync(join(out, 'keep.txt'), 'x');
+    await expect(w.write(out, { mode: 'relative', overwrite: true })).rejects.toMatchObject({ code: 'TARGET_FOREIGN_FILE' });
+    expect(existsSync(join(out, 'keep.txt'))).toBe(true);
     await expect(w.write(join(SHOP_SP, 'inside'), { mode: 'relative' })).rejects.toMatchObject({ code: 'TARGET_OVERLAPS_SOURCE' });
     await expect(w.write(join(SHOP_SP, '..'), { mode: 'relative' })).rejects.toMatchObject({ code: 'TARGET_OVERLAPS_SOURCE' });
   });

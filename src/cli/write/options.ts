@@ -7,6 +7,7 @@ export interface WriteArgs extends GlobalArgs {
   dst?: string;
   'dry-run'?: boolean;
   overwrite?: boolean;
+  'force-unlock'?: boolean;
   mode?: 'relative' | 'engine';
   'job-id'?: string;
   epoch?: string;
@@ -22,7 +23,8 @@ export function writeOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
     .positional('src', { type: 'string', demandOption: true, describe: 'Source savepoint or checkpoint directory (local, file:// or s3://); never modified' })
     .positional('dst', { type: 'string', describe: 'Target directory; in engine mode the savepoint directory ({base}/{job}/savepoints/{epoch:020}) or a storage base' })
     .option('dry-run', { type: 'boolean', describe: 'Print the plan (files copied, rewritten, metadata edits) and write nothing' })
-    .option('overwrite', { type: 'boolean', describe: 'Replace a target that exists and is not empty' })
+    .option('overwrite', { type: 'boolean', describe: 'Replace a target that exists and is not empty; deletes only files a ksp write or the savepoint layout put there (anything else is an error naming it)' })
+    .option('force-unlock', { type: 'boolean', describe: 'Take over the target\'s lock (.ksp-lock) left by a run that died; a lock whose owner still runs on this host is never taken' })
     .option('mode', { choices: ['relative', 'engine'] as const, describe: 'relative: self-contained, paths relative to the directory; engine: the engine\'s layout (default when the source is in it)' })
     .option('job-id', { type: 'string', describe: 'Engine mode: job id of the output (default: the source\'s)' })
     .option('epoch', { type: 'string', describe: 'Engine mode: epoch of the output (default: the source\'s)' })
@@ -35,6 +37,8 @@ export function writeOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
 
 export const WRITE_EPILOG = `Every mutating command plans first (--dry-run prints the plan), writes state files, then
 metadata.json and meta.json, then manifest.sha256 last, and re-verifies the result as ksp verify
-does. The source is never written. A failure leaves no manifest at the target and removes what
-was written. Exit codes: 0 written and verified, 1 the output failed verification (removed),
-2 usage, 3 bad input, 4 not found, 5 storage, 6 unsupported.`;
+does, before manifest.sha256 is written. The source is never written. One run writes a target at a
+time (.ksp-lock). A failure or SIGINT/SIGTERM/SIGHUP leaves no manifest at the target and removes
+what was written. Exit codes: 0 written and verified, 1 the output failed verification (removed),
+2 usage, 3 bad input, 4 not found, 5 storage, 6 unsupported, 129/130/143 interrupted by
+SIGHUP/SIGINT/SIGTERM (rolled back).`;

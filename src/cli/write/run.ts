@@ -27,7 +27,7 @@ export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: 
   }
   const sp = await Savepoint.open(args.src);
   const writer = await build(SavepointWriter.from(sp), sp);
-  const options = { mode: args.mode, jobId: args['job-id'], epoch, base: args.base, overwrite: args.overwrite, fencingToken };
+  const options = { mode: args.mode, jobId: args['job-id'], epoch, base: args.base, overwrite: args.overwrite, fencingToken, forceUnlock: args['force-unlock'] };
   if (args['dry-run']) {
     // Without <dst>, --base alone names where the engine layout goes.
     const plan = await writer.plan(args.dst, options);
@@ -39,6 +39,7 @@ export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: 
   const report = await writer.write(args.dst, {
     ...options, tempDir: args['temp-dir'], link: args.link, threads: args.threads,
     onBytes: progress.add, onTotal: (n) => progress.setTotal(n),
+    onNote: (m) => { if (!args.quiet) err(`ksp: ${shown(m)}`); },
   });
   progress.end();
   if (!args.quiet && !args.json) for (const w of report.plan.warnings) err(`ksp: warning: ${shown(w)}`);

@@ -1,0 +1,78 @@
+import { constants } from 'node:os';
+import { KspError } from '../errors.js';
+import { removeLiveTempDirs } from './temp-dir.js';
+
+/**
+ * SIGINT, SIGTERM and SIGHUP during a write roll it back like any failure.
+ *
+ * The CLI installs one handler per signal (`installSignalHandlers`); a write
+ * in progress registers its rollback (`onInterrupt`). On a signal the
+ * rollback runs (manifest first, then the written files, spill folders, S3
+ * multipart uploads, the lock), a `ksp:` line goes to stderr, and the
+ * process exits 128 + the signal's number (130, 143, 129), as shells expect.
+ * Meanwhile the write itself sees `interrupted()` and stops at its next
+ * chunk. Repeated signals (a terminal's Ctrl-C reaches both the launcher,
+ * which forwards it, and this process) do not cut the rollback short.
+ */
+
+export type Rollback = (signal: NodeJS.Signals) => Promise<string | undefined>;
+
+let current: Rollback | null = null;
+let caught: NodeJS.Signals | null = null;
+let installed = false;
+
+/** Registers the rollback of the write in progress; returns the function that unregisters it. */
+export function onInterrupt(fn: Rollback): () => void {
+  current = fn;
+  return () => {
+    if (current === fn) current = null;
+  };
+}
+
+/** The signal that interrupted this process, if any. */
+export function interrupted(): NodeJS.Signals | null {
+  return caught;
+}
+
+/** Throws once a signal arrived: the write stops at its next step. */
+export function checkInterrupted(): void {
+  if (caught) throw new KspError('INTERRUPTED', `interrupted by ${caught}`, { signal: caught });
+}
+
+/** Upper bound on the rollback after a signal, so a hung storage cannot keep the process alive. */
+const ROLLBACK_LIMIT_MS = 60_000;
+
+export function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + (constants.signals[signal] ?? 15);
+}
+
+export function installSignalHandlers(opts: { json: boolean }): void {
+  if (installed) return;
+  installed = true;
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      if (caught) return;
+      caught = sig;
+      void handle(sig, opts.json);
+    });
+  }
+}
+
+async function handle(sig: NodeJS.Signals, json: boolean): Promise<void> {
+  let what: string | undefined;
+  let failure: string | undefined;
+  const fn = current;
+  if (fn) {
+    const limit = new Promise<string>((resolve) => setTimeout(() => resolve('the rollback did not finish in time'), ROLLBACK_LIMIT_MS).unref());
+    try {
+      what = await Promise.race([fn(sig), limit]);
+    } catch (e) {
+      failure = (e as Error).message;
+    }
+  }
+  removeLiveTempDirs();
+  const detail = failure ? `; the rollback failed: ${failure}` : what ? `; ${what}` : '';
+  if (json) process.stdout.write(JSON.stringify({ error: { code: 'INTERRUPTED', message: `interrupted by ${sig}${detail}`, signal: sig } }, null, 2) + '\n');
+  process.stderr.write(`ksp: interrupted by ${sig}${detail}\n`);
+  process.exit(signalExitCode(sig));
+}
