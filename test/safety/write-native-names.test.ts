@@ -89,7 +89,7 @@ describe('engine-mode native output never replaces another savepoint\'s files', 
     expect((await ksp(['convert', sp(7), b, '--to', 'native', '--epoch', '8'])).code).toBe(0);
     // The savepoint folder goes, but its native files stay (as a checkpoint of epoch 8 would have them).
     rmSync(join(b, 'shop', 'savepoints', ep(8)), { recursive: true });
-    rmSync(join(b, 'shop', 'savepoints', '8'), { recursive: true, force: true });
+    rmSync(join(b, 'shop', 'savepoints', 'ksp-8'), { recursive: true, force: true });
     const epochs = join(b, 'shop', 'incr', 'orders-agg', 'task-0', 'epochs', ep(8));
     const before = treeHashes(epochs);
     const r = await ksp(['convert', sp(7), b, '--to', 'native', '--epoch', '8']);
