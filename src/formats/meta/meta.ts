@@ -13,7 +13,8 @@ const schema = z.looseObject({
   label: z.string(),
   job_id: id,
   epoch: u64,
-  operator_versions: z.record(z.string().min(1, 'an operator id must not be empty'), u64),
+  // Blank ids too: the engine refuses `id.trim().is_empty()` (krishiv-state/src/savepoint.rs, SavepointMeta::validate).
+  operator_versions: z.record(z.string().refine((id) => id.trim() !== '', 'an operator id must not be empty or blank'), u64),
   created_at_secs: u64,
 });
 

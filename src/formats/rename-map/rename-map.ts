@@ -32,6 +32,9 @@ export function parseRenameMap(bytes: Uint8Array | string, file = 'rename map'):
   const seen = new Set<string>();
   for (const [a, b] of pairs) {
     if (a === '' || b === '') fail('operator ids must not be empty');
+    // The engine's rename-map check refuses a no-op rename as a likely typo
+    // (krishiv-state/src/savepoint_rename.rs, SavepointRenameMap::validate).
+    if (a === b) fail(`operator ${JSON.stringify(a)} is renamed to itself (a no-op, likely a typo; the engine refuses it too)`);
     if (seen.has(a)) fail(`operator ${JSON.stringify(a)} is renamed twice`);
     seen.add(a);
   }
