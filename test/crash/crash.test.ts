@@ -54,7 +54,7 @@ beforeAll(async () => {
 afterAll(() => {
   const total = results.reduce((n, r) => n + r.failures.length, 0);
   console.log(`crash harness: seed ${SEED}, ${POINTS} point(s) per command, ${total} failed check(s)\n` +
-    results.map((r) => `  ${r.name}: reference ${r.referenceMs.toFixed(0)} ms; targets ${Object.entries(r.outcomes).map(([k, v]) => `${v} ${k}`).join(', ')}; ${r.completedBeforeKill} finished before the signal; ${r.failures.length} failed check(s)`).join('\n'));
+    results.map((r) => `  ${r.name}: reference ${r.referenceMs.toFixed(0)} ms; targets ${Object.entries(r.outcomes).map(([k, v]) => `${v} ${k}`).join(', ')}; ${r.completedBeforeKill} finished before the signal; ${r.failures.length} failed check(s)${r.notFired.length ? `; targeted moments never seen: ${r.notFired.join('; ')}` : ''}`).join('\n'));
   work?.cleanup();
 });
 

@@ -250,6 +250,8 @@ export interface Exit {
   ms: number;
   /** Set when a process of the run's group was still alive after the launcher exited. */
   strayProcesses?: string;
+  /** When the kill was sent (ms after the spawn); undefined if it never was. */
+  firedAtMs?: number;
 }
 
 function statusOf(code: number | null, signal: NodeJS.Signals | null): number {
@@ -290,7 +292,15 @@ async function waitGroupGone(pgid: number, ms: number): Promise<string[]> {
 
 export interface KillPlan {
   signal: KillSignal;
+  /** Milliseconds after the spawn; or, with `when`, the earliest moment to start watching. */
   delayMs: number;
+  /**
+   * Instead of a fixed moment: polled every millisecond or so from `delayMs`
+   * on, the signal goes as soon as it returns true (e.g. a `*.ksp-tmp-*`
+   * file exists at the target). `firedAtMs` on the result says when, or
+   * that it never did.
+   */
+  when?: () => boolean;
   /** Send it to the launcher's pid alone, whatever the signal (what `kill -9 PID` does). */
   launcherOnly?: boolean;
 }
@@ -329,7 +339,26 @@ export async function runKsp(args: string[], kill?: KillPlan, hangMs = 60_000, g
     }
   };
   let timer: NodeJS.Timeout | undefined;
-  if (kill) timer = setTimeout(() => send(kill.signal, kill.signal !== 'SIGTERM' && !kill.launcherOnly), kill.delayMs);
+  let firedAtMs: number | undefined;
+  const fire = (): void => {
+    firedAtMs = performance.now() - t0;
+    send(kill!.signal, kill!.signal !== 'SIGTERM' && !kill!.launcherOnly);
+  };
+  if (kill && !kill.when) timer = setTimeout(fire, kill.delayMs);
+  else if (kill?.when) {
+    const when = kill.when;
+    const poll = (): void => {
+      let hit = false;
+      try {
+        hit = when();
+      } catch {
+        // the tree changed under the walk: look again
+      }
+      if (hit) fire();
+      else timer = setTimeout(poll, 1);
+    };
+    timer = setTimeout(poll, kill.delayMs);
+  }
   // A run that hangs (e.g. ignores SIGTERM) is killed, and says so in stderr.
   const hang = setTimeout(() => {
     stderr += `\n[harness] no exit after ${hangMs} ms: SIGKILL sent to the group\n`;
@@ -337,7 +366,7 @@ export async function runKsp(args: string[], kill?: KillPlan, hangMs = 60_000, g
   }, hangMs);
   const { code, signal } = await exited;
   const ms = performance.now() - t0;
-  if (timer) clearTimeout(timer);
+  clearTimeout(timer);
   // The launcher waits for its worker, so both should be gone together;
   // one alive `graceMs` later outlived it.
   const left = await waitGroupGone(pgid, graceMs);
@@ -347,7 +376,7 @@ export async function runKsp(args: string[], kill?: KillPlan, hangMs = 60_000, g
   }
   await closed;
   clearTimeout(hang);
-  const exit: Exit = { status: statusOf(code, signal), code, signal, stdout, stderr, ms };
+  const exit: Exit = { status: statusOf(code, signal), code, signal, stdout, stderr, ms, firedAtMs };
   if (left.length > 0) exit.strayProcesses = left.join(', ');
   return exit;
 }
@@ -385,10 +414,12 @@ export interface ScenarioResult {
   points: number;
   referenceMs: number;
   failures: Failure[];
-  /** How the targets of the kills were found: absent, unsealed, sealed. */
+  /** How the targets of the kills were found: absent, unsealed, sealed (and checked), untouched (the previous output, bytes unchanged). */
   outcomes: Record<string, number>;
   /** Kills that landed after the run had already finished. */
   completedBeforeKill: number;
+  /** Targeted points whose moment never came (e.g. no *.ksp-tmp-* file seen). */
+  notFired: string[];
 }
 
 /** Describes what is at a target, for failure messages. */
@@ -409,20 +440,28 @@ const FORCE_UNLOCK = process.env.KSP_CRASH_FORCE_UNLOCK === '1';
  * followed by the checks and a re-run with --overwrite. Points alternate
  * between a fresh target (even) and an --overwrite run on top of the
  * previous complete output (odd), so kills also land while an old output is
- * being replaced. Failures are collected, not thrown: one run shows every
- * property that does not hold.
+ * being replaced. Then a few targeted points, each on a fresh target: the
+ * signal goes the moment a `*.ksp-tmp-*` file exists at the target, a spill
+ * folder exists in the temp dir, or manifest.sha256 exists (the moments
+ * behind the issue's findings 11, 12 and 14). Failures are collected, not
+ * thrown: one run shows every property that does not hold.
  */
 export async function runScenario(sc: Scenario, work: string, seed: number, points: number, log: (s: string) => void): Promise<ScenarioResult> {
   const next = rng(subSeed(seed, sc.name));
   const failures: Failure[] = [];
-  const outcomes: Record<string, number> = { absent: 0, unsealed: 0, sealed: 0 };
+  const outcomes: Record<string, number> = { absent: 0, unsealed: 0, sealed: 0, untouched: 0 };
+  /** The exact tree of the last re-run output that passed every check. */
+  let lastGood: Map<string, string> | undefined;
   let completedBeforeKill = 0;
   const refDst = join(work, 'reference');
   const dst = join(work, 'target');
   const tmp = join(work, 'tmp');
   fs.mkdirSync(tmp, { recursive: true });
 
-  const ref = await runKsp(sc.args(refDst, tmp));
+  // The reference run also tells whether the command uses the temp dir at
+  // all (a watcher that never fires).
+  let spills = false;
+  const ref = await runKsp(sc.args(refDst, tmp), { signal: 'SIGKILL', delayMs: 0, when: () => (spills ||= tempDirEntries(tmp).length > 0, false) });
   if (ref.status !== 0) throw new Error(`${sc.name}: the reference run failed (exit ${ref.status}): ${tail(ref.stderr, 10)}\n  ksp ${sc.args(refDst, tmp).join(' ')}`);
   const refVerify = await runKsp(['verify', sc.sealDir(refDst)]);
   if (refVerify.status !== 0) throw new Error(`${sc.name}: the reference output does not verify: ${tail(refVerify.stdout + refVerify.stderr, 10)}`);
@@ -436,19 +475,23 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
     emptyDir(tmp);
   }
   const srcTree = treeHashes(sc.src);
+  const notFired: string[] = [];
   log(`${sc.name}: reference run ${D.toFixed(0)} ms, ${refTree.size} file(s); ${points} kill point(s), seed ${seed}`);
 
-  for (let i = 0; i < points; i++) {
-    const signal = signalOf(i);
-    const delayMs = Math.floor(next() * D);
-    const overwrite = i % 2 === 1;
+  /** One kill point: the killed run, the checks on what it left, the re-run and the checks after it. */
+  const point = async (i: number, signal: KillSignal, kill: KillPlan, overwrite: boolean, label: string): Promise<void> => {
     const args = sc.args(dst, tmp);
     const seal = sc.sealDir(dst);
     if (!overwrite) fs.rmSync(dst, { recursive: true, force: true });
     const runArgs = overwrite ? [...args, '--overwrite'] : args;
-    const killed = await runKsp(runArgs, { signal, delayMs });
+    const killed = await runKsp(runArgs, kill);
+    const delayMs = Math.round(killed.firedAtMs ?? killed.ms);
+    if (kill.when && killed.firedAtMs === undefined) {
+      notFired.push(label);
+      log(`${sc.name}: point ${i} (${label}): the moment never came (exit ${killed.status} after ${killed.ms.toFixed(0)} ms); checked as a plain run`);
+    }
     const at = describeTarget(dst, seal);
-    const ctx = `ksp ${runArgs.join(' ')}\n      ${signal} after ${delayMs} ms (of ${D.toFixed(0)}), exit ${killed.status}${killed.signal ? ` (${killed.signal})` : ''}; ${at}; stderr: ${tail(killed.stderr) || '(empty)'}`;
+    const ctx = `ksp ${runArgs.join(' ')}\n      ${label}: ${signal} ${killed.firedAtMs === undefined ? 'never sent' : `after ${delayMs} ms`} (run of ${D.toFixed(0)} ms), exit ${killed.status}${killed.signal ? ` (${killed.signal})` : ''}; ${at}; stderr: ${tail(killed.stderr) || '(empty)'}`;
     const f = (property: string, extra = ''): void => fail({ property, point: i, signal, delayMs, overwrite, detail: extra ? `${ctx}\n      ${extra}` : ctx });
 
     if (killed.strayProcesses) f(`a ksp process outlived the launcher after ${signal}`, killed.strayProcesses);
@@ -470,6 +513,10 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
         const v = await runKsp(['verify', seal]);
         if (v.status === 0) f('unsealed target verifies');
       }
+    } else if (lastGood !== undefined && treeDiff(treeHashes(dst), lastGood).length === 0) {
+      // Killed before it touched the previous output, which was checked
+      // after its own run: the same bytes need no second verify.
+      outcomes.untouched!++;
     } else {
       outcomes.sealed!++;
       const v = await runKsp(['verify', seal]);
@@ -499,6 +546,7 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
     // The re-run succeeds (with --force-unlock only when KSP_CRASH_FORCE_UNLOCK=1).
     const reArgs = [...args, '--overwrite', ...(FORCE_UNLOCK ? ['--force-unlock'] : [])];
     let re = await runKsp(reArgs);
+    let reGood = false;
     if (re.status !== 0 && /lock/i.test(re.stderr) && !FORCE_UNLOCK) {
       f(`re-run after ${signal} refused by the lock of the killed run`, tail(re.stderr));
       re = await runKsp([...reArgs, '--force-unlock']);
@@ -512,16 +560,16 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
       const otherDiff = diff.filter((l) => !tmpLeft.includes(l));
       if (tmpLeft.length > 0) f('*.ksp-tmp-* left in target after re-run', tmpLeft.join('; '));
       if (otherDiff.length > 0) f('re-run output differs from the reference', otherDiff.join('; '));
-      if (fs.existsSync(join(seal, 'manifest.sha256'))) {
-        const bad = manifestMismatches(seal);
-        if (bad.length > 0) f('re-run output does not verify (manifest vs files)', bad.slice(0, 4).join('; '));
-      } else f('re-run output has no manifest.sha256');
+      const bad = fs.existsSync(join(seal, 'manifest.sha256')) ? manifestMismatches(seal) : ['no manifest.sha256'];
+      if (bad.length > 0) f('re-run output does not verify (manifest vs files)', bad.slice(0, 4).join('; '));
+      reGood = diff.length === 0 && bad.length === 0;
       // The real `ksp verify` on every fifth re-run output (the check above covers the others).
       if (i % 5 === 0) {
         const v = await runKsp(['verify', seal]);
         if (v.status !== 0) f('re-run output does not verify', tail(v.stdout + v.stderr, 6));
       }
     }
+    lastGood = reGood ? treeHashes(dst) : undefined;
     const spill = tempDirEntries(tmp);
     if (spill.length > 0) {
       const ofKilled = spill.filter((e) => spillAfterKill.includes(e));
@@ -530,8 +578,32 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
     }
     const srcDiff2 = treeDiff(treeHashes(sc.src), srcTree);
     if (srcDiff2.length > 0) f('source modified by the re-run', srcDiff2.join('; '));
+  };
+
+  // Random points: a delay uniform in [0, D); the signal by signalOf.
+  for (let i = 0; i < points; i++) {
+    const signal = signalOf(i);
+    const delayMs = Math.floor(next() * D);
+    await point(i, signal, { signal, delayMs }, i % 2 === 1, 'random moment');
   }
-  return { name: sc.name, seed, points, referenceMs: D, failures, outcomes, completedBeforeKill };
+  // Targeted points, at the moments the issue's findings come from (the
+  // random ones hit them only now and then with data this small).
+  const tmpIn = (dir: string) => (): boolean => tempFiles(dir).length > 0;
+  const sealed = (): boolean => fs.existsSync(join(sc.sealDir(dst), 'manifest.sha256'));
+  const spilling = (): boolean => tempDirEntries(tmp).length > 0;
+  const targeted: Array<[KillSignal, () => boolean, string]> = [
+    ['SIGKILL', tmpIn(dst), 'while a *.ksp-tmp-* file is being written at the target'],
+    ['SIGTERM', tmpIn(dst), 'while a *.ksp-tmp-* file is being written at the target'],
+    ['SIGKILL', spilling, 'once a spill folder exists in the temp dir'],
+    ['SIGINT', spilling, 'once a spill folder exists in the temp dir'],
+    ['SIGTERM', sealed, 'as soon as manifest.sha256 exists'],
+  ];
+  for (const [k, [signal, when, label]] of targeted.entries()) {
+    // A command that never spills: nothing to aim at.
+    if (when === spilling && !spills) continue;
+    await point(points + k, signal, { signal, delayMs: 0, when }, false, label);
+  }
+  return { name: sc.name, seed, points, referenceMs: D, failures, outcomes, completedBeforeKill, notFired };
 }
 
 /**
