@@ -446,7 +446,7 @@ const FORCE_UNLOCK = process.env.KSP_CRASH_FORCE_UNLOCK === '1';
  * behind the issue's findings 11, 12 and 14). Failures are collected, not
  * thrown: one run shows every property that does not hold.
  */
-export async function runScenario(sc: Scenario, work: string, seed: number, points: number, log: (s: string) => void): Promise<ScenarioResult> {
+export async function runScenario(sc: Scenario, work: string, seed: number, points: number, log: (s: string) => void, deadline = Infinity): Promise<ScenarioResult> {
   const next = rng(subSeed(seed, sc.name));
   const failures: Failure[] = [];
   const outcomes: Record<string, number> = { absent: 0, unsealed: 0, sealed: 0, untouched: 0 };
@@ -476,6 +476,7 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
   }
   const srcTree = treeHashes(sc.src);
   const notFired: string[] = [];
+  const result = (): ScenarioResult => ({ name: sc.name, seed, points, referenceMs: D, failures, outcomes, completedBeforeKill, notFired });
   log(`${sc.name}: reference run ${D.toFixed(0)} ms, ${refTree.size} file(s); ${points} kill point(s), seed ${seed}`);
 
   /** One kill point: the killed run, the checks on what it left, the re-run and the checks after it. */
@@ -580,15 +581,25 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
     if (srcDiff2.length > 0) f('source modified by the re-run', srcDiff2.join('; '));
   };
 
+  // Past the deadline no new point starts (a test that timed out would
+  // otherwise go on spawning runs beside the next one); that is a failure.
+  const late = (i: number): boolean => {
+    if (Date.now() < deadline) return false;
+    fail({ property: 'ran out of time', point: i, signal: 'reference', delayMs: 0, overwrite: false, detail: `stopped before point ${i} of ${points}; the machine is slower than the test timeout assumes (raise it, or lower KSP_CRASH_POINTS)` });
+    return true;
+  };
   // Random points: a delay uniform in [0, D); the signal by signalOf.
   for (let i = 0; i < points; i++) {
+    if (late(i)) return result();
     const signal = signalOf(i);
     const delayMs = Math.floor(next() * D);
     await point(i, signal, { signal, delayMs }, i % 2 === 1, 'random moment');
   }
   // Targeted points, at the moments the issue's findings come from (the
   // random ones hit them only now and then with data this small).
-  const tmpIn = (dir: string) => (): boolean => tempFiles(dir).length > 0;
+  // A state or metadata file under its temporary name (not the lock's own
+  // temporary name, which exists only while the lock is taken).
+  const tmpIn = (dir: string) => (): boolean => tempFiles(dir).some((p) => !p.split('/').pop()!.startsWith('.ksp-lock'));
   const sealed = (): boolean => fs.existsSync(join(sc.sealDir(dst), 'manifest.sha256'));
   const spilling = (): boolean => tempDirEntries(tmp).length > 0;
   const targeted: Array<[KillSignal, () => boolean, string]> = [
@@ -601,9 +612,10 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
   for (const [k, [signal, when, label]] of targeted.entries()) {
     // A command that never spills: nothing to aim at.
     if (when === spilling && !spills) continue;
+    if (late(points + k)) return result();
     await point(points + k, signal, { signal, delayMs: 0, when }, false, label);
   }
-  return { name: sc.name, seed, points, referenceMs: D, failures, outcomes, completedBeforeKill, notFired };
+  return result();
 }
 
 /**
