@@ -602,9 +602,11 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
   const tmpIn = (dir: string) => (): boolean => tempFiles(dir).some((p) => !p.split('/').pop()!.startsWith('.ksp-lock'));
   const sealed = (): boolean => fs.existsSync(join(sc.sealDir(dst), 'manifest.sha256'));
   const spilling = (): boolean => tempDirEntries(tmp).length > 0;
+  const anyTmp = (): boolean => tempFiles(dst).length > 0;
   const targeted: Array<[KillSignal, () => boolean, string]> = [
     ['SIGKILL', tmpIn(dst), 'while a *.ksp-tmp-* file is being written at the target'],
     ['SIGTERM', tmpIn(dst), 'while a *.ksp-tmp-* file is being written at the target'],
+    ['SIGTERM', anyTmp, 'as soon as the first *.ksp-tmp-* file of the run exists (a lock being taken, if any)'],
     ['SIGKILL', spilling, 'once a spill folder exists in the temp dir'],
     ['SIGINT', spilling, 'once a spill folder exists in the temp dir'],
     ['SIGTERM', sealed, 'as soon as manifest.sha256 exists'],
