@@ -264,7 +264,7 @@ function statusOf(code: number | null, signal: NodeJS.Signals | null): number {
  * killed worker is reparented, and pid 1 of a container may never reap it,
  * so `kill(-pgid, 0)` would count zombies as alive.
  */
-export function groupMembers(pgid: number): string[] {
+export function groupMembers(pgid: number, zombies = false): string[] {
   const out: string[] = [];
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -276,15 +276,15 @@ export function groupMembers(pgid: number): string[] {
     }
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // rest: state, ppid, pgrp, …
-    if (Number(rest[2]) === pgid && rest[0] !== 'Z' && rest[0] !== 'X') out.push(`${name}(${rest[0]})`);
+    if (Number(rest[2]) === pgid && (zombies || (rest[0] !== 'Z' && rest[0] !== 'X'))) out.push(`${name}(${rest[0]})`);
   }
   return out;
 }
 
-async function waitGroupGone(pgid: number, ms: number): Promise<string[]> {
+async function waitGroupGone(pgid: number, ms: number, zombies = false): Promise<string[]> {
   const until = Date.now() + ms;
   for (;;) {
-    const left = groupMembers(pgid);
+    const left = groupMembers(pgid, zombies);
     if (left.length === 0 || Date.now() > until) return left;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -376,6 +376,10 @@ export async function runKsp(args: string[], kill?: KillPlan, hangMs = 60_000, g
   }
   await closed;
   clearTimeout(hang);
+  // A killed worker is a zombie until pid 1 reaps it, and a pid check
+  // (`kill(pid, 0)`, as a lock's liveness test may do) still finds it. A
+  // user's next command comes seconds later; give the reaper that long.
+  await waitGroupGone(pgid, 3_000, true);
   const exit: Exit = { status: statusOf(code, signal), code, signal, stdout, stderr, ms, firedAtMs };
   if (left.length > 0) exit.strayProcesses = left.join(', ');
   return exit;
