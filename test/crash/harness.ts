@@ -439,8 +439,9 @@ export function describeTarget(dst: string, sealDir: string): string {
 const FORCE_UNLOCK = process.env.KSP_CRASH_FORCE_UNLOCK === '1';
 
 /**
- * Runs one scenario: a reference run (its duration D sets the kill window),
- * then `points` kills, each at a delay drawn uniformly from [0, D), each
+ * Runs one scenario: a reference run (its duration D sets the kill window;
+ * D is then the median duration of the runs so far), then `points` kills,
+ * each at a delay drawn uniformly from [0, D), each
  * followed by the checks and a re-run with --overwrite. Points alternate
  * between a fresh target (even) and an --overwrite run on top of the
  * previous complete output (odd), so kills also land while an old output is
@@ -470,6 +471,14 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
   const refVerify = await runKsp(['verify', sc.sealDir(refDst)]);
   if (refVerify.status !== 0) throw new Error(`${sc.name}: the reference output does not verify: ${tail(refVerify.stdout + refVerify.stderr, 10)}`);
   const refTree = comparableTree(refDst);
+  // D follows the machine: the median of the reference run and every
+  // complete re-run so far. A single measurement on a shared machine can be
+  // several times too long, and then most "random" kills land after the end.
+  const durations = [ref.ms];
+  const duration = (): number => {
+    const d = [...durations].sort((a, b) => a - b);
+    return d[Math.floor((d.length - 1) / 2)]!;
+  };
   const D = ref.ms;
   const fail = (f: Failure): void => {
     failures.push(f);
@@ -496,7 +505,7 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
       log(`${sc.name}: point ${i} (${label}): the moment never came (exit ${killed.status} after ${killed.ms.toFixed(0)} ms); checked as a plain run`);
     }
     const at = describeTarget(dst, seal);
-    const ctx = `ksp ${runArgs.join(' ')}\n      ${label}: ${signal} ${killed.firedAtMs === undefined ? 'never sent' : `after ${delayMs} ms`} (run of ${D.toFixed(0)} ms), exit ${killed.status}${killed.signal ? ` (${killed.signal})` : ''}; ${at}; stderr: ${tail(killed.stderr) || '(empty)'}`;
+    const ctx = `ksp ${runArgs.join(' ')}\n      ${label}: ${signal} ${killed.firedAtMs === undefined ? 'never sent' : `after ${delayMs} ms`} (runs take ~${duration().toFixed(0)} ms), exit ${killed.status}${killed.signal ? ` (${killed.signal})` : ''}; ${at}; stderr: ${tail(killed.stderr) || '(empty)'}`;
     const f = (property: string, extra = ''): void => fail({ property, point: i, signal, delayMs, overwrite, detail: extra ? `${ctx}\n      ${extra}` : ctx });
 
     if (killed.strayProcesses) f(`a ksp process outlived the launcher after ${signal}`, killed.strayProcesses);
@@ -551,6 +560,7 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
     // The re-run succeeds (with --force-unlock only when KSP_CRASH_FORCE_UNLOCK=1).
     const reArgs = [...args, '--overwrite', ...(FORCE_UNLOCK ? ['--force-unlock'] : [])];
     let re = await runKsp(reArgs);
+    if (re.status === 0) durations.push(re.ms);
     let reGood = false;
     if (re.status !== 0 && /lock/i.test(re.stderr) && !FORCE_UNLOCK) {
       f(`re-run after ${signal} refused by the lock of the killed run`, tail(re.stderr));
@@ -596,7 +606,7 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
   for (let i = 0; i < points; i++) {
     if (late(i)) return result();
     const signal = signalOf(i);
-    const delayMs = Math.floor(next() * D);
+    const delayMs = Math.floor(next() * duration());
     await point(i, signal, { signal, delayMs }, i % 2 === 1, 'random moment');
   }
   // Targeted points, at the moments the issue's findings come from (the
