@@ -1,7 +1,25 @@
 #!/usr/bin/env node
 // Thin launcher: the CLI lives in dist/ (built by `npm run build`, run by `npm ci`).
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
+
+// A signal that arrives before the CLI (or the worker below) has its own
+// handlers: nothing has been written yet, so say so and exit 128 + n, as
+// the CLI would. Once a worker runs, signals are passed on to it instead.
+let worker = null;
+const early = (s) => () => {
+  if (worker) {
+    worker.kill(s);
+    return;
+  }
+  if (process.listenerCount(s) > 1) return; // the CLI's own handler (write/interrupt.ts) has it
+  process.stderr.write(`ksp: interrupted by ${s} before anything was written\n`);
+  process.exit(128 + (constants.signals[s] ?? 15));
+};
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+for (const s of SIGNALS) process.on(s, early(s));
+
 const entry = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(entry)) {
   process.stderr.write('ksp: not built yet; run `npm run build` (or `npm ci`) in the ksp checkout first\n');
@@ -10,12 +28,21 @@ if (!existsSync(entry)) {
 const { needsMallocEnv, MALLOC_ENV } = await import(new URL('../dist/cli/malloc-env.js', import.meta.url).href);
 if (needsMallocEnv(process.argv.slice(2))) {
   // Writing commands run in a child with glibc's trim threshold set (see
-  // src/cli/malloc-env.ts); signals are passed on, the exit status back.
+  // src/cli/malloc-env.ts); signals are passed on, the exit status back. The
+  // IPC channel lets the child notice this launcher's death (kill -9
+  // included) and roll its write back instead of running on unseen.
   const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, ...MALLOC_ENV } });
-  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(s, () => child.kill(s));
-  child.on('exit', (code, signal) => {
-    if (signal) {
+  worker = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...MALLOC_ENV },
+  });
+  worker.on('exit', (code, signal) => {
+    if (signal && SIGNALS.includes(signal)) {
+      // Killed before its handlers were installed, which happens before any
+      // write: nothing was written.
+      process.stderr.write(`ksp: interrupted by ${signal} before anything was written\n`);
+      process.exit(128 + (constants.signals[signal] ?? 15));
+    } else if (signal) {
       process.removeAllListeners(signal);
       process.kill(process.pid, signal);
     } else {

@@ -20,7 +20,7 @@ import { Spill, type CollisionReport } from './spill.js';
 import { nativeLayout, writeNativeTask, type NativeTaskResult } from './native-output.js';
 import { releaseSortMemory } from './key-sorter.js';
 import { makeTempDir, removeTempDir, sweepStaleTempDirs } from './temp-dir.js';
-import { checkInterrupted, onInterrupt } from './interrupt.js';
+import { checkInterrupted, onInterrupt, sealedAt } from './interrupt.js';
 import { TargetLock } from './lock.js';
 import { SourceGuard, checkTargetEmpty, clearFiles, filesToClear, ownTempFiles } from './target-files.js';
 import { S3Storage } from '../storage/s3.js';
@@ -242,12 +242,17 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     await lock.assertHeld();
     const manifest = child(target.dir, MANIFEST_NAME);
     written.push(manifest);
+    // Checked again in the same tick as the write starts: a signal's rollback
+    // may have run while the lock was checked, and must never be followed by
+    // a manifest over what it removed.
+    checkInterrupted();
     await track(target.dir.storage.write(manifest.key, manifestBytes));
     const back = await target.dir.storage.readSmall(manifest.key);
     if (Buffer.compare(Buffer.from(back), Buffer.from(manifestBytes)) !== 0) {
       throw new KspError('OUTPUT_VERIFY_FAILED', `${uriOf(manifest)}: reads back different from what was written and verified, so the output was removed`, { file: uriOf(manifest) });
     }
-    checkInterrupted();
+    // From here a signal keeps the sealed output, and still releases the lock.
+    sealedAt(target.uri, () => lock.release());
   } catch (e) {
     // Cleanup errors never replace the error that led here.
     await undo().catch(() => undefined);

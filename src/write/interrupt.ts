@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { constants } from 'node:os';
 import { KspError } from '../errors.js';
 import { removeLiveTempDirs } from './temp-dir.js';
@@ -18,6 +19,14 @@ import { removeLiveTempDirs } from './temp-dir.js';
 export type Rollback = (signal: NodeJS.Signals) => Promise<string | undefined>;
 
 let current: Rollback | null = null;
+/** Local files that exist only for a moment (the lock's temporary names): removed before a signal's exit. */
+const momentary = new Set<string>();
+
+/** Registers a short-lived local file to remove if a signal ends the process; returns the function that unregisters it. */
+export function removeOnSignal(path: string): () => void {
+  momentary.add(path);
+  return () => void momentary.delete(path);
+}
 let caught: NodeJS.Signals | null = null;
 let installed = false;
 
@@ -26,6 +35,17 @@ export function onInterrupt(fn: Rollback): () => void {
   current = fn;
   return () => {
     if (current === fn) current = null;
+  };
+}
+
+/**
+ * The write has sealed a verified output: a signal from now on keeps it
+ * (removing a complete, verified savepoint helps no one) and says so.
+ */
+export function sealedAt(target: string, release: () => Promise<void>): void {
+  current = async () => {
+    await release();
+    return `the output at ${target} was already sealed and verified, so it was kept`;
   };
 }
 
@@ -49,12 +69,18 @@ export function signalExitCode(signal: NodeJS.Signals): number {
 export function installSignalHandlers(opts: { json: boolean }): void {
   if (installed) return;
   installed = true;
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(sig, () => {
-      if (caught) return;
-      caught = sig;
-      void handle(sig, opts.json);
-    });
+  const trigger = (sig: NodeJS.Signals): void => {
+    if (caught) return;
+    caught = sig;
+    void handle(sig, opts.json);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => trigger(sig));
+  // Started by bin/ksp.js with an IPC channel: when the launcher dies
+  // (kill -9 included), the channel closes, and the write rolls back as on a
+  // hang-up instead of running on unseen.
+  if (process.channel) {
+    process.channel.unref();
+    process.on('disconnect', () => trigger('SIGHUP'));
   }
 }
 
@@ -71,6 +97,7 @@ async function handle(sig: NodeJS.Signals, json: boolean): Promise<void> {
     }
   }
   removeLiveTempDirs();
+  for (const p of momentary) rmSync(p, { force: true });
   const detail = failure ? `; the rollback failed: ${failure}` : what ? `; ${what}` : '';
   if (json) process.stdout.write(JSON.stringify({ error: { code: 'INTERRUPTED', message: `interrupted by ${sig}${detail}`, signal: sig } }, null, 2) + '\n');
   process.stderr.write(`ksp: interrupted by ${sig}${detail}\n`);

@@ -6,6 +6,7 @@ import { LocalStorage } from '../storage/local.js';
 import { S3Storage } from '../storage/s3.js';
 import { child, uriOf, type Location } from '../storage/uri.js';
 import { HOST, pidAlive } from './temp-dir.js';
+import { removeOnSignal } from './interrupt.js';
 
 /**
  * One writer per target. A write holds `.ksp-lock` in the target directory
@@ -105,8 +106,9 @@ async function create(dir: Location, body: string): Promise<boolean> {
     const p = dir.storage.pathOf(loc.key);
     await fsp.mkdir(nodePath.dirname(p), { recursive: true });
     const tmp = `${p}.ksp-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    await fsp.writeFile(tmp, body, { flag: 'wx' });
+    const forget = removeOnSignal(tmp);
     try {
+      await fsp.writeFile(tmp, body, { flag: 'wx' });
       await fsp.link(tmp, p);
       return true;
     } catch (e) {
@@ -114,6 +116,7 @@ async function create(dir: Location, body: string): Promise<boolean> {
       throw new KspError('STORAGE_IO', `${p}: cannot take the lock (${(e as Error).message})`, { file: p });
     } finally {
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      forget();
     }
   }
   if (dir.storage instanceof S3Storage) {
@@ -132,9 +135,11 @@ async function removeIf(dir: Location, token: string): Promise<void> {
     const p = dir.storage.pathOf(loc.key);
     // Moved aside first (atomic), then checked: only the lock we judged is removed.
     const aside = `${p}.ksp-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const forget = removeOnSignal(aside);
     try {
       await fsp.rename(p, aside);
     } catch (e) {
+      forget();
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw e;
     }
@@ -147,6 +152,7 @@ async function removeIf(dir: Location, token: string): Promise<void> {
     }
     if (t !== token && token !== '') await fsp.link(aside, p).catch(() => undefined); // not the one we meant: put it back
     await fsp.rm(aside, { force: true }).catch(() => undefined);
+    forget();
     return;
   }
   const r = await readLock(dir);

@@ -17,7 +17,7 @@
  * reference file for file (so no `*.ksp-tmp-*`, lock or stray file is left),
  * its manifest matches its files, and the temp dir is empty.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { constants } from 'node:os';
 import * as fs from 'node:fs';
@@ -517,6 +517,7 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
 
     // The target: absent, unsealed (and does not verify), or sealed and correct.
     const present = fs.existsSync(dst) && treeHashes(dst).size > 0;
+    const untouched = present && lastGood !== undefined && treeDiff(treeHashes(dst), lastGood).length === 0;
     if (!present) outcomes.absent!++;
     else if (!fs.existsSync(join(seal, 'manifest.sha256'))) {
       outcomes.unsealed!++;
@@ -545,7 +546,11 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
     if (signal !== 'SIGKILL') {
       const want = signal === 'SIGTERM' ? 143 : 130;
       if (killed.status !== want && killed.status !== 0) f(`${signal} exit status is not ${want}`, `exit ${killed.status}`);
-      if (killed.status === want) {
+      // Before Node has run any of the launcher's code (its bootstrap, measured
+      // once) no handler can exist: the default action kills it, and nothing
+      // was written. Only then is a death by the signal accepted.
+      const beforeJs = killed.signal !== null && delayMs < nodeBootMs() && (!present || untouched);
+      if (killed.status === want && !beforeJs) {
         if (!/^ksp: /m.test(killed.stderr)) f(`${signal} exits ${want} with no ksp: line`);
         if (killed.signal !== null) f(`${signal}: the process died by the signal (no handler ran)`);
       }
@@ -553,7 +558,9 @@ export async function runScenario(sc: Scenario, work: string, seed: number, poin
       if (tmpLeft.length > 0) f(`*.ksp-tmp-* left in target after ${signal}`, tmpLeft.slice(0, 4).join(', '));
       const spill = tempDirEntries(tmp);
       if (spill.length > 0) f(`spill folder left in temp dir after ${signal}`, spill.join(', '));
-      if (killed.status === want && fs.existsSync(join(seal, 'manifest.sha256')) && !overwrite) f(`${signal}: target sealed although the run was interrupted`);
+      // A signal after the seal keeps the complete, verified output (checked
+      // above like any sealed target), and must say so.
+      if (killed.status === want && fs.existsSync(join(seal, 'manifest.sha256')) && !overwrite && !/already sealed and verified, so it was kept/.test(killed.stderr)) f(`${signal}: target sealed although the run was interrupted`);
     }
     const spillAfterKill = tempDirEntries(tmp);
 
@@ -650,4 +657,19 @@ export function formatFailures(r: ScenarioResult): string {
     out.push(`      first: point ${first.point}${first.overwrite ? ' (--overwrite over a previous output)' : ''}: ${first.detail}`);
   }
   return out.join('\n');
+}
+
+let bootMs: number | undefined;
+/** How long Node takes here to start running a script (the slowest of three bare starts): signals before that meet no handler. */
+export function nodeBootMs(): number {
+  if (bootMs === undefined) {
+    let max = 0;
+    for (let i = 0; i < 3; i++) {
+      const t0 = Date.now();
+      spawnSync(process.execPath, ['-e', ''], { stdio: 'ignore' });
+      max = Math.max(max, Date.now() - t0);
+    }
+    bootMs = max;
+  }
+  return bootMs;
 }
