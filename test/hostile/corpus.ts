@@ -546,7 +546,7 @@ export async function buildCorpus(bases: Base[]): Promise<HostileCase[]> {
   }
   // Huge metadata: 200,000 snapshots (10 operators × 20,000 tasks), files absent; and one 20 MB string.
   add({
-    id: 'huge/rel/200k-snapshots', category: 'huge metadata', base: 'rel', isolate: true, timeoutMs: 90_000,
+    id: 'huge/rel/200k-snapshots', category: 'huge metadata', base: 'rel', isolate: true, timeoutMs: 40_000,
     description: 'metadata.json with 200,000 operator snapshots (10 × 20,000 tasks) whose files do not exist: a bounded, typed NOT_FOUND naming the first file',
     expect: 'reject',
     apply: (sb) => {
@@ -557,12 +557,12 @@ export async function buildCorpus(bases: Base[]): Promise<HostileCase[]> {
     },
   });
   add({
-    id: 'huge/rel/20mb-label', category: 'huge metadata', base: 'rel', isolate: true, timeoutMs: 60_000,
+    id: 'huge/rel/20mb-label', category: 'huge metadata', base: 'rel', isolate: true, timeoutMs: 40_000,
     description: 'metadata.json whose savepoint_label is a 20 MB string', expect: 'typed',
     apply: (sb) => setField(sb, 'metadata.json', 'savepoint_label', JSON.stringify('x'.repeat(20 << 20))),
   });
   add({
-    id: 'huge/rel/1m-source-offsets', category: 'huge metadata', base: 'rel', isolate: true, timeoutMs: 60_000,
+    id: 'huge/rel/1m-source-offsets', category: 'huge metadata', base: 'rel', isolate: true, timeoutMs: 40_000,
     description: 'metadata.json with 1,000,000 source_offsets', expect: 'typed',
     apply: (sb) => {
       const offs = Array.from({ length: 1_000_000 }, (_, i) => `{"partition_id":"p-${i}","offset":${i}}`);
@@ -793,7 +793,7 @@ export async function buildCorpus(bases: Base[]): Promise<HostileCase[]> {
     for (const [name, type, make] of bombs) {
       let table: Promise<{ bytes: Buffer; manifest: Buffer }> | null = null;
       add({
-        id: `bomb/native/${name}`, category: 'decompression bomb', base: 'native', isolate: true, timeoutMs: 60_000,
+        id: `bomb/native/${name}`, category: 'decompression bomb', base: 'native', isolate: true, timeoutMs: 30_000,
         description: `000012.sst: its first data block is a ${name} bomb (compression type ${type}); MANIFEST and sst_manifest.json consistent`,
         expect: 'reject',
         apply: async (sb) => {
@@ -913,11 +913,11 @@ export async function buildCorpus(bases: Base[]): Promise<HostileCase[]> {
     for (const [name, what, apply, expect, isolate] of fs) {
       add({
         id: `fs/${base}/${name}`, category: name.includes('fifo') ? 'FIFO' : name.includes('symlink') ? 'symlink' : name.includes('sparse') ? 'sparse file' : 'special file or folder', base,
-        description: what, expect, isolate, timeoutMs: isolate ? 45_000 : undefined, apply,
+        description: what, expect, isolate, timeoutMs: isolate ? 30_000 : undefined, apply,
       });
     }
     add({
-      id: `fs/${base}/state-symlink-sparse-10g`, category: 'sparse file', base, isolate: true, timeoutMs: 45_000, commands: ['verify', 'inspect'],
+      id: `fs/${base}/state-symlink-sparse-10g`, category: 'sparse file', base, isolate: true, timeoutMs: 30_000, commands: ['verify', 'inspect'],
       description: `${REL_STATE} is a symlink to a 10 GiB sparse file outside (read-only commands: a writer copying it would write 10 GB)`,
       expect: 'reject',
       apply: (sb) => { sparse(join(sb.outside, 'huge10.bin'), '10G'); replaceWithSymlink(spFile(sb, REL_STATE), join(sb.outside, 'huge10.bin')); },
@@ -945,7 +945,7 @@ export async function buildCorpus(bases: Base[]): Promise<HostileCase[]> {
   ] as const) {
     add({
       id: `fs/native/${name}`, category: name.includes('fifo') ? 'FIFO' : name.includes('symlink') ? 'symlink' : name.includes('sparse') ? 'sparse file' : 'special file or folder', base: 'native',
-      description: what, expect: expect as Expect, isolate, timeoutMs: isolate ? 45_000 : undefined, apply,
+      description: what, expect: expect as Expect, isolate, timeoutMs: isolate ? 30_000 : undefined, apply,
     });
   }
 
