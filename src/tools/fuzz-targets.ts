@@ -112,6 +112,8 @@ export interface SeedSet {
   pointer: Buffer[];
   sstManifest: Buffer[];
   sst: Buffer[];
+  /** SSTs with checksum type none: mutations reach the block, index and properties decoders. */
+  sstNoChecksum: Buffer[];
   rocksManifest: Buffer[];
   wal: Buffer[];
   /** Decompressed data blocks (for the block decoder). */
@@ -130,7 +132,7 @@ export async function buildSeeds(fixturesDir: string): Promise<SeedSet> {
   const read = (pred: (n: string) => boolean): Buffer[] => filesUnder(fixturesDir, pred).map((p) => readFileSync(p));
   const s: SeedSet = {
     stateBin: [], metadata: read((n) => n === 'metadata.json'), meta: read((n) => n === 'meta.json'), manifest: read((n) => n === 'manifest.sha256'),
-    pointer: [], sstManifest: read((n) => n === 'sst_manifest.json'), sst: read((n) => n.endsWith('.sst')), rocksManifest: read((n) => /^MANIFEST-\d+$/.test(n)),
+    pointer: [], sstManifest: read((n) => n === 'sst_manifest.json'), sst: read((n) => n.endsWith('.sst')), sstNoChecksum: [], rocksManifest: read((n) => /^MANIFEST-\d+$/.test(n)),
     wal: [], blocks: [], compressed: [], batches: [], edits: [],
     db: { sst: Buffer.alloc(0), manifest: Buffer.alloc(0), wal: Buffer.alloc(0) },
   };
@@ -157,6 +159,10 @@ export async function buildSeeds(fixturesDir: string): Promise<SeedSet> {
       if (fileNumber === 10) s.db = { sst: bytes, manifest, wal: Buffer.alloc(0) };
       fileNumber++;
     }
+  }
+  for (const compression of compressions) {
+    const { bytes } = await tableBytes(pairs.slice(0, 120), { formatVersion: 5, compression, checksum: ChecksumType.None as never, blockSize: 512, bloomBitsPerKey: compression === 'none' ? 10 : 0, fileNumber: 30 });
+    s.sstNoChecksum.push(bytes);
   }
   // Raw blocks and compressed payloads, for the block-level targets.
   for (let i = 0; i < 4; i++) {
@@ -263,6 +269,15 @@ export function targets(s: SeedSet): Target[] {
         await t.verifyMetaBlocks();
       },
       fields: (seed) => Array.from({ length: 12 }, (_, i) => Math.max(0, seed.length - 53 + i * 4)),
+    },
+    {
+      name: 'sst-nochecksum', seeds: s.sstNoChecksum,
+      async run(input) {
+        const t = await Table.open(memFile('fuzz.sst', input), { windowSize: 64 * 1024 });
+        for await (const _ of t.entries()) { /* drain */ }
+        await t.rangeTombstones();
+        await t.verifyMetaBlocks();
+      },
     },
     { name: 'sst-block', seeds: s.blocks, run: (input) => { decodeBlock(input, ORIGIN); } },
     { name: 'block-decompress', seeds: s.compressed.map((c) => Buffer.concat([Buffer.from([c.type]), c.stored])), run: (input) => { if (input.length) decompressBlock(input[0]!, input.subarray(1), ORIGIN); } },
