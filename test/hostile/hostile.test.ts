@@ -50,7 +50,10 @@ function quickSample(all: HostileCase[]): HostileCase[] {
   return [...picked.values()].sort((a, b) => a.id.localeCompare(b.id));
 }
 
-const selected = ONLY ? corpus.filter((c) => c.id.startsWith(ONLY)) : FULL ? corpus : quickSample(corpus);
+/** KSP_HOSTILE_SHARD=i/n: every n-th case from the i-th (to spread the full run over processes). */
+const SHARD = /^(\d+)\/(\d+)$/.exec(process.env.KSP_HOSTILE_SHARD ?? '');
+const chosen = ONLY ? corpus.filter((c) => c.id.startsWith(ONLY)) : FULL ? corpus : quickSample(corpus);
+const selected = SHARD ? chosen.filter((_, i) => i % Number(SHARD[2]) === Number(SHARD[1])) : chosen;
 const baseline = new Map<string, number>();
 
 interface Outcome { id: string; category: string; cmd: Cmd; expect: string; code: number; errorCode: string | null; ms: number; rssMb: number; how: string; problems: string[] }
