@@ -296,7 +296,11 @@ async function cachedBomb(name: string, make: () => Promise<Buffer>): Promise<Bu
  */
 async function bombTable(type: number, stored: Buffer, fileNumber: number): Promise<{ bytes: Buffer; manifest: Buffer }> {
   await loadChecksums();
-  const w = await TableWriter.create({ formatVersion: 5, compression: 'snappy', checksum: ChecksumType.CRC32c, blockSize: 4096, bloomBitsPerKey: 0, fileNumber });
+  // The writer keeps a compressed block only when it saves 1/8 of the raw
+  // one: the first (only) data block is made larger than the bomb's payload.
+  const value = Buffer.alloc(64 * 1024, 0x5a);
+  const count = Math.ceil((stored.length * 1.25 + 8192) / value.length);
+  const w = await TableWriter.create({ formatVersion: 5, compression: 'snappy', checksum: ChecksumType.CRC32c, blockSize: count * (value.length + 64) + 4096, bloomBitsPerKey: 0, fileNumber });
   let first = true;
   (w as unknown as { compress: { type: number; compress(raw: Buffer): Buffer } }).compress = {
     type,
@@ -305,9 +309,10 @@ async function bombTable(type: number, stored: Buffer, fileNumber: number): Prom
       return Buffer.concat([raw, raw]); // never chosen: larger than raw
     },
   };
-  for (let i = 0; i < 400; i++) w.add(encodeNativeKey('windows', 'count', Buffer.from(`tw:bomb-${String(i).padStart(4, '0')}`)), Buffer.alloc(20, i));
+  for (let i = 0; i < count; i++) w.add(encodeNativeKey('windows', 'count', Buffer.from(`tw:bomb-${String(i).padStart(6, '0')}`)), value);
   const info = await w.finish();
   const bytes = Buffer.concat(w.take(true));
+  if (first || bytes.length > stored.length + count * 256 + 64 * 1024) throw new Error(`corpus: the bomb block was not used (${bytes.length} bytes for a ${stored.length}-byte payload)`);
   const manifest = encodeManifest([{ level: 6, number: fileNumber, size: bytes.length, smallest: info.smallest, largest: info.largest, smallestSeqno: 0n, largestSeqno: 0n }], fileNumber + 1);
   return { bytes, manifest };
 }
