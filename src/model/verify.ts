@@ -60,6 +60,8 @@ export interface VerifyOptions {
   /** Called once the total size to read is known. */
   onTotal?: (bytes: number) => void;
   threads?: number;
+  /** More folders the savepoint may read from (`--allow-root`). */
+  allowRoots?: readonly string[];
 }
 
 function finding(severity: Severity, code: string, message: string, file?: string, data?: Record<string, unknown>): Finding {
@@ -74,7 +76,7 @@ export async function verifySavepoint(target: string | Location, options: Verify
   const add = (f: Finding): void => void report.findings.push(f);
   let sp: Savepoint;
   try {
-    sp = await Savepoint.open(target);
+    sp = await Savepoint.open(target, { allowRoots: options.allowRoots });
   } catch (e) {
     if (!isKspError(e) || e.code === 'NOT_FOUND' || e.family === 'storage' || e.family === 'usage') throw e;
     add(finding('error', e.code, e.message, e.data.file as string | undefined, e.data));

@@ -13,7 +13,8 @@ import type { StoredFile } from './target.js';
 /** The executor's units of work, made by the planner; internal, not part of the plan's JSON. */
 
 /** A task to read entries from; a native task carries its RocksDB files, resolved at plan time. */
-export type SourceTask = TaskRef & { native?: NativeFileRef[] };
+/** `sha256`: the source manifest's hash of a canonical file, checked as it is read. */
+export type SourceTask = TaskRef & { native?: NativeFileRef[]; sha256?: string };
 
 export interface OutputTask {
   operatorId: string;

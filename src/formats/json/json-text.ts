@@ -215,17 +215,32 @@ class Parser {
 }
 
 /** Parses JSON text (UTF-8 bytes or a string); `file` names it in errors. */
-export function parseJson(input: Uint8Array | string, file: string): JsonValue {
+export interface ParseJsonOptions {
+  /**
+   * A leading byte order mark: refused by default, as serde_json refuses it
+   * (`serde_json::from_slice` skips only JSON whitespace, so the engine's
+   * read_epoch_metadata in krishiv-state checkpoint/io.rs fails on it); files
+   * a person writes for ksp (rename maps) may allow it.
+   */
+  allowBom?: boolean;
+}
+
+export function parseJson(input: Uint8Array | string, file: string, options: ParseJsonOptions = {}): JsonValue {
   let text: string;
   if (typeof input === 'string') text = input;
   else {
     try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(input);
+      // ignoreBOM keeps a BOM in the text, so it is seen (and refused) below
+      // instead of being dropped silently by the decoder.
+      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(input);
     } catch {
-      throw new KspError('JSON_SYNTAX', `${file}: not valid UTF-8`, { file });
+      throw new KspError('JSON_SYNTAX', `${file}: not valid UTF-8 (the engine reads JSON as UTF-8 only)`, { file });
     }
   }
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (text.charCodeAt(0) === 0xfeff) {
+    if (!options.allowBom) throw new KspError('JSON_SYNTAX', `${file}: starts with a UTF-8 byte order mark (EF BB BF), which the engine's JSON parser refuses`, { file, offset: 0 });
+    text = text.slice(1);
+  }
   const p = new Parser(text, file);
   const v = p.value(0);
   p.ws();
