@@ -54,12 +54,20 @@ export interface ScanResult {
   native?: NativeInfo;
 }
 
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
+
 export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void): Promise<ScanResult> {
   const loc = locate(req.uri);
   const res: ScanResult = { uri: req.uri, size: 0, kind: 'file', entryCount: 0, states: [], windowKeys: 0, watermarkKeys: 0 };
   const size = req.size ?? (await loc.storage.stat(loc.key))?.size;
   if (size === undefined) return { ...res, kind: 'missing' };
   res.size = size;
+  if (size === 0) {
+    // Nothing to read (most tasks of a large job are stateless): no open, no read.
+    if (req.hash) res.sha256 = EMPTY_SHA256;
+    if (req.decode) res.kind = 'stateless';
+    return res;
+  }
   const hasher = req.hash ? createHash('sha256') : null;
 
   let done = 0;

@@ -101,6 +101,8 @@ export async function verifySavepoint(target: string | Location, options: Verify
     }
   }
   const listed = new Map(manifest?.entries.map((e) => [e.path, e.sha256]) ?? []);
+  // Only the map is used from here on: the entry list goes (200,000 objects for a large job).
+  if (manifest) manifest = { entries: [], notes: manifest.notes };
 
   // 2. Coverage: metadata.json and every snapshot inside the directory.
   if (manifest && !listed.has('metadata.json')) add(finding('error', 'MANIFEST_INCOMPLETE', `${manifestUri}: does not list metadata.json`, manifestUri));
@@ -157,13 +159,15 @@ export async function verifySavepoint(target: string | Location, options: Verify
   }
 
   const seenTask = new Set<number>();
+  const taskIndex: number[] = [];
   results.forEach((r, i) => {
     const { listed: path, task } = what[i]!;
     const pre = nativeErrors.get(i);
     if (pre && !r.error) r.error = { code: pre.code, message: pre.message, data: pre.data };
     if (path !== undefined) {
       const expected = listed.get(path)!;
-      const found = r.kind === 'missing' ? null : r.sha256 ?? null;
+      let found = r.kind === 'missing' ? null : r.sha256 ?? null;
+      if (found === expected) found = expected; // one string, not two equal ones
       report.files.push({ path, size: r.size, expected, found, ok: found === expected });
       report.totals.files++;
       report.totals.bytes += r.size;
@@ -172,11 +176,14 @@ export async function verifySavepoint(target: string | Location, options: Verify
     }
     if (task && !seenTask.has(task.index)) {
       seenTask.add(task.index);
+      taskIndex.push(task.index);
       taskResult(task, r, path !== undefined, report, add);
     }
   });
-  const order = new Map(sp.tasks.map((t) => [`${t.operatorId}/${t.taskId}`, t.index]));
-  report.tasks.sort((a, b) => order.get(`${a.operator}/${a.task}`)! - order.get(`${b.operator}/${b.task}`)!);
+  // In metadata order: each check sits at its task's index.
+  const byIndex = new Array<TaskCheck | undefined>(sp.tasks.length);
+  report.tasks.forEach((t, i) => (byIndex[taskIndex[i]!] = t));
+  report.tasks = byIndex.filter((t): t is TaskCheck => t !== undefined);
   report.totals.tasks = sp.tasks.length;
   report.ok = !report.findings.some((f) => f.severity === 'error');
   return report;
@@ -187,6 +194,7 @@ async function statAll(reqs: ScanRequest[]): Promise<void> {
   const worker = async (): Promise<void> => {
     while (i < reqs.length) {
       const r = reqs[i++]!;
+      if (r.size !== undefined) continue; // known from the probe
       const loc = locate(r.uri);
       const st = await loc.storage.stat(loc.key);
       if (st) r.size = st.size;
@@ -197,7 +205,9 @@ async function statAll(reqs: ScanRequest[]): Promise<void> {
 
 /** `listed`: the file was checked as a manifest entry, which already reported it if missing. */
 function taskResult(task: TaskRef, r: ScanResult, listed: boolean, report: VerifyReport, add: (f: Finding) => void): void {
-  const file = uriOf(task.location);
+  // The scan's string when it names the same file: one copy per task.
+  const u = uriOf(task.location);
+  const file = r.uri === u ? r.uri : u;
   const t: TaskCheck = { operator: task.operatorId, task: task.taskId, file, format: r.kind, entries: r.entryCount, states: r.states };
   if (r.pointer) t.pointer = r.pointer;
   report.tasks.push(t);

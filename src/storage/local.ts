@@ -66,7 +66,10 @@ export class LocalStorage implements Storage {
     }
     // The stream owns the handle (autoClose) and closes it at the end, on
     // error, or when the consumer stops early (destroy).
-    const stream = fh.createReadStream({ start, end, highWaterMark: READ_CHUNK, autoClose: true });
+    // Chunks no larger than the file: a stream allocates a whole chunk per
+    // read, and 200,000 small files must not cost a MiB each.
+    const want = Math.max(1, Math.min(READ_CHUNK, (end !== undefined ? end + 1 : st.size) - start));
+    const stream = fh.createReadStream({ start, end, highWaterMark: want, autoClose: true });
     try {
       for await (const chunk of stream) yield chunk as Buffer;
     } catch (e) {
