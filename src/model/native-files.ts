@@ -30,7 +30,7 @@ export interface NativeTaskFiles {
 }
 
 /** Reads the SST manifest a pointer names; a missing manifest is reported through `missing`, not thrown. */
-export async function nativeFilesOf(sp: Savepoint, task: TaskRef, pointer: Pointer, missing: string[]): Promise<NativeTaskFiles | null> {
+export async function nativeFilesOf(sp: Savepoint, task: TaskRef, pointer: Pointer, missing: { push(item: string): unknown }): Promise<NativeTaskFiles | null> {
   const field = `${uriOf(task.location)} (pointer)`;
   const { location } = sp.resolve(pointer.manifestPath, field);
   await sp.roots.checkFile(location, field);

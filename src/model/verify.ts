@@ -140,7 +140,8 @@ export async function verifySavepoint(target: string | Location, options: Verify
   reqs.forEach((r, i) => r.native?.forEach((f) => byUri.set(f.uri, { task: i, sha256: f.sha256 })));
   reqs.forEach((r, i) => {
     const path = what[i]!.listed;
-    const n = byUri.get(r.uri);
+    // Without native tasks there is nothing to look up (and hashing every uri would copy it).
+    const n = byUri.size ? byUri.get(r.uri) : undefined;
     if (path !== undefined && !r.decode && n?.sha256 !== undefined && n.sha256 === listed.get(path)) covered.set(i, n.task);
   });
   const scanned = reqs.map((_, i) => i).filter((i) => !covered.has(i));

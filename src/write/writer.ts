@@ -18,6 +18,7 @@ import { nativeFilesOf, type NativeTaskFiles } from '../model/native-files.js';
 import { deepFreeze, type OperationRecord, type OperatorPlan, type PlannedFile, type WritePlan } from './plan.js';
 import type { CollisionPolicy } from './spill.js';
 import { Target, within, type OutputMode, type StoredFile } from './target.js';
+import { MissingFiles } from './missing.js';
 import { describeNative, nativeLayout, nativeOptions, type NativeWriteOptions } from './native-output.js';
 
 /**
@@ -156,7 +157,7 @@ class Planner {
   private readonly sp: Savepoint;
   private readonly target: Target;
   private readonly warnings: string[] = [];
-  private readonly missing: string[] = [];
+  private readonly missing = new MissingFiles();
   private formats = new Map<number, TaskFormat>();
   private census: Map<number, Set<string>> | null = null;
   private manifestHashes = new Map<string, string>();
@@ -306,7 +307,7 @@ class Planner {
     const extras = this.extraFiles(removed, current);
     jobs.push(...extras.jobs);
     if (this.missing.length) {
-      throw new KspError('FILES_MISSING', `${this.missing.length} file(s) the source refers to are missing, so nothing was written:\n  ${this.missing.join('\n  ')}`, { missing: this.missing });
+      throw this.missing.error();
     }
     for (const j of jobs) this.checkOverlapJob(j);
     await this.checkTargetEmpty();
@@ -362,10 +363,11 @@ class Planner {
         const t = tasks[i++]!;
         const f = await this.sp.probe(t);
         this.formats.set(t.index, f);
-        if (f.kind === 'missing') this.missing.push(`${uriOf(t.location)} (state of ${t.operatorId}/${t.taskId})`);
       }
     };
     await Promise.all(Array.from({ length: Math.min(16, tasks.length) }, worker));
+    // In metadata order, so the first named is the first missing.
+    for (const t of tasks) if (this.formats.get(t.index)!.kind === 'missing') this.missing.push(`${uriOf(t.location)} (state of ${t.operatorId}/${t.taskId})`);
   }
 
   /**
