@@ -22,6 +22,13 @@ export const ERROR_CODES = {
   META_INVALID: 'input',
   META_VERSION: 'input',
   FILE_TOO_LARGE: 'input',
+  NOT_REGULAR_FILE: 'input',
+  MANIFEST_MISSING: 'input',
+  MANIFEST_INCOMPLETE: 'input',
+  HASH_MISMATCH: 'input',
+  DUPLICATE_TASK: 'input',
+  SHARED_STATE_FILE: 'input',
+  DECOMPRESS_LIMIT: 'input',
 
   MANIFEST_MALFORMED: 'input',
 

@@ -8,14 +8,15 @@
  */
 import { Savepoint } from './model/savepoint.js';
 import type { Location } from './storage/uri.js';
+import type { OpenOptions } from './model/savepoint.js';
 
 /** Opens a savepoint or checkpoint directory (or its metadata.json): local path, file:// or s3://. */
-export function openSavepoint(target: string | Location): Promise<Savepoint> {
-  return Savepoint.open(target);
+export function openSavepoint(target: string | Location, options: OpenOptions = {}): Promise<Savepoint> {
+  return Savepoint.open(target, options);
 }
 
 export { Savepoint } from './model/savepoint.js';
-export type { EntryFilter, EntryRow, TaskFormat, TaskRef, PathMode } from './model/savepoint.js';
+export type { EntryFilter, EntryRow, TaskFormat, TaskRef, PathMode, OpenOptions } from './model/savepoint.js';
 export { verifySavepoint } from './model/verify.js';
 export type { VerifyReport, Finding, FileCheck, TaskCheck, Severity } from './model/verify.js';
 export { inspectSavepoint } from './model/inspect.js';

@@ -74,9 +74,8 @@ export interface InspectSummary {
 export async function inspectSavepoint(target: string | Location | Savepoint, options: { onBytes?: (n: number) => void; onTotal?: (n: number) => void; threads?: number } = {}): Promise<InspectSummary> {
   const sp = target instanceof Savepoint ? target : await Savepoint.open(target);
   const md = sp.metadata.value;
-  const reqs: ScanRequest[] = await Promise.all(sp.tasks.map(async (t) => ({
-    uri: uriOf(t.location), size: (await t.location.storage.stat(t.location.key))?.size, hash: false, decode: true, keyGroups: true,
-  })));
+  // Sizes come from the probe in attachNative (one stat per task, a bounded number at once).
+  const reqs: ScanRequest[] = sp.tasks.map((t) => ({ uri: uriOf(t.location), hash: false, decode: true, keyGroups: true }));
   const nativeErrors = await attachNative(sp, reqs.map((req, i) => ({ req, task: sp.tasks[i] })), false);
   options.onTotal?.(reqs.reduce((s, r) => s + (r.work ?? r.size ?? 0), 0));
   const ops = new Map<string, { summary: OperatorSummary; groups: Uint32Array }>();

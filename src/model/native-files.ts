@@ -30,9 +30,10 @@ export interface NativeTaskFiles {
 }
 
 /** Reads the SST manifest a pointer names; a missing manifest is reported through `missing`, not thrown. */
-export async function nativeFilesOf(sp: Savepoint, task: TaskRef, pointer: Pointer, missing: string[]): Promise<NativeTaskFiles | null> {
+export async function nativeFilesOf(sp: Savepoint, task: TaskRef, pointer: Pointer, missing: { push(item: string): unknown }): Promise<NativeTaskFiles | null> {
   const field = `${uriOf(task.location)} (pointer)`;
   const { location } = sp.resolve(pointer.manifestPath, field);
+  await sp.roots.checkFile(location, field);
   if (!(await location.storage.stat(location.key))) {
     missing.push(`${uriOf(location)} (sst_manifest.json of ${task.operatorId}/${task.taskId})`);
     return null;
@@ -48,5 +49,7 @@ export async function nativeFilesOf(sp: Savepoint, task: TaskRef, pointer: Point
     const r = sp.resolve(f.storage_path, `${file}: meta_files[${i}].storage_path`);
     files.push({ filename: f.filename, kind: 'meta', location: r.location });
   });
+  // Every file is checked before any is opened (read-roots.ts).
+  for (const f of files) await sp.roots.checkFile(f.location, `${file}: ${f.filename}`);
   return { task, pointer, manifestLocation: location, manifest, files, epochDir: `epochs/${epochDirName(manifest.value.epoch)}` };
 }

@@ -7,6 +7,7 @@ import { RocksDb, type DbImage, type DbSummary } from '../rocksdb/db.js';
 import { fileAt, type RandomAccessFile } from '../rocksdb/file.js';
 import { locate, uriOf } from '../storage/uri.js';
 import { nativeFilesOf, type NativeFile } from './native-files.js';
+import { eachLimited } from './read-roots.js';
 import type { Savepoint, TaskRef } from './savepoint.js';
 import type { ScanRequest } from './scan-file.js';
 
@@ -135,10 +136,14 @@ export function nativeInfo(db: RocksDb): NativeInfo {
  */
 export async function attachNative(sp: Savepoint, reqs: Array<{ req: ScanRequest; task?: TaskRef }>, verify: boolean): Promise<Map<number, KspError>> {
   const errors = new Map<number, KspError>();
-  await Promise.all(reqs.map(async ({ req, task }, i) => {
+  // A bounded number in flight: a promise (and a file-system request) per
+  // task at once costs gigabytes for metadata of 200,000 snapshots.
+  await eachLimited(reqs, 32, async ({ req, task }, i) => {
     if (!task) return;
     try {
       const f = await sp.probe(task);
+      // The probe's stat gives the size, so the scan need not stat again.
+      if (f.kind !== 'missing' && req.size === undefined) req.size = f.size;
       if (f.kind !== 'native') return;
       const refs = await nativeFileRefs(sp, task, f.pointer);
       req.native = refs;
@@ -148,6 +153,6 @@ export async function attachNative(sp: Savepoint, reqs: Array<{ req: ScanRequest
       if (!(e instanceof KspError)) throw e;
       errors.set(i, e);
     }
-  }));
+  });
   return errors;
 }

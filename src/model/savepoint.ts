@@ -4,7 +4,10 @@ import { MetaDoc } from '../formats/meta/meta.js';
 import { JsonObject } from '../formats/json/json-text.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
 import { openBody, probeTask, type TaskFormat } from '../formats/task-format/index.js';
-import { checkRelativePath, unsafeReason } from '../formats/stored-path.js';
+import { checkId, checkRelativePath, unsafeReason } from '../formats/stored-path.js';
+import { MANIFEST_NAME } from '../formats/manifest/manifest.js';
+import { createHash } from 'node:crypto';
+import { eachLimited, ReadRoots } from './read-roots.js';
 import { relativeTo } from '../storage/paths.js';
 import { nativeFileRefs, type ImageOptions } from './native-state.js';
 import { child, isAbsoluteUri, locate, nameOf, parent, uriOf, type Location } from '../storage/uri.js';
@@ -50,6 +53,11 @@ export interface EntryFilter {
 
 export type PathMode = 'engine' | 'relative' | 'dir-relative';
 
+export interface OpenOptions {
+  /** More folders (local or s3://bucket/prefix) the savepoint may read from (`--allow-root`). */
+  allowRoots?: readonly string[];
+}
+
 export class Savepoint {
   private constructor(
     readonly dir: Location,
@@ -59,6 +67,12 @@ export class Savepoint {
     readonly layout: EngineLayout | null,
     readonly pathMode: PathMode,
     readonly tasks: readonly TaskRef[],
+    /** Where its files may be read from (read-roots.ts). */
+    readonly roots: ReadRoots,
+    /** SHA-256 of metadata.json as read, to check against the source manifest. */
+    readonly metadataSha256: string,
+    /** SHA-256 of the meta.json read from the directory itself, else null. */
+    readonly metaSha256: string | null = null,
   ) {}
 
   get uri(): string {
@@ -81,31 +95,66 @@ export class Savepoint {
     return this.metadata.value.savepoint_label ?? (this.meta?.value.label || null);
   }
 
-  /** Opens a savepoint/checkpoint directory, or its metadata.json. */
-  static async open(target: string | Location): Promise<Savepoint> {
+  /**
+   * Opens a savepoint/checkpoint directory, or its metadata.json. Every file
+   * it names is checked against its roots (read-roots.ts) and every operator
+   * and task id against the id rule, here, so every command refuses the same
+   * things before it reads or plans anything.
+   */
+  static async open(target: string | Location, options: OpenOptions = {}): Promise<Savepoint> {
     let dir = typeof target === 'string' ? locate(target) : target;
     if (nameOf(dir) === 'metadata.json') dir = parent(dir);
     const metaFile = child(dir, 'metadata.json');
+    const layout = engineLayoutOf(dir);
+    const roots = await ReadRoots.of(dir, layout, options.allowRoots);
+    await roots.checkFile(metaFile, 'metadata.json');
     const st = await dir.storage.stat(metaFile.key);
     if (!st) {
       throw new KspError('NOT_FOUND', `${uriOf(dir)}: no metadata.json here; expected a savepoint or checkpoint directory ({base}/{job}/savepoints/{epoch:020}/) or its metadata.json`, {
         file: uriOf(metaFile),
       });
     }
-    const metadata = MetadataDoc.decode(await dir.storage.readSmall(metaFile.key), uriOf(metaFile));
-    const layout = engineLayoutOf(dir);
-    const [meta, metaLocation] = await findMeta(dir, layout, metadata);
+    const mdBytes = await dir.storage.readSmall(metaFile.key);
+    const metadata = MetadataDoc.decode(mdBytes, uriOf(metaFile));
+    const mdFile = uriOf(metaFile);
+    metadata.value.operator_snapshots.forEach((s, i) => {
+      checkId(s.operator_id, 'operator id', { file: mdFile, field: `operator_snapshots[${i}].operator_id` });
+      checkId(s.task_id, 'task id', { file: mdFile, field: `operator_snapshots[${i}].task_id` });
+    });
+    await roots.checkFile(child(dir, MANIFEST_NAME), MANIFEST_NAME);
+    const [meta, metaLocation, metaSha] = await findMeta(dir, layout, metadata, roots);
     const ksp = meta?.doc.get('ksp');
     const relative = ksp instanceof JsonObject && ksp.get('mode') === 'relative';
     const pathMode: PathMode = relative ? 'relative' : layout ? 'engine' : 'dir-relative';
     // Tasks are resolved by the savepoint's own rules, so they are filled in
     // after it exists; nothing else sees it before they are.
     const tasks: TaskRef[] = [];
-    const sp = new Savepoint(dir, metadata, meta, metaLocation, layout, pathMode, tasks);
+    const sha = createHash('sha256').update(mdBytes).digest('hex');
+    const sp = new Savepoint(dir, metadata, meta, metaLocation, layout, pathMode, tasks, roots, sha, metaSha);
     metadata.value.operator_snapshots.forEach((s, index) => {
       const r = sp.resolve(s.snapshot_path, `operator_snapshots[${index}].snapshot_path`);
       tasks.push({ index, operatorId: s.operator_id, taskId: s.task_id, snapshotPath: s.snapshot_path, ...r });
     });
+    // Other stored files: resolved (and refused) now, though only writers copy them.
+    const extras: Array<{ location: Location; field: string }> = [];
+    metadata.value.unaligned_buffer_refs?.forEach((b, i) => {
+      const field = `unaligned_buffer_refs[${i}].buffer_path`;
+      if (b.buffer_path !== undefined) extras.push({ location: sp.resolve(b.buffer_path, field).location, field });
+    });
+    // sink_transactions[].prepare_path is a sink's staging file on an executor,
+    // never read from checkpoint storage (metadata FORMAT.md): carried as a
+    // string, never resolved, read or copied.
+    const checks = [...tasks.map((t) => ({ location: t.location, field: `operator_snapshots[${t.index}].snapshot_path` })), ...extras];
+    // In order, so the first refused file is the one reported, whatever the timing.
+    const problems: Array<unknown> = [];
+    await eachLimited(checks, 32, async (c, i) => {
+      try {
+        await roots.checkFile(c.location, c.field);
+      } catch (e) {
+        problems[i] = e;
+      }
+    });
+    for (const p of problems) if (p !== undefined) throw p;
     return sp;
   }
 
@@ -125,6 +174,13 @@ export class Savepoint {
       const why = unsafeReason(body);
       if (why) throw new KspError('PATH_UNSAFE', `${file}: ${field} ${JSON.stringify(stored)} is not a safe path: ${why}`, { file, field, found: stored });
       location = locate(stored);
+      // An absolute path may name any file of the host or any bucket: only
+      // those under the savepoint's roots are read.
+      if (!this.roots.contains(location)) {
+        throw new KspError('PATH_UNSAFE', `${file}: ${field} ${JSON.stringify(stored)} points outside the savepoint's roots (${this.roots.describe()}); refused, pass --allow-root to read there`, {
+          file, field, found: stored, expected: this.roots.describe(),
+        });
+      }
     } else {
       checkRelativePath(stored, { file, field });
       const prefix = checkpointPrefix(this.jobId, this.epoch);
@@ -204,29 +260,35 @@ function startsWith(b: Uint8Array, p: Uint8Array): boolean {
  * there), else in the engine's `{base}/{job}/savepoints/{savepoint_id}/`
  * folder whose record names this epoch.
  */
-async function findMeta(dir: Location, layout: EngineLayout | null, md: MetadataDoc): Promise<[MetaDoc | null, Location | null]> {
+async function findMeta(dir: Location, layout: EngineLayout | null, md: MetadataDoc, roots: ReadRoots): Promise<[MetaDoc | null, Location | null, string | null]> {
   const own = child(dir, 'meta.json');
-  if (await dir.storage.stat(own.key)) return [MetaDoc.decode(await dir.storage.readSmall(own.key), uriOf(own)), own];
-  if (!layout || layout.kind !== 'savepoint') return [null, null];
+  await roots.checkFile(own, 'meta.json');
+  if (await dir.storage.stat(own.key)) {
+    const bytes = await dir.storage.readSmall(own.key);
+    return [MetaDoc.decode(bytes, uriOf(own)), own, createHash('sha256').update(bytes).digest('hex')];
+  }
+  if (!layout || layout.kind !== 'savepoint') return [null, null, null];
   const spDir = parent(dir);
   // The id ksp writes (`ksp-{epoch}`, see write/target.ts) and the bare epoch
   // number older ksp versions wrote are tried before listing.
   for (const id of [`ksp-${md.value.epoch}`, md.value.epoch.toString()]) {
     const byEpoch = child(spDir, id, 'meta.json');
+    await roots.checkFile(byEpoch, 'savepoint record meta.json');
     if (!(await byEpoch.storage.stat(byEpoch.key))) continue;
     const meta = MetaDoc.decode(await byEpoch.storage.readSmall(byEpoch.key), uriOf(byEpoch));
-    if (meta.value.epoch === md.value.epoch && meta.value.job_id === md.value.job_id) return [meta, byEpoch];
+    if (meta.value.epoch === md.value.epoch && meta.value.job_id === md.value.job_id) return [meta, byEpoch, null];
   }
   let fallback: [MetaDoc, Location] | null = null;
   for await (const e of spDir.storage.list(spDir.key, { delimiter: true })) {
     if (!e.isPrefix || /^\d{20}$/.test(nameOf({ storage: spDir.storage, key: e.key }))) continue;
     const loc: Location = { storage: spDir.storage, key: `${e.key}/meta.json` };
+    await roots.checkFile(loc, 'savepoint record meta.json');
     if (!(await loc.storage.stat(loc.key))) continue;
     const meta = MetaDoc.decode(await loc.storage.readSmall(loc.key), uriOf(loc));
     if (meta.value.epoch !== md.value.epoch || meta.value.job_id !== md.value.job_id) continue;
-    if (meta.value.label === md.value.savepoint_label) return [meta, loc];
+    if (meta.value.label === md.value.savepoint_label) return [meta, loc, null];
     fallback ??= [meta, loc];
   }
-  return fallback ?? [null, null];
+  return fallback ? [...fallback, null] : [null, null, null];
 }
 

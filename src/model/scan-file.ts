@@ -83,12 +83,22 @@ export interface ScanNote {
   data?: Record<string, unknown>;
 }
 
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
+const NO_STATES: StateCount[] = [];
+
 export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void): Promise<ScanResult> {
   const loc = locate(req.uri);
-  const res: ScanResult = { uri: req.uri, size: 0, kind: 'file', entryCount: 0, states: [], windowKeys: 0, watermarkKeys: 0 };
+  // `states` is replaced, never appended to: files without entries share one empty list.
+  const res: ScanResult = { uri: req.uri, size: 0, kind: 'file', entryCount: 0, states: NO_STATES, windowKeys: 0, watermarkKeys: 0 };
   const size = req.size ?? (await loc.storage.stat(loc.key))?.size;
   if (size === undefined) return { ...res, kind: 'missing' };
   res.size = size;
+  if (size === 0) {
+    // Nothing to read (most tasks of a large job are stateless): no open, no read.
+    if (req.hash) res.sha256 = EMPTY_SHA256;
+    if (req.decode) res.kind = 'stateless';
+    return res;
+  }
   const hasher = req.hash ? createHash('sha256') : null;
 
   let done = 0;

@@ -11,6 +11,8 @@ import { scanFile, type ScanRequest, type ScanResult } from './scan-file.js';
  */
 
 const INLINE_BYTES = 16 * 1024 * 1024;
+/** Files scanned at once inline: enough to hide I/O latency, few enough that their buffers stay small. */
+const INLINE_LANES = 8;
 
 export interface PoolOptions {
   /** Threads to use (default: cores, or KSP_THREADS). */
@@ -38,12 +40,22 @@ export async function scanFiles(reqs: ScanRequest[], options: PoolOptions = {}):
   const totalKnown = reqs.reduce((s, r) => s + (r.work ?? r.size ?? INLINE_BYTES), 0);
   const url = workerUrl();
   if (threads === 1 || !url || totalKnown < INLINE_BYTES) {
-    const out: ScanResult[] = [];
-    for (const r of reqs) {
-      const res = await scanFile(r, options.onBytes);
-      options.onResult?.(out.length, res);
-      out.push(res);
-    }
+    // Inline, but several files in flight: many small files (a metadata of
+    // 200,000 snapshots, most stateless) cost their open/stat/read latency,
+    // which overlaps; one at a time it adds up to minutes.
+    const out = new Array<ScanResult>(reqs.length);
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < reqs.length) {
+        const i = next++;
+        const res = await scanFile(reqs[i]!, options.onBytes);
+        options.onResult?.(i, res);
+        out[i] = res;
+      }
+    };
+    // Large files one at a time (their decode buffers are large); small ones overlap.
+    const lanes = totalKnown < INLINE_BYTES || big === 0 ? INLINE_LANES : 1;
+    await Promise.all(Array.from({ length: Math.min(lanes, reqs.length) }, lane));
     return out;
   }
   const results = new Array<ScanResult>(reqs.length);

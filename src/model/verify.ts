@@ -73,6 +73,8 @@ export interface VerifyOptions {
    * a writer verifies its output before it seals it with the manifest.
    */
   manifest?: Uint8Array;
+  /** More folders the savepoint may read from (`--allow-root`). */
+  allowRoots?: readonly string[];
 }
 
 function finding(severity: Severity, code: string, message: string, file?: string, data?: Record<string, unknown>): Finding {
@@ -87,7 +89,7 @@ export async function verifySavepoint(target: string | Location, options: Verify
   const add = (f: Finding): void => void report.findings.push(f);
   let sp: Savepoint;
   try {
-    sp = await Savepoint.open(target);
+    sp = await Savepoint.open(target, { allowRoots: options.allowRoots });
   } catch (e) {
     if (!isKspError(e) || e.code === 'NOT_FOUND' || e.family === 'storage' || e.family === 'usage') throw e;
     add(finding('error', e.code, e.message, e.data.file as string | undefined, e.data));
@@ -112,6 +114,8 @@ export async function verifySavepoint(target: string | Location, options: Verify
     }
   }
   const listed = new Map(manifest?.entries.map((e) => [e.path, e.sha256]) ?? []);
+  // Only the map is used from here on: the entry list goes (200,000 objects for a large job).
+  if (manifest) manifest = { entries: [], notes: manifest.notes };
 
   // 2. Coverage: metadata.json and every snapshot inside the directory.
   if (manifest && !listed.has('metadata.json')) add(finding('error', 'MANIFEST_INCOMPLETE', `${manifestUri}: does not list metadata.json`, manifestUri));
@@ -160,7 +164,8 @@ export async function verifySavepoint(target: string | Location, options: Verify
   reqs.forEach((r, i) => r.native?.forEach((f) => byUri.set(f.uri, { task: i, sha256: f.sha256 })));
   reqs.forEach((r, i) => {
     const path = what[i]!.listed;
-    const n = byUri.get(r.uri);
+    // Without native tasks there is nothing to look up (and hashing every uri would copy it).
+    const n = byUri.size ? byUri.get(r.uri) : undefined;
     if (path !== undefined && !r.decode && n?.sha256 !== undefined && n.sha256 === listed.get(path)) covered.set(i, n.task);
   });
   const scanned = reqs.map((_, i) => i).filter((i) => !covered.has(i));
@@ -179,13 +184,15 @@ export async function verifySavepoint(target: string | Location, options: Verify
   }
 
   const seenTask = new Set<number>();
+  const taskIndex: number[] = [];
   results.forEach((r, i) => {
     const { listed: path, task } = what[i]!;
     const pre = nativeErrors.get(i);
     if (pre && !r.error) r.error = { code: pre.code, message: pre.message, data: pre.data };
     if (path !== undefined) {
       const expected = listed.get(path)!;
-      const found = r.kind === 'missing' ? null : r.sha256 ?? null;
+      let found = r.kind === 'missing' ? null : r.sha256 ?? null;
+      if (found === expected) found = expected; // one string, not two equal ones
       report.files.push({ path, size: r.size, expected, found, ok: found === expected });
       report.totals.files++;
       report.totals.bytes += r.size;
@@ -194,12 +201,15 @@ export async function verifySavepoint(target: string | Location, options: Verify
     }
     if (task && !seenTask.has(task.index)) {
       seenTask.add(task.index);
+      taskIndex.push(task.index);
       taskResult(task, r, path !== undefined, report, add);
     }
   });
   placementFindings(sp, placement, results, what, add);
-  const order = new Map(sp.tasks.map((t) => [`${t.operatorId}/${t.taskId}`, t.index]));
-  report.tasks.sort((a, b) => order.get(`${a.operator}/${a.task}`)! - order.get(`${b.operator}/${b.task}`)!);
+  // In metadata order: each check sits at its task's index.
+  const byIndex = new Array<TaskCheck | undefined>(sp.tasks.length);
+  report.tasks.forEach((t, i) => (byIndex[taskIndex[i]!] = t));
+  report.tasks = byIndex.filter((t): t is TaskCheck => t !== undefined);
   report.totals.tasks = sp.tasks.length;
   report.ok = !report.findings.some((f) => f.severity === 'error');
   return report;
@@ -237,6 +247,7 @@ async function statAll(reqs: ScanRequest[]): Promise<void> {
   const worker = async (): Promise<void> => {
     while (i < reqs.length) {
       const r = reqs[i++]!;
+      if (r.size !== undefined) continue; // known from the probe
       const loc = locate(r.uri);
       const st = await loc.storage.stat(loc.key);
       if (st) r.size = st.size;
@@ -247,7 +258,9 @@ async function statAll(reqs: ScanRequest[]): Promise<void> {
 
 /** `listed`: the file was checked as a manifest entry, which already reported it if missing. */
 function taskResult(task: TaskRef, r: ScanResult, listed: boolean, report: VerifyReport, add: (f: Finding) => void): void {
-  const file = uriOf(task.location);
+  // The scan's string when it names the same file: one copy per task.
+  const u = uriOf(task.location);
+  const file = r.uri === u ? r.uri : u;
   const t: TaskCheck = { operator: task.operatorId, task: task.taskId, file, format: r.kind, entries: r.entryCount, states: r.states };
   if (r.pointer) t.pointer = r.pointer;
   if (r.version) t.version = r.version;

@@ -47,13 +47,59 @@ export interface Decompressor {
  * byte adds ≤ 255; deflate ≤ 1032:1), generous for bzip2 and ZSTD.
  */
 const MAX_RATIO: Record<string, number> = { snappy: 64, lz4: 256, lz4hc: 256, zlib: 1032, bzip2: 50_000, zstd: 50_000 };
-/** One block never exceeds what one Buffer can hold. */
-const MAX_BLOCK = 0x7fff_ffff;
+/**
+ * The documented limit on one block's uncompressed size: 64 MiB, or
+ * KSP_MAX_BLOCK_BYTES. RocksDB blocks are a few KiB (block_size, 4 KiB by
+ * default, 16 KiB in the engine's options); only a single entry larger than
+ * that makes a larger block. A declared size above the limit is refused
+ * before anything is allocated, and codecs without a size of their own
+ * (bzip2, zlib) are streamed against the declared size and stop at it, so a
+ * decompression bomb costs at most this much memory.
+ */
+export const DEFAULT_MAX_BLOCK = 64 * 1024 * 1024;
+
+export function maxBlockBytes(): number {
+  const v = Number(process.env.KSP_MAX_BLOCK_BYTES);
+  // Never above what one Buffer can hold.
+  return Number.isSafeInteger(v) && v > 0 ? Math.min(v, 0x7fff_ffff) : DEFAULT_MAX_BLOCK;
+}
+
+/** Thrown by a decoder that would write past the declared size. */
+class OverLimit extends Error {}
+
+/**
+ * bzip2 decoded byte by byte into exactly `size` bytes: seek-bzip given a
+ * plain size would keep decoding (silently dropping bytes past the end) for
+ * as long as the bomb lasts; this sink stops at the first byte too many.
+ */
+function bunzip(p: Uint8Array, size: number): Uint8Array {
+  const buffer = Buffer.allocUnsafe(size);
+  let pos = 0;
+  const sink = {
+    writeByte(b: number): void {
+      if (pos >= size) throw new OverLimit();
+      buffer[pos++] = b;
+    },
+  };
+  Bunzip.decode(p, sink);
+  return pos === size ? buffer : buffer.subarray(0, pos);
+}
+
+/** zlib inflated in chunks up to `size` bytes: node stops at maxOutputLength. */
+function inflate(p: Uint8Array, size: number): Uint8Array {
+  try {
+    // One byte more than declared, so "too much" is told apart from "exactly".
+    return inflateRawSync(p, { maxOutputLength: size + 1 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new OverLimit();
+    throw e;
+  }
+}
 
 const decoders: Record<string, Decompressor> = {
   snappy: { name: 'snappy', decompress: (p, size) => snappyUncompress(p, size) },
-  zlib: { name: 'zlib', decompress: (p, size) => inflateRawSync(p, { maxOutputLength: Math.max(1, size) }) },
-  bzip2: { name: 'bzip2', decompress: (p, size) => Bunzip.decode(p, size) },
+  zlib: { name: 'zlib', decompress: inflate },
+  bzip2: { name: 'bzip2', decompress: bunzip },
   lz4: { name: 'lz4', decompress: lz4 },
   lz4hc: { name: 'lz4hc', decompress: lz4 },
   zstd: { name: 'zstd', decompress: (p, size) => zstdDecompress(p, new Uint8Array(size)) },
@@ -87,7 +133,13 @@ export function decompressBlock(type: number, stored: Buffer, origin: Origin): B
     size = c.varint32();
     payload = stored.subarray(c.pos);
   }
-  const limit = Math.min(MAX_BLOCK, payload.length * MAX_RATIO[dec.name]! + 1024);
+  const max = maxBlockBytes();
+  if (size > max) {
+    throw new KspError('DECOMPRESS_LIMIT', `${origin.file}: ${origin.what}: decompressed size exceeds limit: the ${dec.name} block declares ${size} bytes, the limit is ${max} (KSP_MAX_BLOCK_BYTES)`, {
+      file: origin.file, offset: origin.base, expected: `<= ${max}`, found: size,
+    });
+  }
+  const limit = payload.length * MAX_RATIO[dec.name]! + 1024;
   if (size > limit) {
     throw new KspError('ROCKSDB_CORRUPT', `${origin.file}: ${origin.what}: declares ${size} uncompressed bytes from ${payload.length} ${dec.name} bytes, more than the codec can produce`, {
       file: origin.file, offset: origin.base, expected: `<= ${limit}`, found: size,
@@ -97,6 +149,12 @@ export function decompressBlock(type: number, stored: Buffer, origin: Origin): B
   try {
     out = dec.decompress(payload, size);
   } catch (e) {
+    // fzstd writing past the buffer it was given fails with a RangeError.
+    if (e instanceof OverLimit || (dec.name === 'zstd' && e instanceof RangeError)) {
+      throw new KspError('DECOMPRESS_LIMIT', `${origin.file}: ${origin.what}: decompressed size exceeds limit: the ${dec.name} data inflates past the ${size} bytes the block declares`, {
+        file: origin.file, offset: origin.base, expected: size,
+      });
+    }
     throw new KspError('ROCKSDB_CORRUPT', `${origin.file}: ${origin.what}: ${dec.name} data does not decompress: ${(e as Error).message ?? e}`, { file: origin.file, offset: origin.base });
   }
   if (out.length !== size) {

@@ -1,7 +1,9 @@
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { KspError } from '../errors.js';
+import { notRegular } from './file-kind.js';
 import {
   SMALL_FILE_LIMIT, collect, toAsyncChunks,
   type ByteSource, type ListEntry, type ObjectInfo, type ReadOptions, type Storage,
@@ -48,13 +50,26 @@ export class LocalStorage implements Storage {
     let fh: fsp.FileHandle;
     try {
       // Opened first so a missing file is NOT_FOUND before the first chunk.
-      fh = await fsp.open(file, 'r');
+      // O_NONBLOCK: a FIFO opened for reading would wait for a writer; it
+      // changes nothing for a regular file, and anything else is refused below.
+      fh = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     } catch (e) {
       throw ioError(e, 'open', file);
     }
+    const st = await fh.stat().catch(async (e: unknown) => {
+      await fh.close();
+      throw ioError(e, 'stat', file);
+    });
+    if (!st.isFile()) {
+      await fh.close();
+      throw notRegular(file, undefined, st);
+    }
     // The stream owns the handle (autoClose) and closes it at the end, on
     // error, or when the consumer stops early (destroy).
-    const stream = fh.createReadStream({ start, end, highWaterMark: READ_CHUNK, autoClose: true });
+    // Chunks no larger than the file: a stream allocates a whole chunk per
+    // read, and 200,000 small files must not cost a MiB each.
+    const want = Math.max(1, Math.min(READ_CHUNK, (end !== undefined ? end + 1 : st.size) - start));
+    const stream = fh.createReadStream({ start, end, highWaterMark: want, autoClose: true });
     try {
       for await (const chunk of stream) yield chunk as Buffer;
     } catch (e) {

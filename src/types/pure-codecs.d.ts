@@ -14,6 +14,8 @@ declare module 'lz4js' {
 }
 
 declare module 'seek-bzip' {
-  const Bunzip: { decode(input: Uint8Array, output?: Uint8Array | number, multistream?: boolean): Buffer };
+  /** An output stream: `decode` calls writeByte for every byte, and returns getBuffer() when it has one. */
+  interface ByteSink { writeByte(b: number): void; getBuffer?(): Buffer }
+  const Bunzip: { decode(input: Uint8Array, output?: Uint8Array | number | ByteSink, multistream?: boolean): Buffer };
   export default Bunzip;
 }

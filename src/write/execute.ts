@@ -233,6 +233,15 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     }
     report.verify = { ok: errors.length === 0, files: v.totals.files, bytes: v.totals.bytes, entries: v.totals.entries, warnings: v.findings.filter((f) => f.severity === 'warning') };
     if (errors.length) {
+      // A file copied unchanged under its source manifest's hash that does
+      // not match it: the source file is corrupt, and the error names it.
+      for (const f of errors) {
+        const j = f.code === 'HASH_MISMATCH' ? p.jobs.find((x) => x.kind === 'copy' && x.sha256 !== undefined && uriOf(x.out.location) === f.file) : undefined;
+        if (j?.kind === 'copy') {
+          const src = uriOf(j.from);
+          throw new KspError('HASH_MISMATCH', `${src}: SHA-256 differs from ${j.sha256} in the source's manifest.sha256 (found on its copy ${f.file}, which was removed; pass --trust-source to use it anyway)`, { file: src, expected: j.sha256, copy: f.file });
+        }
+      }
       throw new KspError('OUTPUT_VERIFY_FAILED', `the written savepoint does not verify, so it was removed: ${errors.slice(0, 3).map((f) => `[${f.code}] ${f.message}`).join('; ')}`, { file: target.uri, findings: errors });
     }
 

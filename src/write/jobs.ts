@@ -14,7 +14,8 @@ import type { TtlPrefixMode } from '../formats/task-format/ttl.js';
 /** The executor's units of work, made by the planner; internal, not part of the plan's JSON. */
 
 /** A task to read entries from; a native task carries its RocksDB files, resolved at plan time. */
-export type SourceTask = TaskRef & { native?: NativeFileRef[]; ttlPrefix?: TtlPrefixMode };
+/** `sha256`: the source manifest's hash of a canonical file, checked as it is read. */
+export type SourceTask = TaskRef & { native?: NativeFileRef[]; ttlPrefix?: TtlPrefixMode; sha256?: string };
 
 export interface OutputTask {
   operatorId: string;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { KspError, preview } from '../errors.js';
@@ -178,10 +179,18 @@ export async function openTask(task: SourceTask, onBytes?: (n: number) => void, 
   const st = await task.location.storage.stat(task.location.key);
   if (!st) throw new KspError('NOT_FOUND', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, { file });
   if (st.size === 0) return null;
+  // Verify-on-read: the source manifest's hash is checked when the last
+  // byte has been read, before anything the run wrote is sealed.
+  const hasher = task.sha256 ? createHash('sha256') : null;
   async function* counted(): AsyncGenerator<Uint8Array> {
     for await (const c of task.location.storage.read(task.location.key)) {
+      hasher?.update(c);
       onBytes?.(c.length);
       yield c;
+    }
+    const found = hasher?.digest('hex');
+    if (found !== undefined && found !== task.sha256) {
+      throw new KspError('HASH_MISMATCH', `${file}: SHA-256 ${found} differs from ${task.sha256} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file, expected: task.sha256, found });
     }
   }
   const native = task.native;

@@ -1,6 +1,6 @@
 import { KspError } from '../errors.js';
 import { epochDirName } from '../formats/metadata/metadata.js';
-import { unsafeReason } from '../formats/stored-path.js';
+import { checkId } from '../formats/stored-path.js';
 import { checkpointPrefix, engineLayoutOf } from '../model/layout.js';
 import type { Savepoint } from '../model/savepoint.js';
 import { child, locate, uriOf, type Location } from '../storage/uri.js';
@@ -129,12 +129,6 @@ export class Target {
     const location = child(this.dir, path);
     return { stored: this.mode === 'relative' ? path : checkpointPrefix(this.jobId, this.epoch) + path, location, relPath: path };
   }
-}
-
-/** Ids become path components: they must be one safe component. */
-function checkId(idText: string, what: string): void {
-  const why = unsafeReason(idText) ?? (idText.includes('/') ? 'it contains "/"' : null);
-  if (why) throw new KspError('PATH_UNSAFE', `${what} ${JSON.stringify(idText)} cannot be a path component: ${why}`, { found: idText });
 }
 
 /** True when `inner` is `outer` or below it, in the same storage. */

@@ -1,5 +1,5 @@
 import { KspError } from '../errors.js';
-import { MANIFEST_NAME, parseManifest } from '../formats/manifest/manifest.js';
+import { MANIFEST_NAME, parseManifest, type ParsedManifest } from '../formats/manifest/manifest.js';
 import { MetadataDoc } from '../formats/metadata/metadata.js';
 import { MetaDoc, SAVEPOINT_FORMAT_VERSION } from '../formats/meta/meta.js';
 import { JsonObject, fromPlain, type JsonValue } from '../formats/json/json-text.js';
@@ -23,6 +23,7 @@ import type { CollisionPolicy } from './spill.js';
 import { Target, within, type OutputMode, type StoredFile } from './target.js';
 import { SourceGuard, checkTargetEmpty } from './target-files.js';
 import { checkNativeFolders } from './native-names.js';
+import { MissingFiles } from './missing.js';
 import { describeNative, nativeLayout, nativeOptions, type NativeWriteOptions } from './native-output.js';
 
 /**
@@ -79,6 +80,12 @@ export interface WriteOptions {
   fencingToken?: bigint;
   /** Take over the target's lock even when its owner cannot be checked (another host); never one whose owner runs here. */
   forceUnlock?: boolean;
+  /**
+   * Use the source although its manifest.sha256 is missing, malformed or
+   * disagrees with a file read (`--trust-source`): each problem becomes a
+   * warning, and no hash is taken from the manifest.
+   */
+  trustSource?: boolean;
 }
 
 type Operation =
@@ -184,7 +191,7 @@ class Planner {
   private readonly sp: Savepoint;
   private readonly target: Target;
   private readonly warnings: string[] = [];
-  private readonly missing: string[] = [];
+  private readonly missing = new MissingFiles();
   private formats = new Map<number, TaskFormat>();
   private census: Map<number, Set<string>> | null = null;
   /** Per registered step, what it did; filled while the entries stream (WriteReport.migrations). */
@@ -201,8 +208,9 @@ class Planner {
   async run(): Promise<PreparedWrite> {
     const { sp, target } = this;
     this.checkOverlap(sp.dir);
-    await this.probeTasks();
+    checkTaskList(sp);
     await this.readSourceManifest();
+    await this.probeTasks();
 
     const operators = this.sourceOperators();
     const opIds = new Set(operators.map((o) => o.id));
@@ -360,7 +368,7 @@ class Planner {
     const extras = this.extraFiles(removed, current);
     jobs.push(...extras.jobs);
     if (this.missing.length) {
-      throw new KspError('FILES_MISSING', `${this.missing.length} file(s) the source refers to are missing, so nothing was written:\n  ${this.missing.join('\n  ')}`, { missing: this.missing });
+      throw this.missing.error();
     }
     for (const j of jobs) this.checkOverlapJob(j);
     const guard = this.guardSource(jobs);
@@ -420,20 +428,61 @@ class Planner {
         const t = tasks[i++]!;
         const f = await this.sp.probe(t);
         this.formats.set(t.index, f);
-        if (f.kind === 'missing') this.missing.push(`${uriOf(t.location)} (state of ${t.operatorId}/${t.taskId})`);
       }
     };
     await Promise.all(Array.from({ length: Math.min(16, tasks.length) }, worker));
     this.warnings.push(...formatNotes(this.sp.tasks, this.formats, this.stripsTtl()));
+    // In metadata order, so the first named is the first missing.
+    for (const t of tasks) if (this.formats.get(t.index)!.kind === 'missing') this.missing.push(`${uriOf(t.location)} (state of ${t.operatorId}/${t.taskId})`);
   }
 
+  /**
+   * The source's integrity, before anything is read from it: its manifest
+   * must exist, parse, list metadata.json (with the hash of the bytes read)
+   * and every state file inside the directory. State files are checked
+   * against it as they are read (copies, rewrites). `--trust-source` turns
+   * each refusal into a warning and drops the manifest's hashes.
+   */
   private async readSourceManifest(): Promise<void> {
     const loc = child(this.sp.dir, MANIFEST_NAME);
+    const file = uriOf(loc);
+    const trust = this.options.trustSource === true;
+    const refuse = (e: KspError): void => {
+      if (!trust) throw e;
+      this.warnings.push(`--trust-source: ${e.message}`);
+    };
     if (!(await loc.storage.stat(loc.key))) {
-      this.warnings.push(`${this.sp.uri} has no manifest.sha256: it may be incomplete; the output is verified on its own`);
+      refuse(new KspError('MANIFEST_MISSING', `${file}: the source has no manifest.sha256, so its files cannot be checked; it may be incomplete (pass --trust-source to use it anyway)`, { file }));
       return;
     }
-    const m = parseManifest(await loc.storage.readSmall(loc.key), uriOf(loc));
+    let m: ParsedManifest;
+    try {
+      m = parseManifest(await loc.storage.readSmall(loc.key), file);
+    } catch (e) {
+      if (!(e instanceof KspError) || !trust) throw e;
+      this.warnings.push(`--trust-source: ${e.message}`);
+      return;
+    }
+    const listed = new Map(m.entries.map((e) => [e.path, e.sha256]));
+    const mdFile = uriOf(child(this.sp.dir, 'metadata.json'));
+    const mdHash = listed.get('metadata.json');
+    if (mdHash === undefined) {
+      refuse(new KspError('MANIFEST_INCOMPLETE', `${file}: does not list metadata.json${m.entries.length === 0 ? ' (the manifest is empty)' : ''}, so the source's metadata cannot be checked (pass --trust-source to use it anyway)`, { file }));
+    } else if (mdHash !== this.sp.metadataSha256) {
+      refuse(new KspError('HASH_MISMATCH', `${mdFile}: SHA-256 ${this.sp.metadataSha256} differs from ${mdHash} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: mdFile, expected: mdHash, found: this.sp.metadataSha256 }));
+    }
+    if (this.sp.metaSha256 !== null && this.sp.metaLocation && this.sp.metaLocation.key === child(this.sp.dir, 'meta.json').key) {
+      const h = listed.get('meta.json');
+      const mf = uriOf(this.sp.metaLocation);
+      if (h !== undefined && h !== this.sp.metaSha256) refuse(new KspError('HASH_MISMATCH', `${mf}: SHA-256 ${this.sp.metaSha256} differs from ${h} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: mf, expected: h, found: this.sp.metaSha256 }));
+    }
+    for (const t of this.sp.tasks) {
+      if (t.relPath !== null && !listed.has(t.relPath)) {
+        refuse(new KspError('MANIFEST_INCOMPLETE', `${file}: does not list ${t.relPath} (state of ${t.operatorId}/${t.taskId}), so it cannot be checked (pass --trust-source to use it anyway)`, { file, path: t.relPath }));
+        break;
+      }
+    }
+    if (trust) return;
     for (const e of m.entries) this.manifestHashes.set(uriOf(child(this.sp.dir, e.path)), e.sha256);
   }
 
@@ -518,7 +567,8 @@ class Planner {
     const f = this.formats.get(t.index)!;
     // Refused at plan time, before anything is written (repartition.ts refuseOpaque says why).
     if (f.kind === 'window-join') throw refuseOpaque(t, uriOf(t.location), 'rescale');
-    if (f.kind !== 'native') return t;
+    // Checked against the source manifest as it is read (repartition.ts openTask).
+    if (f.kind !== 'native') return { ...t, sha256: this.knownHash(t.location) };
     const nf = await this.nativeFiles(t, f.pointer);
     if (!nf) return t;
     return { ...t, native: fileRefs(nf.files), ...(this.stripsTtl() ? { ttlPrefix: 'strip' as const } : {}) };
@@ -718,3 +768,28 @@ function newTaskIds(o: SourceOperator, n: number, pattern?: string): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 }
 
+
+/**
+ * A task listed twice, or two tasks sharing one state file, would make two
+ * outputs of one name (or one output of two sources): refused with the same
+ * codes `verify` reports, naming both indexes.
+ */
+function checkTaskList(sp: Savepoint): void {
+  const file = uriOf(child(sp.dir, 'metadata.json'));
+  const ids = new Map<string, number>();
+  const files = new Map<string, TaskRef>();
+  for (const t of sp.tasks) {
+    const id = `${t.operatorId}/${t.taskId}`;
+    const first = ids.get(id);
+    if (first !== undefined) {
+      throw new KspError('DUPLICATE_TASK', `${file}: operator_snapshots[${t.index}] repeats task ${id} (first at operator_snapshots[${first}])`, { file, field: `operator_snapshots[${t.index}]`, first, index: t.index });
+    }
+    ids.set(id, t.index);
+    const u = uriOf(t.location);
+    const other = files.get(u);
+    if (other) {
+      throw new KspError('SHARED_STATE_FILE', `${file}: operator_snapshots[${other.index}] and [${t.index}] (${other.operatorId}/${other.taskId} and ${id}) name the same state file ${u}`, { file, first: other.index, index: t.index, found: u });
+    }
+    files.set(u, t);
+  }
+}

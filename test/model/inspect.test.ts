@@ -93,7 +93,9 @@ describe('inspect: bundled fixtures', () => {
   });
 
   it('an absolute path fixture resolves to s3:// locations', async () => {
-    const sp = await Savepoint.open(join(FIXTURES, 'absolute-paths'));
+    // Its state lives in another storage: read only when allowed.
+    await expect(Savepoint.open(join(FIXTURES, 'absolute-paths'))).rejects.toMatchObject({ code: 'PATH_UNSAFE' });
+    const sp = await Savepoint.open(join(FIXTURES, 'absolute-paths'), { allowRoots: ['s3://ksp-fixtures'] });
     expect(sp.tasks[0]!.location.storage.kind).toBe('s3');
     expect(sp.tasks[0]!.relPath).toBeNull();
   });

@@ -68,7 +68,9 @@ describe('savepoints in S3', () => {
   });
 
   it('a local savepoint whose metadata names s3:// state files reads them from S3', async () => {
-    const r = await verifySavepoint(join(FIXTURES, 'absolute-paths'));
+    // Another storage than the savepoint's own: read only when allowed.
+    expect((await verifySavepoint(join(FIXTURES, 'absolute-paths'))).findings.map((f) => f.code)).toEqual(['PATH_UNSAFE']);
+    const r = await verifySavepoint(join(FIXTURES, 'absolute-paths'), { allowRoots: [`s3://${FIXTURE_BUCKET}`] });
     expect(r.ok).toBe(true);
     expect(r.totals.entries).toBe(158);
     expect(r.findings.filter((f) => f.code === 'OUTSIDE_DIRECTORY')).toHaveLength(8);
@@ -86,7 +88,7 @@ describe('savepoints in S3', () => {
     try {
       const md = readFileSync(join(FIXTURES, 'absolute-paths', 'metadata.json'), 'utf8').replaceAll(`s3://${FIXTURE_BUCKET}/`, `${join(FIXTURES, 'base')}/`);
       writeFileSync(join(t.path, 'metadata.json'), md);
-      const r = await verifySavepoint(t.path);
+      const r = await verifySavepoint(t.path, { allowRoots: [join(FIXTURES, 'base')] });
       expect(r.findings.map((f) => f.code)).toContain('MANIFEST_MISSING');
       expect(r.totals.entries).toBe(158);
     } finally {

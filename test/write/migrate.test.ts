@@ -122,6 +122,8 @@ describe('ksp migrate', () => {
     cpSync(REL, src, { recursive: true });
     const e = (k: string, v: string) => ({ operatorId: 'orders-agg', stateName: 's', key: Buffer.from(k), value: Buffer.from(v) });
     writeFileSync(join(src, 'orders-agg/task-0/state.bin'), await encodeStateBinToBuffer([e('a', '1'), e('A', '2'), e('b', '3'), e('B', '4'), e('a2', '5')]));
+    // A new manifest for the new file: writers refuse a source whose files disagree with it.
+    (await import('../safety/source-support.js')).reseal(src);
     const reg = defineMigrations((m) => m.keyValue('orders-agg', 1, 2, { key: codecs.utf8, value: codecs.raw }, { key: codecs.utf8, value: codecs.raw }, (k, v) => ({ key: k.toLowerCase(), value: v })));
     const fail = (await migrate(src, reg).catch((x: unknown) => x)) as KspError;
     expect(fail.code).toBe('KEY_COLLISION');

@@ -1,7 +1,8 @@
 import type { CommandModule } from 'yargs';
 import type { GlobalArgs } from '../main.js';
+import { sourceOptions, type SourceArgs } from '../source-options.js';
 
-export interface InspectArgs extends GlobalArgs {
+export interface InspectArgs extends GlobalArgs, SourceArgs {
   savepoint: string;
   operator?: string;
   state?: string;
@@ -26,7 +27,7 @@ export const command: CommandModule<GlobalArgs, InspectArgs> = {
   command: 'inspect <savepoint>',
   describe: 'Summarise a savepoint, list its entries, or export them to Parquet, Arrow or JSON Lines',
   builder: (y) =>
-    y
+    sourceOptions(y)
       .positional('savepoint', { type: 'string', demandOption: true, describe: 'Directory or its metadata.json: local path, file:// or s3://bucket/prefix' })
       .option('operator', { type: 'string', describe: "Only this operator (the metadata's id, or the id stored in entries)" })
       .option('state', { type: 'string', describe: 'Only this state name' })

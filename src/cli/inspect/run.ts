@@ -12,6 +12,7 @@ import { locate } from '../../storage/uri.js';
 import { setExit } from '../exit.js';
 import { bytes, count, err, json, out, shown, table } from '../output.js';
 import { Progress } from '../progress.js';
+import { allowRoots } from '../source-options.js';
 import type { InspectArgs } from './command.js';
 
 function hexArg(name: string, v: string): Buffer {
@@ -21,7 +22,7 @@ function hexArg(name: string, v: string): Buffer {
 }
 
 export async function run(args: InspectArgs): Promise<void> {
-  const sp = await Savepoint.open(args.savepoint);
+  const sp = await Savepoint.open(args.savepoint, { allowRoots: allowRoots(args) });
   const key = args.key !== undefined ? hexArg('key', args.key) : args.keyUtf8 !== undefined ? Buffer.from(args.keyUtf8, 'utf8') : undefined;
   const keyPrefix = args.keyPrefix !== undefined ? hexArg('key-prefix', args.keyPrefix) : args.keyPrefixUtf8 !== undefined ? Buffer.from(args.keyPrefixUtf8, 'utf8') : undefined;
   const entriesMode = args.entries || key !== undefined || keyPrefix !== undefined || args.limit !== undefined || args.out !== undefined;

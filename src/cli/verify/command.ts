@@ -1,7 +1,8 @@
 import type { CommandModule } from 'yargs';
 import type { GlobalArgs } from '../main.js';
+import { sourceOptions, type SourceArgs } from '../source-options.js';
 
-export interface VerifyArgs extends GlobalArgs {
+export interface VerifyArgs extends GlobalArgs, SourceArgs {
   savepoint: string;
   threads?: number;
 }
@@ -10,7 +11,7 @@ export const command: CommandModule<GlobalArgs, VerifyArgs> = {
   command: 'verify <savepoint>',
   describe: 'Check a savepoint or checkpoint: manifest, hashes, identity, paths, and a full decode of every state file',
   builder: (y) =>
-    y
+    sourceOptions(y)
       .positional('savepoint', { type: 'string', demandOption: true, describe: 'Directory or its metadata.json: local path, file:// or s3://bucket/prefix' })
       .option('threads', { type: 'number', describe: 'Files checked at once (default: one per core)' })
       .example('ksp verify ./base/orders/savepoints/00000000000000000042', 'verify a savepoint on disk')

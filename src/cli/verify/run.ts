@@ -4,10 +4,11 @@ import { setExit } from '../exit.js';
 import { bytes, count, err, json, out, shown } from '../output.js';
 import { Progress } from '../progress.js';
 import type { VerifyArgs } from './command.js';
+import { allowRoots } from '../source-options.js';
 
 export async function run(args: VerifyArgs): Promise<void> {
   const progress = new Progress('verify', args.progress !== false && !args.quiet);
-  const report = await verifySavepoint(args.savepoint, { onBytes: progress.add, onTotal: (n) => progress.setTotal(n), threads: args.threads });
+  const report = await verifySavepoint(args.savepoint, { onBytes: progress.add, onTotal: (n) => progress.setTotal(n), threads: args.threads, allowRoots: allowRoots(args) });
   progress.end();
   await out(args.json ? json(report) : shown(human(report, args.verbose ?? false)));
   if (!report.ok && !args.json && !args.quiet) err(`ksp: ${shown(report.uri)} does NOT verify (${report.findings.filter((f) => f.severity === 'error').length} error(s))`);

@@ -1,8 +1,9 @@
 import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../main.js';
+import { sourceOptions, type SourceArgs } from '../source-options.js';
 
 /** Options every mutating command shares (migrate, rescale, relocate, edit). */
-export interface WriteArgs extends GlobalArgs {
+export interface WriteArgs extends GlobalArgs, SourceArgs {
   src: string;
   dst?: string;
   'dry-run'?: boolean;
@@ -16,10 +17,11 @@ export interface WriteArgs extends GlobalArgs {
   link?: boolean;
   threads?: number;
   'fencing-token'?: string;
+  'trust-source'?: boolean;
 }
 
 export function writeOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
-  return y
+  return sourceOptions(y)
     .positional('src', { type: 'string', demandOption: true, describe: 'Source savepoint or checkpoint directory (local, file:// or s3://); never modified' })
     .positional('dst', { type: 'string', describe: 'Target directory; in engine mode the savepoint directory ({base}/{job}/savepoints/{epoch:020}) or a storage base' })
     .option('dry-run', { type: 'boolean', describe: 'Print the plan (files copied, rewritten, metadata edits) and write nothing' })
@@ -32,7 +34,8 @@ export function writeOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
     .option('temp-dir', { type: 'string', describe: 'Local folder for spill files: rescale, key migrations, the key sort of convert --to native (default: KSP_TMPDIR or the OS temp dir)' })
     .option('link', { type: 'boolean', describe: 'Hard-link unchanged local files instead of copying them (same file system only)' })
     .option('threads', { type: 'number', describe: 'Threads for the final verification (default: one per core)' })
-    .option('fencing-token', { type: 'string', describe: "fencing_token of the output (default 1: the engine refuses a restore whose token is above its live coordinator's, and a fresh cluster's is 1)" }) as unknown as Argv<T & WriteArgs>;
+    .option('fencing-token', { type: 'string', describe: "fencing_token of the output (default 1: the engine refuses a restore whose token is above its live coordinator's, and a fresh cluster's is 1)" })
+    .option('trust-source', { type: 'boolean', describe: 'Use a source whose manifest.sha256 is missing, malformed or disagrees with its files (each problem becomes a warning); by default it is refused' }) as unknown as Argv<T & WriteArgs>;
 }
 
 export const WRITE_EPILOG = `Every mutating command plans first (--dry-run prints the plan), writes state files, then

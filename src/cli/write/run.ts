@@ -7,6 +7,7 @@ import { setExit } from '../exit.js';
 import { bytes, count, err, json, out, shown } from '../output.js';
 import { Progress } from '../progress.js';
 import type { WriteArgs } from './options.js';
+import { allowRoots } from '../source-options.js';
 
 /**
  * The shell around SavepointWriter that every mutating command shares: open
@@ -25,9 +26,9 @@ export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: 
     if (!/^\d+$/.test(args['fencing-token'])) throw new KspError('USAGE', `--fencing-token must be a positive integer, got ${JSON.stringify(args['fencing-token'])}`);
     fencingToken = BigInt(args['fencing-token']);
   }
-  const sp = await Savepoint.open(args.src);
+  const sp = await Savepoint.open(args.src, { allowRoots: allowRoots(args) });
   const writer = await build(SavepointWriter.from(sp), sp);
-  const options = { mode: args.mode, jobId: args['job-id'], epoch, base: args.base, overwrite: args.overwrite, fencingToken, forceUnlock: args['force-unlock'] };
+  const options = { mode: args.mode, jobId: args['job-id'], epoch, base: args.base, overwrite: args.overwrite, fencingToken, forceUnlock: args['force-unlock'], trustSource: args['trust-source'] };
   if (args['dry-run']) {
     // Without <dst>, --base alone names where the engine layout goes.
     const plan = await writer.plan(args.dst, options);

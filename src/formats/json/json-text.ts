@@ -25,19 +25,43 @@ export class JsonNumber {
   }
 }
 
-/** An object with its members in order. */
+/**
+ * An object with its members in order. Names and values are kept in two
+ * lists, and objects of one shape (every element of `operator_snapshots`)
+ * share one list of names: metadata with 200,000 snapshots then costs one
+ * object and one list per snapshot, not four arrays.
+ */
 export class JsonObject {
-  constructor(readonly members: Array<[string, JsonValue]> = []) {}
+  private names: readonly string[];
+  private vals: readonly JsonValue[];
+  constructor(members: Array<[string, JsonValue]> = []) {
+    this.names = members.map(([k]) => k);
+    this.vals = members.map(([, v]) => v);
+  }
+  /** @internal From lists the caller will not change (`names` may be shared). */
+  static fromLists(names: readonly string[], values: readonly JsonValue[]): JsonObject {
+    const o = new JsonObject();
+    o.names = names;
+    o.vals = values;
+    return o;
+  }
+  /** The members as [name, value] pairs (a new array each time). */
+  get members(): Array<[string, JsonValue]> {
+    return this.names.map((k, i) => [k, this.vals[i]!]);
+  }
+  get keys(): readonly string[] {
+    return this.names;
+  }
   get(name: string): JsonValue | undefined {
-    for (const [k, v] of this.members) if (k === name) return v;
-    return undefined;
+    const i = this.names.indexOf(name);
+    return i < 0 ? undefined : this.vals[i];
   }
   has(name: string): boolean {
-    return this.members.some(([k]) => k === name);
+    return this.names.includes(name);
   }
   /** A copy with `name` set: replaced in place, or inserted before the first of `before` present, else appended. */
   with(name: string, value: JsonValue, before: readonly string[] = []): JsonObject {
-    const members = this.members.slice();
+    const members = this.members;
     const i = members.findIndex(([k]) => k === name);
     if (i >= 0) {
       members[i] = [name, value];
@@ -126,35 +150,60 @@ class Parser {
 
   object(depth: number): JsonObject {
     this.pos++;
-    const members: Array<[string, JsonValue]> = [];
-    const seen = new Set<string>();
+    const keys: string[] = [];
+    const values: JsonValue[] = [];
+    let seen: Set<string> | null = null;
     this.ws();
     if (this.s[this.pos] === '}') {
       this.pos++;
-      return new JsonObject(members);
+      return JsonObject.fromLists(keys, values);
     }
     for (;;) {
       this.ws();
       if (this.s[this.pos] !== '"') this.fail('expected a member name');
       const start = this.pos;
-      const k = this.string();
-      if (seen.has(k)) {
+      const k = this.name(this.string());
+      // Most objects are small: a linear search beats a Set per object;
+      // a large one (kafka_offsets of many partitions) gets a Set.
+      if (keys.length === 16) seen = new Set(keys);
+      if (seen ? seen.has(k) : keys.includes(k)) {
         this.pos = start;
         this.fail(`duplicate member ${JSON.stringify(k)}`);
       }
-      seen.add(k);
+      keys.push(k);
+      seen?.add(k);
       this.ws();
       if (this.s[this.pos] !== ':') this.fail('expected ":"');
       this.pos++;
-      members.push([k, this.value(depth + 1)]);
+      values.push(this.value(depth + 1));
       this.ws();
       const c = this.s[this.pos++];
-      if (c === '}') return new JsonObject(members);
+      if (c === '}') return JsonObject.fromLists(this.shape(keys), values);
       if (c !== ',') {
         this.pos--;
         this.fail('expected "," or "}"');
       }
     }
+  }
+
+  /** One shared list of names per shape. */
+  private readonly shapes = new Map<string, readonly string[]>();
+  shape(keys: string[]): readonly string[] {
+    if (keys.length > 16) return keys;
+    const sig = keys.join('\u0000');
+    const known = this.shapes.get(sig);
+    if (known) return known;
+    if (this.shapes.size < 1024) this.shapes.set(sig, keys);
+    return keys;
+  }
+
+  /** Member names repeat in every element of an array: one string each. */
+  private readonly names = new Map<string, string>();
+  name(k: string): string {
+    const known = this.names.get(k);
+    if (known !== undefined) return known;
+    if (this.names.size < 4096) this.names.set(k, k);
+    return k;
   }
 
   array(depth: number): JsonValue[] {
@@ -192,12 +241,18 @@ class Parser {
       if (bs % 2 === 0) break;
     }
     const raw = this.s.slice(start, this.pos);
+    let escaped = false;
     for (let i = 0; i < raw.length; i++) {
-      if (raw.charCodeAt(i) < 0x20) {
+      const c = raw.charCodeAt(i);
+      if (c < 0x20) {
         this.pos = start + i;
         this.fail('control character in string');
       }
+      if (c === 0x5c) escaped = true;
     }
+    // Most strings hold no escape: a slice of the text is the value, without
+    // a JSON.parse (metadata with 200,000 snapshots has 600,000 of them).
+    if (!escaped) return raw.slice(1, -1);
     try {
       return JSON.parse(raw) as string;
     } catch {
@@ -214,18 +269,33 @@ class Parser {
   }
 }
 
+export interface ParseJsonOptions {
+  /**
+   * A leading byte order mark: refused by default, as serde_json refuses it
+   * (`serde_json::from_slice` skips only JSON whitespace, so the engine's
+   * read_epoch_metadata in krishiv-state checkpoint/io.rs fails on it); files
+   * a person writes for ksp (rename maps) may allow it.
+   */
+  allowBom?: boolean;
+}
+
 /** Parses JSON text (UTF-8 bytes or a string); `file` names it in errors. */
-export function parseJson(input: Uint8Array | string, file: string): JsonValue {
+export function parseJson(input: Uint8Array | string, file: string, options: ParseJsonOptions = {}): JsonValue {
   let text: string;
   if (typeof input === 'string') text = input;
   else {
     try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(input);
+      // ignoreBOM keeps a BOM in the text, so it is seen (and refused) below
+      // instead of being dropped silently by the decoder.
+      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(input);
     } catch {
-      throw new KspError('JSON_SYNTAX', `${file}: not valid UTF-8`, { file });
+      throw new KspError('JSON_SYNTAX', `${file}: not valid UTF-8 (the engine reads JSON as UTF-8 only)`, { file });
     }
   }
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (text.charCodeAt(0) === 0xfeff) {
+    if (!options.allowBom) throw new KspError('JSON_SYNTAX', `${file}: starts with a UTF-8 byte order mark (EF BB BF), which the engine's JSON parser refuses`, { file, offset: 0 });
+    text = text.slice(1);
+  }
   const p = new Parser(text, file);
   const v = p.value(0);
   p.ws();

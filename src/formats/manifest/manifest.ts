@@ -37,7 +37,11 @@ function byteOrder(a: string, b: string): number {
 export function parseManifest(bytes: Uint8Array, file = MANIFEST_NAME): ParsedManifest {
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    // ignoreBOM keeps a leading BOM in the text: the engine does not skip it
+    // (krishiv-state checkpoint/metadata.rs, IntegrityManifest::deserialize:
+    // `line.trim()` leaves U+FEFF, which is not white space, and
+    // `strip_prefix("sha256:")` then fails), so neither does ksp.
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     throw new KspError('MANIFEST_MALFORMED', `${file}: not valid UTF-8`, { file });
   }
@@ -58,6 +62,7 @@ export function parseManifest(bytes: Uint8Array, file = MANIFEST_NAME): ParsedMa
     }
     const m = LINE.exec(raw.replace(/\r$/, ''));
     if (!m) {
+      if (raw.charCodeAt(0) === 0xfeff) fail('starts with a UTF-8 byte order mark (EF BB BF), which the engine\'s manifest parser refuses');
       if (!raw.startsWith('sha256:')) fail('expected "sha256:<64 hex>  <path>"', { found: raw.slice(0, 80) });
       const hex = raw.slice(7).split(' ')[0] ?? '';
       if (!/^[0-9a-f]{64}$/.test(hex)) fail(`expected 64 lowercase hex digits after "sha256:", found ${JSON.stringify(hex.slice(0, 70))}`, { expected: '64 lowercase hex digits', found: hex.slice(0, 70) });

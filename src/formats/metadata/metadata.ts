@@ -24,6 +24,9 @@ const sourceOffset = z.looseObject({ partition_id: z.string(), offset: i64, enco
 const bufferRef = z.looseObject({
   operator_id: id, channel_index: u32, record_count: u64, buffer_path: z.string().optional(),
 });
+// sink_id is any string: the engine never makes a path of it (krishiv-executor
+// runner/executor_task_runner.rs sets it to the prepare path; krishiv-scheduler
+// checkpoint.rs collect_sink_transactions keys transactions by prepare_path).
 const sinkTxn = z.looseObject({ sink_id: z.string(), epoch: u64, prepare_path: z.string().optional(), committed: z.boolean() });
 
 const schema = z.looseObject({

@@ -7,7 +7,7 @@ import { JsonObject, parseJson } from '../json/json-text.js';
  * Returned as ordered pairs; an id renamed twice is an error.
  */
 export function parseRenameMap(bytes: Uint8Array | string, file = 'rename map'): Array<[string, string]> {
-  const doc = parseJson(bytes, file);
+  const doc = parseJson(bytes, file, { allowBom: true });
   const pairs: Array<[string, string]> = [];
   const fail = (why: string, field?: string): never => {
     throw new KspError('USAGE', `${file}: ${field ? `${field}: ` : ''}${why}`, { file, ...(field ? { field } : {}) });

@@ -1,0 +1,111 @@
+/**
+ * `npm run bench:metadata [-- --sizes 20000,100000,200000 --keep]`: a
+ * savepoint whose metadata.json lists many operator snapshots (10 operators
+ * of N/10 tasks each; one task in 100 holds a few entries, the rest are
+ * stateless) and the time and peak RSS of `verify`, `inspect` and one write
+ * (`relocate`) on it, each in a fresh process so its peak RSS is its own.
+ * Issue 12, second pass: 200,000 snapshots must stay within the 256 MB
+ * budget, with time growing linearly. Benchmarks, not tests: nothing here
+ * asserts.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodeStateBinToBuffer } from '../formats/state-bin/encoder.js';
+import { epochDirName } from '../formats/metadata/metadata.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const DIST = dirname(dirname(SELF));
+const OPERATORS = 10;
+
+/** A relative-mode savepoint with `n` snapshots under `dir`; returns its directory. */
+export async function generateLargeMetadata(dir: string, n: number): Promise<string> {
+  const sp = join(dir, 'bench', 'savepoints', epochDirName(1n));
+  mkdirSync(sp, { recursive: true });
+  const per = Math.ceil(n / OPERATORS);
+  const manifest: string[] = [];
+  const snaps: string[] = [];
+  const empty = createHash('sha256').update('').digest('hex');
+  for (let o = 0; o < OPERATORS; o++) {
+    const op = `op-${o}`;
+    mkdirSync(join(sp, op));
+    for (let t = 0; t < per && o * per + t < n; t++) {
+      const task = `task-${t}`;
+      const rel = `${op}/${task}/state.bin`;
+      mkdirSync(join(sp, op, task));
+      let bytes: Buffer = Buffer.alloc(0);
+      if (t % 100 === 0) {
+        bytes = await encodeStateBinToBuffer([0, 1, 2].map((i) => ({ operatorId: op, stateName: 's', key: Buffer.from(`k-${t}-${i}`), value: Buffer.from(`v-${i}`) })));
+      }
+      writeFileSync(join(sp, rel), bytes);
+      manifest.push(`sha256:${bytes.length ? createHash('sha256').update(bytes).digest('hex') : empty}  ${rel}\n`);
+      snaps.push(`    {\n      "operator_id": "${op}",\n      "task_id": "${task}",\n      "snapshot_path": "bench/checkpoints/${epochDirName(1n)}/${rel}"\n    }`);
+    }
+  }
+  const md = `{\n  "version": 3,\n  "epoch": 1,\n  "job_id": "bench",\n  "fencing_token": 1,\n  "timestamp_ms": 1760000000000,\n  "source_offsets": [],\n  "operator_snapshots": [\n${snaps.join(',\n')}\n  ],\n  "is_savepoint": true,\n  "savepoint_label": null\n}`;
+  writeFileSync(join(sp, 'metadata.json'), md);
+  manifest.push(`sha256:${createHash('sha256').update(md).digest('hex')}  metadata.json\n`);
+  manifest.sort((a, b) => Buffer.compare(Buffer.from(a.slice(73)), Buffer.from(b.slice(73))));
+  writeFileSync(join(sp, 'manifest.sha256'), manifest.join(''));
+  return sp;
+}
+
+/** One operation in this process (the child side). */
+async function runOne(op: string, sp: string, out: string): Promise<void> {
+  const started = performance.now();
+  let detail = '';
+  if (op === 'verify') {
+    const { verifySavepoint } = await import('../model/verify.js');
+    const r = await verifySavepoint(sp);
+    detail = `ok=${r.ok} findings=${r.findings.length}`;
+  } else if (op === 'inspect') {
+    const { inspectSavepoint } = await import('../model/inspect.js');
+    const r = await inspectSavepoint(sp);
+    detail = `tasks=${r.totals.tasks} entries=${r.totals.entries}`;
+  } else {
+    const { Savepoint } = await import('../model/savepoint.js');
+    const { SavepointWriter } = await import('../write/writer.js');
+    const r = await SavepointWriter.from(await Savepoint.open(sp)).relocate().write(out, { mode: 'relative' });
+    detail = `files=${r.written.files}`;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  process.stdout.write(JSON.stringify({ op, seconds, maxRssMb: process.resourceUsage().maxRSS / 1024, detail }) + '\n');
+}
+
+async function main(): Promise<void> {
+  const i = process.argv.indexOf('--child');
+  if (i > 0) return runOne(process.argv[i + 1]!, process.argv[i + 2]!, process.argv[i + 3]!);
+  const s = process.argv.indexOf('--sizes');
+  const sizes = (s > 0 ? process.argv[s + 1]! : '20000,100000,200000').split(',').map(Number);
+  const keep = process.argv.includes('--keep');
+  console.log(`bench:metadata — ${OPERATORS} operators, 1 task in 100 holds 3 entries, the rest stateless (node ${process.version})`);
+  console.log('snapshots  operation  seconds  peak RSS MB  detail');
+  for (const n of sizes) {
+    const dir = mkdtempSync(join(tmpdir(), 'ksp-bench-md-'));
+    try {
+      const t0 = performance.now();
+      const sp = await generateLargeMetadata(dir, n);
+      console.log(`${String(n).padStart(9)}  generate   ${((performance.now() - t0) / 1000).toFixed(1).padStart(7)}`);
+      for (const op of ['verify', 'inspect', 'relocate']) {
+        const out = join(dir, `out-${op}`);
+        const r = spawnSync(process.execPath, [SELF, '--child', op, sp, out], { encoding: 'utf8', cwd: DIST, maxBuffer: 64 * 1024 * 1024 });
+        const line = r.stdout.trim().split('\n').pop() ?? '';
+        try {
+          const x = JSON.parse(line) as { seconds: number; maxRssMb: number; detail: string };
+          console.log(`${String(n).padStart(9)}  ${op.padEnd(9)}  ${x.seconds.toFixed(1).padStart(7)}  ${x.maxRssMb.toFixed(0).padStart(11)}  ${x.detail}`);
+        } catch {
+          console.log(`${String(n).padStart(9)}  ${op.padEnd(9)}  failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n').slice(0, 3).join(' | ')}`);
+        }
+        rmSync(out, { recursive: true, force: true });
+      }
+    } finally {
+      if (!keep) rmSync(dir, { recursive: true, force: true });
+      else console.log(`kept ${dir}`);
+    }
+  }
+}
+
+if (process.argv[1] === SELF) await main();
