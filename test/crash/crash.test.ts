@@ -11,7 +11,7 @@
  * Each command gets its own work folder, with its own --temp-dir so spill
  * folders can be counted.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/env.js';
@@ -88,7 +88,10 @@ describe('kill -9 of the launcher alone', () => {
     expect(ref.status, tail(ref.stderr)).toBe(0);
     rmSync(join(dir, 'target'), { recursive: true, force: true });
     const delayMs = Math.floor(ref.ms / 4);
-    const r = await runKsp(args, { signal: 'SIGKILL', delayMs, launcherOnly: true }, 60_000, 300);
+    // The worker notices the launcher's death (its IPC channel closes), rolls
+    // its write back and exits: give that rollback a few seconds, not more.
+    const r = await runKsp(args, { signal: 'SIGKILL', delayMs, launcherOnly: true }, 60_000, 10_000);
+    expect(existsSync(join(dir, 'target', 'manifest.sha256')), 'the abandoned write was sealed').toBe(false);
     expect(r.strayProcesses, `ksp ${args.join(' ')}: SIGKILL to the launcher after ${delayMs} ms; still running: ${r.strayProcesses}; ${describeTarget(join(dir, 'target'), join(dir, 'target'))}`).toBeUndefined();
   }, 120_000);
 });
