@@ -71,11 +71,15 @@ export interface InspectSummary {
   totals: { operators: number; tasks: number; entries: number; bytes: number; nativeTasks: number; statelessTasks: number; windowJoinTasks: number };
 }
 
-export async function inspectSavepoint(target: string | Location | Savepoint, options: { onBytes?: (n: number) => void; onTotal?: (n: number) => void; threads?: number } = {}): Promise<InspectSummary> {
+export async function inspectSavepoint(target: string | Location | Savepoint, options: {
+  onBytes?: (n: number) => void; onTotal?: (n: number) => void; threads?: number;
+  /** SHA-256 per file URI from the source's manifest (source-integrity.ts): each state file read is checked against it. */
+  hashes?: ReadonlyMap<string, string>;
+} = {}): Promise<InspectSummary> {
   const sp = target instanceof Savepoint ? target : await Savepoint.open(target);
   const md = sp.metadata.value;
   // Sizes come from the probe in attachNative (one stat per task, a bounded number at once).
-  const reqs: ScanRequest[] = sp.tasks.map((t) => ({ uri: uriOf(t.location), hash: false, decode: true, keyGroups: true }));
+  const reqs: ScanRequest[] = sp.tasks.map((t) => ({ uri: uriOf(t.location), hash: options.hashes?.has(uriOf(t.location)) ?? false, decode: true, keyGroups: true }));
   const nativeErrors = await attachNative(sp, reqs.map((req, i) => ({ req, task: sp.tasks[i] })), false);
   options.onTotal?.(reqs.reduce((s, r) => s + (r.work ?? r.size ?? 0), 0));
   const ops = new Map<string, { summary: OperatorSummary; groups: Uint32Array }>();
@@ -99,6 +103,10 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
     const r = results[i]!;
     const pre = nativeErrors.get(i);
     if (pre) r.error = { code: pre.code, message: pre.message, data: pre.data };
+    const want = options.hashes?.get(r.uri);
+    if (!r.error && want !== undefined && r.sha256 !== undefined && r.sha256 !== want) {
+      r.error = { code: 'HASH_MISMATCH', message: `${r.uri}: SHA-256 ${r.sha256} differs from ${want} in the savepoint's manifest.sha256`, data: { file: r.uri, expected: want, found: r.sha256 } };
+    }
     const op = ops.get(t.operatorId)!;
     const task: TaskSummary = { id: t.taskId, file: uriOf(t.location), format: r.kind, size: r.size, entries: r.entryCount, states: r.states.map(stateOf) };
     if (r.pointer) task.pointer = r.pointer;

@@ -18,6 +18,7 @@ import type { TtlPrefixMode } from '../formats/task-format/ttl.js';
 import { refuseOpaque } from './repartition.js';
 import type { Job, OutputTask, SourceTask } from './jobs.js';
 import { nativeFilesOf, type NativeTaskFiles } from '../model/native-files.js';
+import { checkSourceIntegrity } from '../model/source-integrity.js';
 import { deepFreeze, type OperationRecord, type OperatorPlan, type PlannedFile, type WritePlan } from './plan.js';
 import type { CollisionPolicy } from './spill.js';
 import { Target, within, type OutputMode, type StoredFile } from './target.js';
@@ -444,46 +445,9 @@ class Planner {
    * each refusal into a warning and drops the manifest's hashes.
    */
   private async readSourceManifest(): Promise<void> {
-    const loc = child(this.sp.dir, MANIFEST_NAME);
-    const file = uriOf(loc);
-    const trust = this.options.trustSource === true;
-    const refuse = (e: KspError): void => {
-      if (!trust) throw e;
-      this.warnings.push(`--trust-source: ${e.message}`);
-    };
-    if (!(await loc.storage.stat(loc.key))) {
-      refuse(new KspError('MANIFEST_MISSING', `${file}: the source has no manifest.sha256, so its files cannot be checked; it may be incomplete (pass --trust-source to use it anyway)`, { file }));
-      return;
-    }
-    let m: ParsedManifest;
-    try {
-      m = parseManifest(await loc.storage.readSmall(loc.key), file);
-    } catch (e) {
-      if (!(e instanceof KspError) || !trust) throw e;
-      this.warnings.push(`--trust-source: ${e.message}`);
-      return;
-    }
-    const listed = new Map(m.entries.map((e) => [e.path, e.sha256]));
-    const mdFile = uriOf(child(this.sp.dir, 'metadata.json'));
-    const mdHash = listed.get('metadata.json');
-    if (mdHash === undefined) {
-      refuse(new KspError('MANIFEST_INCOMPLETE', `${file}: does not list metadata.json${m.entries.length === 0 ? ' (the manifest is empty)' : ''}, so the source's metadata cannot be checked (pass --trust-source to use it anyway)`, { file }));
-    } else if (mdHash !== this.sp.metadataSha256) {
-      refuse(new KspError('HASH_MISMATCH', `${mdFile}: SHA-256 ${this.sp.metadataSha256} differs from ${mdHash} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: mdFile, expected: mdHash, found: this.sp.metadataSha256 }));
-    }
-    if (this.sp.metaSha256 !== null && this.sp.metaLocation && this.sp.metaLocation.key === child(this.sp.dir, 'meta.json').key) {
-      const h = listed.get('meta.json');
-      const mf = uriOf(this.sp.metaLocation);
-      if (h !== undefined && h !== this.sp.metaSha256) refuse(new KspError('HASH_MISMATCH', `${mf}: SHA-256 ${this.sp.metaSha256} differs from ${h} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: mf, expected: h, found: this.sp.metaSha256 }));
-    }
-    for (const t of this.sp.tasks) {
-      if (t.relPath !== null && !listed.has(t.relPath)) {
-        refuse(new KspError('MANIFEST_INCOMPLETE', `${file}: does not list ${t.relPath} (state of ${t.operatorId}/${t.taskId}), so it cannot be checked (pass --trust-source to use it anyway)`, { file, path: t.relPath }));
-        break;
-      }
-    }
-    if (trust) return;
-    for (const e of m.entries) this.manifestHashes.set(uriOf(child(this.sp.dir, e.path)), e.sha256);
+    const r = await checkSourceIntegrity(this.sp, this.options.trustSource === true);
+    this.warnings.push(...r.warnings);
+    this.manifestHashes = r.hashes;
   }
 
   /** The output's fencing token: as given, else 1, which a fresh cluster accepts. */

@@ -19,6 +19,7 @@ export interface InspectArgs extends GlobalArgs, SourceArgs {
   overwrite?: boolean;
   threads?: number;
   allTasks?: boolean;
+  trustSource?: boolean;
 }
 
 const CODECS = ['utf8', 'json', 'msgpack', 'i64le', 'u64le', 'f64le', 'hex'];
@@ -43,6 +44,7 @@ export const command: CommandModule<GlobalArgs, InspectArgs> = {
       .option('compression', { type: 'string', choices: ['zstd', 'snappy', 'gzip', 'lz4', 'none'], default: 'zstd', describe: 'Parquet compression' })
       .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing --out file' })
       .option('all-tasks', { type: 'boolean', default: false, describe: 'With --key: read every task instead of only those owning the key\'s key group' })
+      .option('trust-source', { type: 'boolean', describe: 'Look inside a savepoint whose manifest.sha256 is missing, malformed or disagrees with its metadata (each problem becomes a warning); refused by default. The summary also checks every state file it reads against the manifest; --entries reads without re-hashing (ksp verify checks every file)' })
       .option('threads', { type: 'number', describe: 'Files read at once for the summary (default: one per core)' })
       .conflicts('key', 'key-utf8')
       .conflicts('key-prefix', 'key-prefix-utf8')

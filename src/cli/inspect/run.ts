@@ -6,6 +6,7 @@ import { jsonlLine } from '../../export/jsonl.js';
 import type { DecodeStats, ExportCodecs } from '../../export/columns.js';
 import { inspectSavepoint, type InspectSummary } from '../../model/inspect.js';
 import { tasksForKey } from '../../model/key-lookup.js';
+import { checkSourceIntegrity } from '../../model/source-integrity.js';
 import { Savepoint, type EntryFilter, type EntryRow } from '../../model/savepoint.js';
 import { viewCodec } from '../../model/value-codecs.js';
 import { locate } from '../../storage/uri.js';
@@ -27,7 +28,10 @@ export async function run(args: InspectArgs): Promise<void> {
   const keyPrefix = args.keyPrefix !== undefined ? hexArg('key-prefix', args.keyPrefix) : args.keyPrefixUtf8 !== undefined ? Buffer.from(args.keyPrefixUtf8, 'utf8') : undefined;
   const entriesMode = args.entries || key !== undefined || keyPrefix !== undefined || args.limit !== undefined || args.out !== undefined;
   if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 0)) throw new KspError('USAGE', `--limit: expected a whole number >= 0, found ${args.limit}`);
-  if (!entriesMode) return summary(sp, args);
+  // The source's integrity first, as the writers check it (--trust-source to look inside a damaged one).
+  const integrity = await checkSourceIntegrity(sp, args.trustSource === true);
+  if (!args.quiet) for (const w of integrity.warnings) err(`ksp: warning: ${shown(w)}`);
+  if (!entriesMode) return summary(sp, args, integrity.hashes);
 
   const filter: EntryFilter = { operator: args.operator, state: args.state, key, keyPrefix };
   const candidates = sp.candidateTasks(filter);
@@ -114,9 +118,9 @@ function humanEntry(r: EntryRow, codecs: ExportCodecs, stats: DecodeStats): stri
   return `${op}/${r.task.taskId}  ${r.stateName}  ${show(r.key, codecs.key, 'key')} => ${show(r.value, codecs.value, 'value')}\n`;
 }
 
-async function summary(sp: Savepoint, args: InspectArgs): Promise<void> {
+async function summary(sp: Savepoint, args: InspectArgs, hashes: ReadonlyMap<string, string>): Promise<void> {
   const progress = new Progress('inspect', args.progress !== false && !args.quiet);
-  const s = await inspectSavepoint(sp, { onBytes: progress.add, onTotal: (n) => progress.setTotal(n), threads: args.threads });
+  const s = await inspectSavepoint(sp, { onBytes: progress.add, onTotal: (n) => progress.setTotal(n), threads: args.threads, hashes });
   progress.end();
   if (args.operator !== undefined) s.operators = s.operators.filter((o) => o.id === args.operator || o.states.some((x) => x.entryOperator === args.operator));
   if (args.state !== undefined) for (const o of s.operators) o.states = o.states.filter((x) => x.name === args.state);

@@ -1,0 +1,61 @@
+import { KspError } from '../errors.js';
+import { MANIFEST_NAME, parseManifest, type ParsedManifest } from '../formats/manifest/manifest.js';
+import { child, uriOf } from '../storage/uri.js';
+import type { Savepoint } from './savepoint.js';
+
+/**
+ * The source's integrity, before anything is read from it (every command
+ * that uses a savepoint's state: the writers and `inspect`): its manifest
+ * must exist, parse, list metadata.json (with the hash of the bytes read)
+ * and every state file inside the directory. The hashes it returns let the
+ * caller check each state file as it is read. `trust` (`--trust-source`)
+ * turns each refusal into a warning and returns no hashes.
+ */
+export interface SourceIntegrity {
+  /** SHA-256 per file URI, from the source's manifest (empty when trusted). */
+  hashes: Map<string, string>;
+  warnings: string[];
+}
+
+export async function checkSourceIntegrity(sp: Savepoint, trust: boolean): Promise<SourceIntegrity> {
+  const out: SourceIntegrity = { hashes: new Map(), warnings: [] };
+  const loc = child(sp.dir, MANIFEST_NAME);
+  const file = uriOf(loc);
+  const refuse = (e: KspError): void => {
+    if (!trust) throw e;
+    out.warnings.push(`--trust-source: ${e.message}`);
+  };
+  if (!(await loc.storage.stat(loc.key))) {
+    refuse(new KspError('MANIFEST_MISSING', `${file}: the source has no manifest.sha256, so its files cannot be checked; it may be incomplete (pass --trust-source to use it anyway)`, { file }));
+    return out;
+  }
+  let m: ParsedManifest;
+  try {
+    m = parseManifest(await loc.storage.readSmall(loc.key), file);
+  } catch (e) {
+    if (!(e instanceof KspError) || !trust) throw e;
+    out.warnings.push(`--trust-source: ${e.message}`);
+    return out;
+  }
+  const listed = new Map(m.entries.map((e) => [e.path, e.sha256]));
+  const mdFile = uriOf(child(sp.dir, 'metadata.json'));
+  const mdHash = listed.get('metadata.json');
+  if (mdHash === undefined) {
+    refuse(new KspError('MANIFEST_INCOMPLETE', `${file}: does not list metadata.json${m.entries.length === 0 ? ' (the manifest is empty)' : ''}, so the source's metadata cannot be checked (pass --trust-source to use it anyway)`, { file }));
+  } else if (mdHash !== sp.metadataSha256) {
+    refuse(new KspError('HASH_MISMATCH', `${mdFile}: SHA-256 ${sp.metadataSha256} differs from ${mdHash} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: mdFile, expected: mdHash, found: sp.metadataSha256 }));
+  }
+  if (sp.metaSha256 !== null && sp.metaLocation && sp.metaLocation.key === child(sp.dir, 'meta.json').key) {
+    const h = listed.get('meta.json');
+    const mf = uriOf(sp.metaLocation);
+    if (h !== undefined && h !== sp.metaSha256) refuse(new KspError('HASH_MISMATCH', `${mf}: SHA-256 ${sp.metaSha256} differs from ${h} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: mf, expected: h, found: sp.metaSha256 }));
+  }
+  for (const t of sp.tasks) {
+    if (t.relPath !== null && !listed.has(t.relPath)) {
+      refuse(new KspError('MANIFEST_INCOMPLETE', `${file}: does not list ${t.relPath} (state of ${t.operatorId}/${t.taskId}), so it cannot be checked (pass --trust-source to use it anyway)`, { file, path: t.relPath }));
+      break;
+    }
+  }
+  if (!trust) for (const e of m.entries) out.hashes.set(uriOf(child(sp.dir, e.path)), e.sha256);
+  return out;
+}
