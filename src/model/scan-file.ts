@@ -96,7 +96,10 @@ export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void):
   if (size === 0) {
     // Nothing to read (most tasks of a large job are stateless): no open, no read.
     if (req.hash) res.sha256 = EMPTY_SHA256;
-    if (req.decode) res.kind = 'stateless';
+    if (req.decode) {
+      res.kind = 'stateless';
+      emptyFileNote(res);
+    }
     return res;
   }
   const hasher = req.hash ? createHash('sha256') : null;
@@ -136,9 +139,7 @@ async function decodeInto(res: ScanResult, stream: AsyncGenerator<Uint8Array>, s
   switch (body.body) {
     case 'empty':
       res.kind = 'stateless';
-      // snapshot.rs decode_snapshot_entries: "too short" below 12 bytes; the
-      // executor's restore decodes every referenced snapshot.
-      note(res, 'warning', 'STATE_BIN_EMPTY_FILE', `0-byte state.bin, read as a task with no entries; the engine's generic restore would refuse it (restore_job_from_checkpoint decodes every referenced snapshot; decode_snapshot_entries in krishiv-state/src/snapshot.rs rejects fewer than 12 bytes: "snapshot corrupt: too short"). Omit the task, or write the 12-byte empty snapshot 01000000 0000000000000000`);
+      emptyFileNote(res);
       return;
     case 'native':
       res.kind = 'native';
@@ -218,6 +219,14 @@ async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]
   for (const s of ttl?.likely() ?? []) {
     note(res, 'warning', 'TTL_PREFIX_LIKELY', `every value of ${s.operator}/${s.state} (${s.entries} entries) starts with what looks like an i64 expiry time in ms: likely native state of an operator with a state TTL, stored as [i64 LE expires_at_ms][value] (TtlStateBackend, krishiv-state/src/ttl.rs). The engine's portable snapshot strips that prefix; ksp convert --to canonical keeps it unless given --ttl-prefix strip`, { operator: s.operator, state: s.state, entries: s.entries });
   }
+}
+
+/**
+ * snapshot.rs decode_snapshot_entries: "too short" below 12 bytes; the
+ * executor's restore decodes every referenced snapshot.
+ */
+function emptyFileNote(res: ScanResult): void {
+  note(res, 'warning', 'STATE_BIN_EMPTY_FILE', `0-byte state.bin, read as a task with no entries; the engine's generic restore would refuse it (restore_job_from_checkpoint decodes every referenced snapshot; decode_snapshot_entries in krishiv-state/src/snapshot.rs rejects fewer than 12 bytes: "snapshot corrupt: too short"). Omit the task, or write the 12-byte empty snapshot 01000000 0000000000000000`);
 }
 
 export function scanError(e: unknown): ScanResult['error'] {

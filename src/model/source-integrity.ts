@@ -2,6 +2,7 @@ import { KspError } from '../errors.js';
 import { MANIFEST_NAME, parseManifest, type ParsedManifest } from '../formats/manifest/manifest.js';
 import { child, uriOf } from '../storage/uri.js';
 import type { Savepoint } from './savepoint.js';
+import { eachLimited } from './read-roots.js';
 
 /**
  * The source's integrity, before anything is read from it (every command
@@ -55,6 +56,19 @@ export async function checkSourceIntegrity(sp: Savepoint, trust: boolean): Promi
       refuse(new KspError('MANIFEST_INCOMPLETE', `${file}: does not list ${t.relPath} (state of ${t.operatorId}/${t.taskId}), so it cannot be checked (pass --trust-source to use it anyway)`, { file, path: t.relPath }));
       break;
     }
+  }
+  // Every listed file must exist, as the engine's manifest check demands
+  // (model FORMAT.md §3); state files are looked at by the command itself.
+  const known = new Set(['metadata.json', 'meta.json', ...sp.tasks.map((t) => t.relPath)]);
+  const others = m.entries.filter((e) => !known.has(e.path));
+  const gone: string[] = [];
+  await eachLimited(others, 16, async (e) => {
+    const at = child(sp.dir, e.path);
+    if (!(await at.storage.stat(at.key).catch(() => null))) gone.push(e.path);
+  });
+  if (gone.length) {
+    const first = gone.sort()[0]!;
+    refuse(new KspError('FILES_MISSING', `${file}: lists ${first.length > 200 ? `${first.slice(0, 200)}…` : first}, which does not exist${gone.length > 1 ? ` (and ${gone.length - 1} more)` : ''}; the engine refuses a manifest whose files are missing (pass --trust-source to use it anyway)`, { file, missing: gone.slice(0, 20), count: gone.length }));
   }
   if (!trust) for (const e of m.entries) out.hashes.set(uriOf(child(sp.dir, e.path)), e.sha256);
   return out;

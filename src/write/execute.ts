@@ -234,10 +234,12 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     report.verify = { ok: errors.length === 0, files: v.totals.files, bytes: v.totals.bytes, entries: v.totals.entries, warnings: v.findings.filter((f) => f.severity === 'warning') };
     if (errors.length) {
       // A file copied unchanged under its source manifest's hash that does
-      // not match it: the source file is corrupt, and the error names it.
+      // not match it: when the source file itself differs from its manifest
+      // (hashed again here, on this rare path), the source is corrupt and the
+      // error names it; otherwise the copy was damaged at the target.
       for (const f of errors) {
         const j = f.code === 'HASH_MISMATCH' ? p.jobs.find((x) => x.kind === 'copy' && x.sha256 !== undefined && uriOf(x.out.location) === f.file) : undefined;
-        if (j?.kind === 'copy') {
+        if (j?.kind === 'copy' && (await hashOf(j.from).catch(() => null)) !== j.sha256) {
           const src = uriOf(j.from);
           throw new KspError('HASH_MISMATCH', `${src}: SHA-256 differs from ${j.sha256} in the source's manifest.sha256 (found on its copy ${f.file}, which was removed; pass --trust-source to use it anyway)`, { file: src, expected: j.sha256, copy: f.file });
         }

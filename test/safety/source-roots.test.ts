@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Savepoint } from '../../src/model/savepoint.js';
@@ -7,7 +7,7 @@ import { ReadRoots } from '../../src/model/read-roots.js';
 import { inspectSavepoint } from '../../src/model/inspect.js';
 import { locate } from '../../src/storage/uri.js';
 import { ksp } from '../support/cli.js';
-import { useTempDirs } from '../write/support.js';
+import { treeHashes, useTempDirs } from '../write/support.js';
 import { convertCanonical, copySavepoint, editMetadata, errorCodes, rejection, relocate, reseal, verifySavepoint } from './source-support.js';
 
 /**
@@ -183,9 +183,24 @@ describe('files that are not regular files', () => {
 });
 
 describe('absolute stored paths', () => {
+  it('prepare_path is an executor-side name: carried as a string, never read or copied', async () => {
+    const { src, out } = setup();
+    editMetadata(src, (t) => {
+      const i = t.lastIndexOf('\n}');
+      return t.slice(0, i) + `,\n  "sink_transactions": [\n    {\n      "sink_id": "s",\n      "epoch": 7,\n      "prepare_path": "/etc/passwd",\n      "committed": false\n    }\n  ]` + t.slice(i);
+    });
+    reseal(src);
+    expect((await verifySavepoint(src)).ok).toBe(true);
+    await relocate(src, out);
+    const md = JSON.parse(readFileSync(join(out, 'metadata.json'), 'utf8'));
+    expect(md.sink_transactions).toEqual([{ sink_id: 's', epoch: 7, prepare_path: '/etc/passwd', committed: false }]);
+    // Nothing of the host file reached the output.
+    const passwd = readFileSync('/etc/passwd');
+    for (const f of Object.keys(treeHashes(out))) expect(readFileSync(join(out, f)).includes(passwd.subarray(0, 16)), f).toBe(false);
+  });
+
   it.each([
     ['buffer_path', '/etc/passwd', 'unaligned_buffer_refs[0].buffer_path'],
-    ['prepare_path', 'file:///etc/passwd', 'sink_transactions[0].prepare_path'],
   ])('%s %s is refused naming the field', async (field, value, named) => {
     const { src, out } = setup();
     editMetadata(src, (t) => {
