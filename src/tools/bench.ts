@@ -14,18 +14,15 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { copyFileSync, cpSync, createReadStream, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { Packr } from 'msgpackr';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodeStateBin } from '../formats/state-bin/encoder.js';
-import type { StateEntry } from '../formats/state-bin/decoder.js';
 import { buildManifest } from '../formats/manifest/manifest.js';
 import { MetadataDoc, epochDirName } from '../formats/metadata/metadata.js';
 import { fromPlain } from '../formats/json/json-text.js';
-import { locate } from '../storage/uri.js';
 import { encodeNativeKey } from '../formats/native-key/native-key.js';
 import { encodePointer } from '../formats/pointer/pointer.js';
 import { MALLOC_ENV, needsMallocEnv } from '../cli/malloc-env.js';
+import { writeSyntheticSavepoint } from './synthetic.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SELF = fileURLToPath(import.meta.url);
@@ -36,54 +33,9 @@ function arg(name: string, dflt: number): number {
 }
 
 async function generate(dir: string, entries: number, tasks: number): Promise<number> {
-  const job = 'bench';
-  const epoch = 1n;
-  const sp = join(dir, job, 'savepoints', epochDirName(epoch));
-  rmSync(join(dir, job), { recursive: true, force: true });
-  const snaps = [];
-  const manifest = [];
-  let bytes = 0;
-  for (let t = 0; t < tasks; t++) {
-    const n = Math.floor(entries / tasks) + (t < entries % tasks ? 1 : 0);
-    const rel = `op-bench/task-${t}/state.bin`;
-    // Values are msgpack maps (what a migration step decodes), ~100 bytes each.
-    const pack = new Packr({ useRecords: false });
-    async function* batches(): AsyncGenerator<StateEntry[]> {
-      const B = 8192;
-      for (let i = 0; i < n; i += B) {
-        const m = Math.min(B, n - i);
-        const pool = randomFillSync(Buffer.allocUnsafe(m * 96));
-        const batch: StateEntry[] = new Array(m);
-        for (let j = 0; j < m; j++) {
-          const o = j * 96;
-          const value = pack.pack({ n: i + j, sum: (i + j) * 0.5, tag: pool.subarray(o + 16, o + 80) });
-          batch[j] = { operatorId: 'op-bench', stateName: j % 4 === 0 ? 'counts' : 'sessions', key: pool.subarray(o, o + 16), value };
-        }
-        yield batch;
-      }
-    }
-    const hash = createHash('sha256');
-    const out = locate(join(sp, rel));
-    await out.storage.write(out.key, (async function* () {
-      for await (const c of encodeStateBin(n, batches())) {
-        hash.update(c);
-        bytes += c.length;
-        yield c;
-      }
-    })());
-    manifest.push({ path: rel, sha256: hash.digest('hex') });
-    snaps.push({ operator_id: 'op-bench', task_id: `task-${t}`, snapshot_path: `${job}/checkpoints/${epochDirName(epoch)}/${rel}` });
-  }
-  const md = MetadataDoc.fromJson(fromPlain({
-    version: 3, epoch, job_id: job, fencing_token: 1, timestamp_ms: 1760000000000, source_offsets: [],
-    operator_snapshots: snaps, is_savepoint: true, savepoint_label: 'bench',
-  })).encode();
-  const mdLoc = locate(join(sp, 'metadata.json'));
-  await mdLoc.storage.write(mdLoc.key, md);
-  manifest.push({ path: 'metadata.json', sha256: createHash('sha256').update(md).digest('hex') });
-  const mf = locate(join(sp, 'manifest.sha256'));
-  await mf.storage.write(mf.key, buildManifest(manifest));
-  return bytes;
+  rmSync(join(dir, 'bench'), { recursive: true, force: true });
+  const r = await writeSyntheticSavepoint(dir, { job: 'bench', operator: 'op-bench', entries, tasks, fill: (pool) => void randomFillSync(pool) });
+  return r.bytes;
 }
 
 /** Child mode: run one CLI command in this process and report time and peak RSS. */

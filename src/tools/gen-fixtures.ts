@@ -22,21 +22,12 @@ import { fromPlain } from '../formats/json/json-text.js';
 import { encodePointer } from '../formats/pointer/pointer.js';
 import { keyGroup, taskForKeyGroup } from '../model/key-group.js';
 import { buildWindowJoinFixture } from './window-join-fixture.js';
+import { prng } from './synthetic.js';
 
 export const FIXTURE_JOB = 'shop';
 export const FIXTURE_BUCKET = 'ksp-fixtures';
 const T0 = 1760000000000n;
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function i64(v: bigint): Buffer {
   const b = Buffer.alloc(8);

@@ -1,6 +1,4 @@
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
-import { join } from 'node:path';
 import { KspError, preview } from '../errors.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
 import { openBody, type TaskReader } from '../formats/task-format/index.js';

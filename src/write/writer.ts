@@ -1,5 +1,4 @@
 import { KspError } from '../errors.js';
-import { MANIFEST_NAME, parseManifest, type ParsedManifest } from '../formats/manifest/manifest.js';
 import { MetadataDoc } from '../formats/metadata/metadata.js';
 import { MetaDoc, SAVEPOINT_FORMAT_VERSION } from '../formats/meta/meta.js';
 import { JsonObject, fromPlain, type JsonValue } from '../formats/json/json-text.js';

@@ -22,14 +22,8 @@ import { createHash } from 'node:crypto';
 import { constants } from 'node:os';
 import * as fs from 'node:fs';
 import { join, relative } from 'node:path';
-import { Packr } from 'msgpackr';
-import { encodeStateBin } from '../../src/formats/state-bin/encoder.js';
-import type { StateEntry } from '../../src/formats/state-bin/decoder.js';
-import { buildManifest } from '../../src/formats/manifest/manifest.js';
-import { MetadataDoc, epochDirName } from '../../src/formats/metadata/metadata.js';
-import { fromPlain } from '../../src/formats/json/json-text.js';
-import { locate } from '../../src/storage/uri.js';
 import { BIN } from '../support/cli.js';
+import { prng, writeSyntheticSavepoint } from '../../src/tools/synthetic.js';
 
 // ---------------------------------------------------------------- settings
 
@@ -51,17 +45,8 @@ export function crashPoints(): number {
   return n;
 }
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
+/** mulberry32 (src/tools/synthetic.ts): the same sequence for the same seed everywhere. */
+export const rng = prng;
 
 /** A per-command seed derived from the run's seed, so one command's points do not shift when another is added. */
 export function subSeed(seed: number, name: string): number {
@@ -85,55 +70,12 @@ export function signalOf(i: number): KillSignal {
  * written with ksp's own encoders as the bench does: `entries` entries over
  * `tasks` tasks of operator `op-crash`, 16-byte keys, ~100-byte msgpack values
  * (`{ n, sum, tag }`), states `counts` (one entry in four) and `sessions`.
- * The bytes come from a fixed PRNG: the same data on every run.
- */
 export async function generateSavepoint(dir: string, entries: number, tasks = 4): Promise<string> {
-  const job = 'crash';
-  const epoch = 1n;
-  const sp = join(dir, job, 'savepoints', epochDirName(epoch));
   const next = rng(0x5eed);
-  const snaps = [];
-  const manifest = [];
-  const pack = new Packr({ useRecords: false });
-  for (let t = 0; t < tasks; t++) {
-    const n = Math.floor(entries / tasks) + (t < entries % tasks ? 1 : 0);
-    const rel = `op-crash/task-${t}/state.bin`;
-    async function* batches(): AsyncGenerator<StateEntry[]> {
-      const B = 8192;
-      for (let i = 0; i < n; i += B) {
-        const m = Math.min(B, n - i);
-        const pool = Buffer.allocUnsafe(m * 80);
-        for (let o = 0; o < pool.length; o += 4) pool.writeUInt32LE((next() * 0x1_0000_0000) >>> 0, o);
-        const batch: StateEntry[] = new Array(m);
-        for (let j = 0; j < m; j++) {
-          const o = j * 80;
-          const value = pack.pack({ n: i + j, sum: (i + j) * 0.5, tag: pool.subarray(o + 16, o + 80) });
-          batch[j] = { operatorId: 'op-crash', stateName: j % 4 === 0 ? 'counts' : 'sessions', key: pool.subarray(o, o + 16), value };
-        }
-        yield batch;
-      }
-    }
-    const hash = createHash('sha256');
-    const out = locate(join(sp, rel));
-    await out.storage.write(out.key, (async function* () {
-      for await (const c of encodeStateBin(n, batches())) {
-        hash.update(c);
-        yield c;
-      }
-    })());
-    manifest.push({ path: rel, sha256: hash.digest('hex') });
-    snaps.push({ operator_id: 'op-crash', task_id: `task-${t}`, snapshot_path: `${job}/checkpoints/${epochDirName(epoch)}/${rel}` });
-  }
-  const md = MetadataDoc.fromJson(fromPlain({
-    version: 3, epoch, job_id: job, fencing_token: 1, timestamp_ms: 1760000000000, source_offsets: [],
-    operator_snapshots: snaps, is_savepoint: true, savepoint_label: 'crash',
-  })).encode();
-  const mdLoc = locate(join(sp, 'metadata.json'));
-  await mdLoc.storage.write(mdLoc.key, md);
-  manifest.push({ path: 'metadata.json', sha256: createHash('sha256').update(md).digest('hex') });
-  const mf = locate(join(sp, 'manifest.sha256'));
-  await mf.storage.write(mf.key, buildManifest(manifest));
-  return sp;
+  const fill = (pool: Buffer): void => {
+    for (let o = 0; o < pool.length; o += 4) pool.writeUInt32LE((next() * 0x1_0000_0000) >>> 0, o);
+  };
+  return (await writeSyntheticSavepoint(dir, { job: 'crash', operator: 'op-crash', entries, tasks, fill })).sp;
 }
 
 // ---------------------------------------------------------------- trees
