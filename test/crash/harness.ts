@@ -70,6 +70,8 @@ export function signalOf(i: number): KillSignal {
  * written with ksp's own encoders as the bench does: `entries` entries over
  * `tasks` tasks of operator `op-crash`, 16-byte keys, ~100-byte msgpack values
  * (`{ n, sum, tag }`), states `counts` (one entry in four) and `sessions`.
+ * The bytes come from a fixed PRNG: the same data on every run.
+ */
 export async function generateSavepoint(dir: string, entries: number, tasks = 4): Promise<string> {
   const next = rng(0x5eed);
   const fill = (pool: Buffer): void => {
