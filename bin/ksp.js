@@ -36,11 +36,18 @@ if (needsMallocEnv(process.argv.slice(2))) {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, ...MALLOC_ENV },
   });
+  let sealed = null;
+  worker.on('message', (m) => {
+    if (m && m.ksp === 'sealed') sealed = m.target;
+  });
   worker.on('exit', (code, signal) => {
     if (signal && SIGNALS.includes(signal)) {
-      // Killed before its handlers were installed, which happens before any
-      // write: nothing was written.
-      process.stderr.write(`ksp: interrupted by ${signal} before anything was written\n`);
+      // The worker met the signal without its handlers: before it installed
+      // them (nothing written yet), or while exiting after its write ended
+      // (sealed and verified, or rolled back: nothing sealed).
+      process.stderr.write(sealed
+        ? `ksp: interrupted by ${signal}; the output at ${sealed} was already sealed and verified, so it was kept\n`
+        : `ksp: interrupted by ${signal}; nothing at the target was sealed\n`);
       process.exit(128 + (constants.signals[signal] ?? 15));
     } else if (signal) {
       process.removeAllListeners(signal);

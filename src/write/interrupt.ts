@@ -43,6 +43,9 @@ export function onInterrupt(fn: Rollback): () => void {
  * (removing a complete, verified savepoint helps no one) and says so.
  */
 export function sealedAt(target: string, release: () => Promise<void>): void {
+  // The launcher (bin/ksp.js) learns it too: a signal that ends this process
+  // while it exits, past its handlers, must still be reported as kept.
+  process.send?.({ ksp: 'sealed', target });
   current = async () => {
     await release();
     return `the output at ${target} was already sealed and verified, so it was kept`;
