@@ -436,13 +436,7 @@ class Planner {
     for (const t of tasks) if (this.formats.get(t.index)!.kind === 'missing') this.missing.push(`${uriOf(t.location)} (state of ${t.operatorId}/${t.taskId})`);
   }
 
-  /**
-   * The source's integrity, before anything is read from it: its manifest
-   * must exist, parse, list metadata.json (with the hash of the bytes read)
-   * and every state file inside the directory. State files are checked
-   * against it as they are read (copies, rewrites). `--trust-source` turns
-   * each refusal into a warning and drops the manifest's hashes.
-   */
+  /** The source's integrity first (model/source-integrity.ts); its hashes check each state file as it is read. */
   private async readSourceManifest(): Promise<void> {
     const r = await checkSourceIntegrity(this.sp, this.options.trustSource === true);
     this.warnings.push(...r.warnings);
