@@ -170,6 +170,7 @@ export class TargetLock {
   private timer: NodeJS.Timeout | null = null;
   private lost = false;
   private released = false;
+  private releasing: Promise<void> | null = null;
 
   private constructor(readonly dir: Location, readonly info: LockInfo, private readonly body: string) {}
 
@@ -222,10 +223,14 @@ export class TargetLock {
   }
 
   /** Releases the lock; never throws (runs on every exit path, failures included). */
-  async release(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    if (this.timer) clearInterval(this.timer);
-    await removeIf(this.dir, this.info.token).catch(() => undefined);
+  release(): Promise<void> {
+    // A second caller (a signal's handler during the first release) waits for
+    // the same removal, so the process never exits between its rename and rm.
+    this.releasing ??= (async () => {
+      this.released = true;
+      if (this.timer) clearInterval(this.timer);
+      await removeIf(this.dir, this.info.token).catch(() => undefined);
+    })();
+    return this.releasing;
   }
 }

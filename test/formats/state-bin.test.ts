@@ -36,7 +36,8 @@ function u64(n: bigint): Buffer {
 const entry = (op: string, st: string, k: string, v: string): StateEntry => ({ operatorId: op, stateName: st, key: Buffer.from(k), value: Buffer.from(v) });
 
 describe.skipIf(!HAS_SHARED)('state.bin: the engine fixture', () => {
-  const bytes = readFileSync(join(ENGINE_SP, 'op-0', 'task-0', 'state.bin'));
+  // A skipped describe's body still runs at collection: read only when the fixture is there.
+  const bytes = HAS_SHARED ? readFileSync(join(ENGINE_SP, 'op-0', 'task-0', 'state.bin')) : Buffer.alloc(0);
   it('decodes to its two entries', async () => {
     const es = await decodeAll(bytes);
     expect(es.map((e) => [e.operatorId, e.stateName, Buffer.from(e.key).toString(), e.value.length])).toEqual([
