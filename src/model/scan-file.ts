@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { KspError, isKspError } from '../errors.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
-import { openBody, TtlSniffer, type WindowJoinSummary } from '../formats/task-format/index.js';
-import { RocksDb } from '../rocksdb/db.js';
-import { nativeEntries, nativeInfo, openImage, type NativeFileRef, type NativeInfo } from './native-state.js';
+import { StateBinWalker, WalkBail } from '../formats/state-bin/walker.js';
+import type { TtlSniffer, WindowJoinSummary } from '../formats/task-format/index.js';
+import type { NativeFileRef, NativeInfo } from './native-state.js';
 import { locate } from '../storage/uri.js';
 import { KEY_GROUPS, keyGroup } from './key-group.js';
 import { isWatermarkKey, routingKey, windowGroupKey } from './routing.js';
@@ -14,6 +14,11 @@ import type { PlacementRule } from './placement.js';
  * One pass over one file: SHA-256 of its bytes and, for state files, a full
  * decode with per-state counts and key-group counts. It runs inline or in a
  * worker thread (scan-pool.ts), so its request and result are plain data.
+ *
+ * A canonical body (most of the bytes of most savepoints) is counted by the
+ * allocation-free walker; the task-format readers, RocksDB and Arrow are
+ * loaded only when a file needs them, so a worker that scans canonical
+ * files starts in milliseconds.
  */
 
 export interface ScanRequest {
@@ -32,6 +37,12 @@ export interface ScanRequest {
   work?: number;
   /** Check each routed entry's key group against the ranges this task may hold (verify). */
   placement?: PlacementRule;
+  /**
+   * Decode with the full task-format reader even where the counting walker
+   * could: set when the walker found the body unclean, so the exact error
+   * (field, offset, entry) comes from the one decoder that words it.
+   */
+  exact?: boolean;
 }
 
 export interface PlacementCount {
@@ -115,7 +126,12 @@ export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void):
   }
   const stream = tap();
   try {
-    if (req.decode) await decodeInto(res, stream, size, req);
+    if (req.decode && !req.exact && size >= 12 && !req.native) {
+      if (!(await walkCanonical(res, stream, size, req))) {
+        await stream.return(undefined);
+        return scanFile({ ...req, exact: true });
+      }
+    } else if (req.decode) await decodeInto(res, stream, size, req);
   } catch (e) {
     if (!isKspError(e)) throw e;
     if (e.code === 'WINDOW_JOIN_INVALID' && res.kind === 'file') res.kind = 'window-join';
@@ -133,8 +149,62 @@ export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void):
   return res;
 }
 
+/**
+ * A canonical v1/v2 body counted by the walker (formats/state-bin/walker.ts).
+ * Any other body goes to the task-format reader with the chunks read so far;
+ * false means the walker found the body unclean and the caller scans again
+ * with `exact`, whose decoder words the error.
+ */
+async function walkCanonical(res: ScanResult, stream: AsyncGenerator<Uint8Array>, size: number, req: ScanRequest): Promise<boolean> {
+  const first = await stream.next();
+  const head = first.done ? null : asBuffer(first.value);
+  const version = head && head.length >= 4 ? head.readUInt32LE(0) : 0;
+  if (!head || (version !== 1 && version !== 2)) {
+    await decodeInto(res, prepend(head, stream), size, req);
+    return true;
+  }
+  const counter = keyCounter(res, req);
+  // Under window routing only keys starting "tw:", "sw:", "ses:" or "wm:"
+  // are routed or counted: the rest need no view at all.
+  const windowOnly = !req.keyGroups && req.placement?.routing === 'window';
+  const onKey = counter
+    ? (buf: Buffer, start: number, len: number, pair: number): void => {
+      const b = buf[start];
+      if (windowOnly && b !== 0x74 && b !== 0x73 && b !== 0x77) return;
+      counter.add(buf.subarray(start, start + len), walker.states[pair]!.state);
+    }
+    : undefined;
+  const walker = new StateBinWalker(size, version, onKey);
+  try {
+    walker.push(head);
+    for (let r = await stream.next(); !r.done; r = await stream.next()) walker.push(asBuffer(r.value));
+    walker.end();
+  } catch (e) {
+    if (e instanceof WalkBail) return false;
+    throw e;
+  }
+  res.kind = 'canonical';
+  res.version = version;
+  if (version === 2) v2Note(res);
+  res.entryCount = walker.entryCount;
+  if (walker.states.length) res.states = walker.states;
+  counter?.finish();
+  if (size === 12 && res.entryCount === 0 && version === 1) res.kind = 'stateless';
+  return true;
+}
+
+function asBuffer(c: Uint8Array): Buffer {
+  return Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+}
+
+async function* prepend(head: Uint8Array | null, rest: AsyncGenerator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  if (head) yield head;
+  yield* rest;
+}
+
 /** Detects the task's body from its first bytes and reads it through its format (task-format/). */
-async function decodeInto(res: ScanResult, stream: AsyncGenerator<Uint8Array>, size: number, req: ScanRequest): Promise<void> {
+async function decodeInto(res: ScanResult, stream: AsyncIterable<Uint8Array>, size: number, req: ScanRequest): Promise<void> {
+  const { openBody } = await import('../formats/task-format/index.js');
   const body = await openBody(stream, size, req.uri, { checkContent: true });
   switch (body.body) {
     case 'empty':
@@ -154,13 +224,15 @@ async function decodeInto(res: ScanResult, stream: AsyncGenerator<Uint8Array>, s
     default:
       res.kind = 'canonical';
       res.version = body.version;
-      if (body.version === 2) {
-        note(res, 'warning', 'STATE_BIN_V2', `state.bin version 2 (the disaggregated backend's snapshot, DisaggregatedStateBackend::snapshot in krishiv-state/src/dfs_backend.rs); the engine's restore decodes snapshots with decode_snapshot_entries, which accepts version 1 only. ksp writes v1 whenever it rewrites this task`);
-      }
+      if (body.version === 2) v2Note(res);
       await countBatches(res, body.batches(), req);
       // The 12-byte empty snapshot is how an empty task is written (model/FORMAT.md §4, "Empty tasks").
       if (size === 12 && res.entryCount === 0 && body.version === 1) res.kind = 'stateless';
   }
+}
+
+function v2Note(res: ScanResult): void {
+  note(res, 'warning', 'STATE_BIN_V2', `state.bin version 2 (the disaggregated backend's snapshot, DisaggregatedStateBackend::snapshot in krishiv-state/src/dfs_backend.rs); the engine's restore decodes snapshots with decode_snapshot_entries, which accepts version 1 only. ksp writes v1 whenever it rewrites this task`);
 }
 
 function note(res: ScanResult, severity: ScanNote['severity'], code: string, message: string, data?: Record<string, unknown>): void {
@@ -168,6 +240,9 @@ function note(res: ScanResult, severity: ScanNote['severity'], code: string, mes
 }
 
 async function scanNative(res: ScanResult, req: ScanRequest, refs: NativeFileRef[]): Promise<void> {
+  const [{ RocksDb }, { nativeEntries, nativeInfo, openImage }, { TtlSniffer }] = await Promise.all([
+    import('../rocksdb/db.js'), import('./native-state.js'), import('../formats/task-format/index.js'),
+  ]);
   const image = await openImage(req.uri, refs, { checkHashes: req.verifyNative === true });
   const db = await RocksDb.open(image);
   res.native = nativeInfo(db);
@@ -178,9 +253,7 @@ async function scanNative(res: ScanResult, req: ScanRequest, refs: NativeFileRef
 /** Per-state and per-key-group counts of a task's entries, canonical or native. */
 async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]>, req: ScanRequest, ttl?: TtlSniffer): Promise<void> {
   const counts = new Map<string, StateCount>();
-  const kg = req.keyGroups ? new Uint32Array(KEY_GROUPS) : undefined;
-  const rule = req.placement;
-  const place: PlacementCount | undefined = rule ? { routed: 0, watermarks: 0, misplaced: 0 } : undefined;
+  const counter = keyCounter(res, req);
   let last: StateCount | undefined;
   for await (const batch of batches) {
     for (const e of batch) {
@@ -193,32 +266,52 @@ async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]
       ttl?.add(e);
       last.keyBytes += e.key.length;
       last.valueBytes += e.value.length;
-      if (kg) {
-        const group = windowGroupKey(e.key);
-        if (group) res.windowKeys++;
-        else if (isWatermarkKey(e.key)) res.watermarkKeys++;
-        kg[keyGroup(group ?? e.key)]!++;
-      }
-      if (rule) {
-        const rk = routingKey(e.key, rule.routing);
-        if (rk === null && isWatermarkKey(e.key)) place!.watermarks++;
-        if (rk !== null) {
-          place!.routed++;
-          const range = taskForKeyGroup(keyGroup(rk), rule.parallelism);
-          if (!rule.ranges.includes(range)) {
-            if (place!.misplaced++ === 0) place!.example = { state: e.stateName, key: Buffer.from(e.key).toString('hex'), range };
-          }
-        }
-      }
+      counter?.add(e.key, e.stateName);
     }
     res.entryCount += batch.length;
   }
   res.states = [...counts.values()];
-  if (kg) res.keyGroups = kg;
-  if (place) res.placement = place;
+  counter?.finish();
   for (const s of ttl?.likely() ?? []) {
     note(res, 'warning', 'TTL_PREFIX_LIKELY', `every value of ${s.operator}/${s.state} (${s.entries} entries) starts with what looks like an i64 expiry time in ms: likely native state of an operator with a state TTL, stored as [i64 LE expires_at_ms][value] (TtlStateBackend, krishiv-state/src/ttl.rs). The engine's portable snapshot strips that prefix; ksp convert --to canonical keeps it unless given --ttl-prefix strip`, { operator: s.operator, state: s.state, entries: s.entries });
   }
+}
+
+/**
+ * What a scan does with each key, when asked: key-group counts (inspect) and
+ * the placement check (verify). Null when neither is asked, so the walk
+ * never makes a view of a key.
+ */
+function keyCounter(res: ScanResult, req: ScanRequest): { add(key: Uint8Array, state: string): void; finish(): void } | null {
+  const kg = req.keyGroups ? new Uint32Array(KEY_GROUPS) : undefined;
+  const rule = req.placement;
+  if (!kg && !rule) return null;
+  const place: PlacementCount | undefined = rule ? { routed: 0, watermarks: 0, misplaced: 0 } : undefined;
+  return {
+    add(key, state) {
+      if (kg) {
+        const group = windowGroupKey(key);
+        if (group) res.windowKeys++;
+        else if (isWatermarkKey(key)) res.watermarkKeys++;
+        kg[keyGroup(group ?? key)]!++;
+      }
+      if (rule) {
+        const rk = routingKey(key, rule.routing);
+        if (rk === null && isWatermarkKey(key)) place!.watermarks++;
+        if (rk !== null) {
+          place!.routed++;
+          const range = taskForKeyGroup(keyGroup(rk), rule.parallelism);
+          if (!rule.ranges.includes(range)) {
+            if (place!.misplaced++ === 0) place!.example = { state, key: Buffer.from(key).toString('hex'), range };
+          }
+        }
+      }
+    },
+    finish() {
+      if (kg) res.keyGroups = kg;
+      if (place) res.placement = place;
+    },
+  };
 }
 
 /**

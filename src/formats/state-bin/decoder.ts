@@ -47,7 +47,7 @@ export interface DecodeOptions {
 }
 
 const FIELDS = ['operator_id', 'state_name', 'key', 'value'] as const;
-const MAX_FIELD = 0x7fff_ffff; // one Buffer: larger single keys/values are refused, not truncated
+export const MAX_FIELD = 0x7fff_ffff; // one Buffer: larger single keys/values are refused, not truncated
 const EMPTY = Buffer.alloc(0);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
