@@ -34,7 +34,8 @@ if (needsMallocEnv(process.argv.slice(2))) {
   const { spawn } = await import('node:child_process');
   worker = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, ...MALLOC_ENV },
+    // Tells the child its IPC channel is this launcher's (src/write/interrupt.ts).
+    env: { ...process.env, ...MALLOC_ENV, KSP_LAUNCHED_WITH_IPC: '1' },
   });
   let sealed = null;
   worker.on('message', (m) => {

@@ -133,7 +133,8 @@ export class Savepoint {
     const sp = new Savepoint(dir, metadata, meta, metaLocation, layout, pathMode, tasks, roots, sha, metaSha);
     metadata.value.operator_snapshots.forEach((s, index) => {
       const r = sp.resolve(s.snapshot_path, `operator_snapshots[${index}].snapshot_path`);
-      tasks.push({ index, operatorId: s.operator_id, taskId: s.task_id, snapshotPath: s.snapshot_path, ...r });
+      // Spelled out, not spread: one object shape, no out-of-object property store (8 MB at 200,000 tasks).
+      tasks.push({ index, operatorId: s.operator_id, taskId: s.task_id, snapshotPath: s.snapshot_path, location: r.location, relPath: r.relPath });
     });
     // Other stored files: resolved (and refused) now, though only writers copy them.
     const extras: Array<{ location: Location; field: string }> = [];

@@ -25,6 +25,8 @@ export interface Finding {
   file?: string;
   message: string;
   data?: Record<string, unknown>;
+  /** On the closing finding of a code raised more than FINDINGS_PER_CODE times: how many were counted, not listed. */
+  omitted?: number;
 }
 
 export interface FileCheck {
@@ -77,6 +79,14 @@ export interface VerifyOptions {
   allowRoots?: readonly string[];
 }
 
+/** Findings listed per code; the rest of that code are counted (see `add` in verifySavepoint). */
+export const FINDINGS_PER_CODE = 100;
+
+/** Errors in a report, the counted-not-listed ones included. */
+export function errorCount(report: VerifyReport): number {
+  return report.findings.reduce((n, f) => n + (f.severity === 'error' ? 1 + (f.omitted ?? 0) : 0), 0);
+}
+
 function finding(severity: Severity, code: string, message: string, file?: string, data?: Record<string, unknown>): Finding {
   return { severity, code, message, ...(file ? { file } : {}), ...(data ? { data } : {}) };
 }
@@ -86,7 +96,24 @@ export async function verifySavepoint(target: string | Location, options: Verify
     ok: false, uri: typeof target === 'string' ? target : uriOf(target), files: [], tasks: [],
     totals: { files: 0, bytes: 0, tasks: 0, entries: 0, nativeTasks: 0 }, findings: [],
   };
-  const add = (f: Finding): void => void report.findings.push(f);
+  // A savepoint of 200,000 tasks can raise the same finding 200,000 times:
+  // the first FINDINGS_PER_CODE of each code are listed, the rest counted
+  // into one closing finding of that code (data.omitted), so memory and
+  // output stay bounded and the error count stays exact.
+  const perCode = new Map<string, { shown: number; omitted: number; severity: Severity }>();
+  const add = (f: Finding): void => {
+    let c = perCode.get(f.code);
+    if (!c) perCode.set(f.code, (c = { shown: 0, omitted: 0, severity: f.severity }));
+    if (c.severity !== f.severity || c.shown < FINDINGS_PER_CODE) {
+      c.shown++;
+      report.findings.push(f);
+    } else c.omitted++;
+  };
+  const closeFindings = (): void => {
+    for (const [code, c] of perCode) {
+      if (c.omitted) report.findings.push({ ...finding(c.severity, code, `${c.omitted} more ${code} finding(s) like the ${FINDINGS_PER_CODE} above, not listed`), omitted: c.omitted });
+    }
+  };
   let sp: Savepoint;
   try {
     sp = await Savepoint.open(target, { allowRoots: options.allowRoots });
@@ -133,112 +160,181 @@ export async function verifySavepoint(target: string | Location, options: Verify
   }
   checkOtherPaths(sp, add);
 
-  // 4. One pass over every file: hashes of listed files, full decode of state files.
-  const taskByRel = new Map<string, TaskRef>();
-  for (const t of sp.tasks) if (t.relPath) taskByRel.set(t.relPath, t);
-  const reqs: ScanRequest[] = [];
-  const what: Array<{ listed?: string; task?: TaskRef }> = [];
+  // 4. One pass over every file: hashes of listed files, full decode of state
+  // files, and (5) key-group placement, checked in the same pass. In chunks
+  // of SCAN_CHUNK files, each folded into the report before the next is
+  // planned: requests and results of 200,000 files at once cost gigabytes.
+  const taskByRel = new Map<string, number>();
+  for (const t of sp.tasks) if (t.relPath) taskByRel.set(t.relPath, t.index);
+  const placement = placementPlan(sp);
+  const fold = new ScanFold(sp, report, listed, placement, add);
+  const scanOptions = { onBytes: options.onBytes, threads: options.threads };
+  let queue: Pending[] = [];
+  const flush = async (): Promise<void> => {
+    const chunk = queue;
+    queue = [];
+    await fold.tasks(chunk, scanOptions, options.onTotal);
+  };
+  // Listed files that are not state files (SSTs, meta.json, …) wait for
+  // every native task: an SST its task already hashed is not read again.
+  const others: Array<{ slot: number; path: string }> = [];
+  let slot = 0;
   for (const [path] of listed) {
-    const task = taskByRel.get(path);
-    reqs.push({ uri: uriOf(child(sp.dir, path)), hash: true, decode: task !== undefined, keyGroups: false });
-    what.push({ listed: path, task });
+    const t = taskByRel.get(path);
+    if (t === undefined) others.push({ slot, path });
+    else {
+      queue.push({ task: sp.tasks[t]!, slot, path });
+      if (queue.length >= SCAN_CHUNK) await flush();
+    }
+    slot++;
   }
   for (const t of sp.tasks) {
     if (t.relPath && listed.has(t.relPath)) continue;
-    reqs.push({ uri: uriOf(t.location), hash: false, decode: true, keyGroups: false });
-    what.push({ task: t });
+    queue.push({ task: t });
+    if (queue.length >= SCAN_CHUNK) await flush();
   }
-  // 5. Key-group placement, checked in the same pass.
-  const placement = placementPlan(sp);
-  reqs.forEach((r, i) => {
-    const t = what[i]!.task;
-    const rule = t && r.decode ? placement.rules.get(t.index) : undefined;
-    if (rule) r.placement = rule;
-  });
-  const nativeErrors = await attachNative(sp, reqs.map((req, i) => ({ req, task: what[i]!.task })), true);
-  // An SST inside the directory is listed in manifest.sha256 and also hashed
-  // by its native task against sst_manifest.json. When both record the same
-  // hash, the task's check stands for both: the file is read once.
-  const covered = new Map<number, number>(); // listed request → native task request
-  const byUri = new Map<string, { task: number; sha256?: string }>();
-  reqs.forEach((r, i) => r.native?.forEach((f) => byUri.set(f.uri, { task: i, sha256: f.sha256 })));
-  reqs.forEach((r, i) => {
-    const path = what[i]!.listed;
-    // Without native tasks there is nothing to look up (and hashing every uri would copy it).
-    const n = byUri.size ? byUri.get(r.uri) : undefined;
-    if (path !== undefined && !r.decode && n?.sha256 !== undefined && n.sha256 === listed.get(path)) covered.set(i, n.task);
-  });
-  const scanned = reqs.map((_, i) => i).filter((i) => !covered.has(i));
-  await statAll(reqs);
-  options.onTotal?.(scanned.reduce((s, i) => s + (reqs[i]!.size ?? 0), 0));
-  const results = new Array<ScanResult>(reqs.length);
-  (await scanFiles(scanned.map((i) => reqs[i]!), { onBytes: options.onBytes, threads: options.threads })).forEach((r, k) => (results[scanned[k]!] = r));
-  // A task that failed may not have hashed all its files: those are hashed on their own.
-  const recheck = [...covered].filter(([, t]) => results[t]!.error || nativeErrors.has(t)).map(([i]) => i);
-  (await scanFiles(recheck.map((i) => reqs[i]!), { onBytes: options.onBytes, threads: options.threads })).forEach((r, k) => {
-    results[recheck[k]!] = r;
-    covered.delete(recheck[k]!);
-  });
-  for (const [i] of covered) {
-    results[i] = { uri: reqs[i]!.uri, kind: 'file', size: reqs[i]!.size ?? 0, sha256: listed.get(what[i]!.listed!)!, entryCount: 0, states: [], windowKeys: 0, watermarkKeys: 0 };
-  }
-
-  const seenTask = new Set<number>();
-  const taskIndex: number[] = [];
-  results.forEach((r, i) => {
-    const { listed: path, task } = what[i]!;
-    const pre = nativeErrors.get(i);
-    if (pre && !r.error) r.error = { code: pre.code, message: pre.message, data: pre.data };
-    if (path !== undefined) {
-      const expected = listed.get(path)!;
-      let found = r.kind === 'missing' ? null : r.sha256 ?? null;
-      if (found === expected) found = expected; // one string, not two equal ones
-      report.files.push({ path, size: r.size, expected, found, ok: found === expected });
-      report.totals.files++;
-      report.totals.bytes += r.size;
-      if (r.kind === 'missing') add(finding('error', 'FILE_MISSING', `${r.uri}: listed in the manifest but missing`, r.uri));
-      else if (found !== expected) add(finding('error', 'HASH_MISMATCH', `${r.uri}: SHA-256 mismatch: expected ${expected}, found ${found}`, r.uri, { expected, found }));
-    }
-    if (task && !seenTask.has(task.index)) {
-      seenTask.add(task.index);
-      taskIndex.push(task.index);
-      taskResult(task, r, path !== undefined, report, add);
-    }
-  });
-  placementFindings(sp, placement, results, what, add);
-  // In metadata order: each check sits at its task's index.
-  const byIndex = new Array<TaskCheck | undefined>(sp.tasks.length);
-  report.tasks.forEach((t, i) => (byIndex[taskIndex[i]!] = t));
-  report.tasks = byIndex.filter((t): t is TaskCheck => t !== undefined);
+  await flush();
+  taskByRel.clear();
+  for (let i = 0; i < others.length; i += SCAN_CHUNK) await fold.others(others.slice(i, i + SCAN_CHUNK), scanOptions, options.onTotal);
+  fold.finish();
   report.totals.tasks = sp.tasks.length;
+  closeFindings();
   report.ok = !report.findings.some((f) => f.severity === 'error');
   return report;
 }
 
+/** Files scanned, and results folded, per chunk (see step 4 of verifySavepoint). */
+const SCAN_CHUNK = 2048;
+
+interface Pending {
+  task: TaskRef;
+  /** Position in manifest.sha256, when the manifest lists the task's file. */
+  slot?: number;
+  path?: string;
+}
+
+type ScanOpts = { onBytes?: (n: number) => void; threads?: number };
+
 /**
- * Misplaced entries are errors naming the task, the count and one example
- * with its owner; what cannot be checked is said once per operator.
+ * The report as chunks of scans arrive: files in manifest order (each at its
+ * slot), tasks in metadata order, and what must outlive a chunk (the hashes
+ * native tasks checked, per-operator placement totals) kept small.
  */
-function placementFindings(sp: Savepoint, plan: PlacementPlan, results: ScanResult[], what: Array<{ task?: TaskRef }>, add: (f: Finding) => void): void {
-  for (const n of plan.notes) add(finding('info', 'PLACEMENT_UNKNOWN', n.message));
-  const unrouted = new Map<string, number>();
-  results.forEach((r, i) => {
-    const t = what[i]!.task;
-    const rule = t ? plan.rules.get(t.index) : undefined;
-    if (!t || !rule || !r.placement) return;
+class ScanFold {
+  private readonly files: Array<FileCheck | undefined>;
+  private readonly tasksAt: Array<TaskCheck | undefined>;
+  private readonly seen: Uint8Array;
+  /** SST uri → the hash its native task checked it against, and whether that task's check held. */
+  private readonly nativeHashed = new Map<string, { sha256?: string; ok: boolean }>();
+  private readonly unrouted = new Map<string, number>();
+  private readonly idsByOp = new Map<string, string[]>();
+  private total = 0;
+
+  constructor(
+    private readonly sp: Savepoint,
+    private readonly report: VerifyReport,
+    private readonly listed: Map<string, string>,
+    private readonly plan: PlacementPlan,
+    private readonly add: (f: Finding) => void,
+  ) {
+    this.files = new Array(listed.size);
+    this.tasksAt = new Array(sp.tasks.length);
+    this.seen = new Uint8Array(sp.tasks.length);
+    for (const n of plan.notes) add(finding('info', 'PLACEMENT_UNKNOWN', n.message));
+  }
+
+  async tasks(chunk: Pending[], opts: ScanOpts, onTotal?: (n: number) => void): Promise<void> {
+    if (chunk.length === 0) return;
+    const reqs: ScanRequest[] = chunk.map(({ task, path }) => {
+      const r: ScanRequest = { uri: uriOf(path !== undefined ? child(this.sp.dir, path) : task.location), hash: path !== undefined, decode: true, keyGroups: false };
+      const rule = this.plan.rules.get(task.index);
+      if (rule) r.placement = rule;
+      return r;
+    });
+    const nativeErrors = await attachNative(this.sp, reqs.map((req, i) => ({ req, task: chunk[i]!.task })), true);
+    await statAll(reqs);
+    this.addTotal(reqs, onTotal);
+    const results = await scanFiles(reqs, opts);
+    results.forEach((r, i) => {
+      const { task, slot, path } = chunk[i]!;
+      const pre = nativeErrors.get(i);
+      if (pre && !r.error) r.error = { code: pre.code, message: pre.message, data: pre.data };
+      for (const f of reqs[i]!.native ?? []) this.nativeHashed.set(f.uri, { sha256: f.sha256, ok: !r.error });
+      if (slot !== undefined) this.file(slot, path!, r);
+      if (!this.seen[task.index]) {
+        this.seen[task.index] = 1;
+        this.tasksAt[task.index] = taskResult(task, r, slot !== undefined, this.report, this.add);
+      }
+      this.placement(task, r);
+    });
+  }
+
+  /**
+   * Listed files that are no task's state file. An SST inside the directory
+   * is listed in manifest.sha256 and also hashed by its native task against
+   * sst_manifest.json: when both record the same hash and the task's check
+   * held, that check stands for both and the file is read once.
+   */
+  async others(chunk: Array<{ slot: number; path: string }>, opts: ScanOpts, onTotal?: (n: number) => void): Promise<void> {
+    const scan: Array<{ slot: number; path: string; req: ScanRequest }> = [];
+    for (const { slot, path } of chunk) {
+      const uri = uriOf(child(this.sp.dir, path));
+      const n = this.nativeHashed.size ? this.nativeHashed.get(uri) : undefined;
+      const expected = this.listed.get(path)!;
+      if (n?.ok && n.sha256 === expected) {
+        const size = (await locate(uri).storage.stat(locate(uri).key))?.size ?? 0;
+        this.file(slot, path, { uri, kind: 'file', size, sha256: expected, entryCount: 0, states: [], windowKeys: 0, watermarkKeys: 0 });
+      } else scan.push({ slot, path, req: { uri, hash: true, decode: false, keyGroups: false } });
+    }
+    await statAll(scan.map((x) => x.req));
+    this.addTotal(scan.map((x) => x.req), onTotal);
+    (await scanFiles(scan.map((x) => x.req), opts)).forEach((r, i) => this.file(scan[i]!.slot, scan[i]!.path, r));
+  }
+
+  finish(): void {
+    for (const [op, n] of this.unrouted) {
+      this.add(finding('info', 'PLACEMENT_UNKNOWN', `operator ${op}: ${n} entries are not in a tw:/sw:/ses: window layout; the engine's rescale broadcasts such keys, so which task owns them cannot be known and their placement is not checked`));
+    }
+    this.report.files = this.files.filter((f): f is FileCheck => f !== undefined);
+    // In metadata order: each check sits at its task's index.
+    this.report.tasks = this.tasksAt.filter((t): t is TaskCheck => t !== undefined);
+  }
+
+  private addTotal(reqs: ScanRequest[], onTotal?: (n: number) => void): void {
+    // Known chunk by chunk: the total grows as the scan reaches later chunks.
+    for (const r of reqs) this.total += r.size ?? 0;
+    onTotal?.(this.total);
+  }
+
+  private file(slot: number, path: string, r: ScanResult): void {
+    const expected = this.listed.get(path)!;
+    let found = r.kind === 'missing' ? null : r.sha256 ?? null;
+    if (found === expected) found = expected; // one string, not two equal ones
+    this.files[slot] = { path, size: r.size, expected, found, ok: found === expected };
+    this.report.totals.files++;
+    this.report.totals.bytes += r.size;
+    if (r.kind === 'missing') this.add(finding('error', 'FILE_MISSING', `${r.uri}: listed in the manifest but missing`, r.uri));
+    else if (found !== expected) this.add(finding('error', 'HASH_MISMATCH', `${r.uri}: SHA-256 mismatch: expected ${expected}, found ${found}`, r.uri, { expected, found }));
+  }
+
+  /**
+   * Misplaced entries are errors naming the task, the count and one example
+   * with its owner; what cannot be checked is said once per operator.
+   */
+  private placement(t: TaskRef, r: ScanResult): void {
+    const rule = this.plan.rules.get(t.index);
+    if (!rule || !r.placement) return;
     const broadcast = r.entryCount - r.placement.routed - r.placement.watermarks;
-    if (broadcast > 0 && rule.routing === 'window') unrouted.set(t.operatorId, (unrouted.get(t.operatorId) ?? 0) + broadcast);
+    if (broadcast > 0 && rule.routing === 'window') this.unrouted.set(t.operatorId, (this.unrouted.get(t.operatorId) ?? 0) + broadcast);
     const { misplaced, routed, example } = r.placement;
     if (!misplaced || !example) return;
-    const ids = sp.tasks.filter((x) => x.operatorId === t.operatorId).map((x) => x.taskId);
+    let ids = this.idsByOp.get(t.operatorId);
+    if (!ids) this.idsByOp.set(t.operatorId, (ids = this.sp.tasks.filter((x) => x.operatorId === t.operatorId).map((x) => x.taskId)));
     const owner = ids[rangeOwnersByName(ids)[example.range]!];
     const file = uriOf(t.location);
-    add(finding('error', 'KEY_GROUP_MISPLACED', `${file}: ${misplaced} of ${routed} routed entries of ${t.operatorId}/${t.taskId} lie outside the key-group ranges this task owns at ${rule.parallelism} tasks (${rule.routing} routing); e.g. state ${example.state} key ${example.key} (hex) belongs to range ${example.range}, owned by ${owner}. A restore would look for them on their owner; ksp migrate and rescale place entries as the engine routes them`, file, {
+    this.add(finding('error', 'KEY_GROUP_MISPLACED', `${file}: ${misplaced} of ${routed} routed entries of ${t.operatorId}/${t.taskId} lie outside the key-group ranges this task owns at ${rule.parallelism} tasks (${rule.routing} routing); e.g. state ${example.state} key ${example.key} (hex) belongs to range ${example.range}, owned by ${owner}. A restore would look for them on their owner; ksp migrate and rescale place entries as the engine routes them`, file, {
       operator: t.operatorId, task: t.taskId, misplaced, routed, example: { ...example, owner },
     }));
-  });
-  for (const [op, n] of unrouted) {
-    add(finding('info', 'PLACEMENT_UNKNOWN', `operator ${op}: ${n} entries are not in a tw:/sw:/ses: window layout; the engine's rescale broadcasts such keys, so which task owns them cannot be known and their placement is not checked`));
   }
 }
 
@@ -257,7 +353,7 @@ async function statAll(reqs: ScanRequest[]): Promise<void> {
 }
 
 /** `listed`: the file was checked as a manifest entry, which already reported it if missing. */
-function taskResult(task: TaskRef, r: ScanResult, listed: boolean, report: VerifyReport, add: (f: Finding) => void): void {
+function taskResult(task: TaskRef, r: ScanResult, listed: boolean, report: VerifyReport, add: (f: Finding) => void): TaskCheck {
   // The scan's string when it names the same file: one copy per task.
   const u = uriOf(task.location);
   const file = r.uri === u ? r.uri : u;
@@ -265,7 +361,6 @@ function taskResult(task: TaskRef, r: ScanResult, listed: boolean, report: Verif
   if (r.pointer) t.pointer = r.pointer;
   if (r.version) t.version = r.version;
   if (r.windowJoin) t.windowJoin = r.windowJoin;
-  report.tasks.push(t);
   report.totals.entries += r.entryCount;
   if (r.kind === 'missing') {
     if (!listed) add(finding('error', 'FILE_MISSING', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, file));
@@ -275,6 +370,7 @@ function taskResult(task: TaskRef, r: ScanResult, listed: boolean, report: Verif
   }
   if (r.error) add(finding('error', r.error.code, r.error.message, file, r.error.data));
   for (const n of r.notes ?? []) add(finding(n.severity, n.code, `${file}: ${n.message}`, file, n.data));
+  return t;
 }
 
 function checkTasks(sp: Savepoint, listed: Map<string, string> | null, manifestUri: string, add: (f: Finding) => void): void {
@@ -284,10 +380,12 @@ function checkTasks(sp: Savepoint, listed: Map<string, string> | null, manifestU
     const id = `${t.operatorId}/${t.taskId}`;
     if (ids.has(id)) add(finding('error', 'DUPLICATE_TASK', `metadata.json: operator_snapshots[${t.index}] repeats ${id} (first at [${ids.get(id)}])`, uriOf(child(sp.dir, 'metadata.json'))));
     ids.set(id, t.index);
-    const u = uriOf(t.location);
-    const other = files.get(u);
+    // Inside the directory the relative path names the file: no uri string per task.
+    const k = t.relPath ?? uriOf(t.location);
+    const other = files.get(k);
+    const u = other || !t.relPath ? uriOf(t.location) : '';
     if (other) add(finding('error', 'SHARED_STATE_FILE', `${u}: used by both ${other.operatorId}/${other.taskId} and ${id}`, u));
-    files.set(u, t);
+    files.set(k, t);
     if (!t.relPath) {
       add(finding('warning', 'OUTSIDE_DIRECTORY', `${u}: state of ${id} lives outside the savepoint directory, so its manifest cannot cover it (ksp relocate makes the savepoint self-contained)`, u));
     } else if (listed && !listed.has(t.relPath)) {

@@ -45,7 +45,7 @@ export function onInterrupt(fn: Rollback): () => void {
 export function sealedAt(target: string, release: () => Promise<void>): void {
   // The launcher (bin/ksp.js) learns it too: a signal that ends this process
   // while it exits, past its handlers, must still be reported as kept.
-  process.send?.({ ksp: 'sealed', target });
+  if (process.env[LAUNCHER_ENV] === '1') process.send?.({ ksp: 'sealed', target });
   current = async () => {
     await release();
     return `the output at ${target} was already sealed and verified, so it was kept`;
@@ -65,6 +65,9 @@ export function checkInterrupted(): void {
 /** Upper bound on the rollback after a signal, so a hung storage cannot keep the process alive. */
 const ROLLBACK_LIMIT_MS = 60_000;
 
+/** Set by bin/ksp.js in the environment of the child it runs a write in. */
+export const LAUNCHER_ENV = 'KSP_LAUNCHED_WITH_IPC';
+
 export function signalExitCode(signal: NodeJS.Signals): number {
   return 128 + (constants.signals[signal] ?? 15);
 }
@@ -80,8 +83,10 @@ export function installSignalHandlers(opts: { json: boolean }): void {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => trigger(sig));
   // Started by bin/ksp.js with an IPC channel: when the launcher dies
   // (kill -9 included), the channel closes, and the write rolls back as on a
-  // hang-up instead of running on unseen.
-  if (process.channel) {
+  // hang-up instead of running on unseen. Only the launcher's channel: a
+  // process that runs ksp as a library (a test runner's forked worker) has a
+  // channel of its own that ksp must neither unref nor answer.
+  if (process.channel && process.env[LAUNCHER_ENV] === '1') {
     process.channel.unref();
     process.on('disconnect', () => trigger('SIGHUP'));
   }

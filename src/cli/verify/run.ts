@@ -1,5 +1,5 @@
 import { nativeLine, windowJoinLine } from '../inspect/run.js';
-import { verifySavepoint, type VerifyReport } from '../../model/verify.js';
+import { errorCount, verifySavepoint, type VerifyReport } from '../../model/verify.js';
 import { setExit } from '../exit.js';
 import { bytes, count, err, json, out, shown } from '../output.js';
 import { Progress } from '../progress.js';
@@ -11,7 +11,7 @@ export async function run(args: VerifyArgs): Promise<void> {
   const report = await verifySavepoint(args.savepoint, { onBytes: progress.add, onTotal: (n) => progress.setTotal(n), threads: args.threads, allowRoots: allowRoots(args) });
   progress.end();
   await out(args.json ? json(report) : shown(human(report, args.verbose ?? false)));
-  if (!report.ok && !args.json && !args.quiet) err(`ksp: ${shown(report.uri)} does NOT verify (${report.findings.filter((f) => f.severity === 'error').length} error(s))`);
+  if (!report.ok && !args.json && !args.quiet) err(`ksp: ${shown(report.uri)} does NOT verify (${errorCount(report)} error(s))`);
   setExit(report.ok ? 0 : 1);
 }
 

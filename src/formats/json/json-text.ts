@@ -111,7 +111,11 @@ const MAX_DEPTH = 128;
 
 class Parser {
   pos = 0;
-  constructor(readonly s: string, readonly file: string) {}
+  /**
+   * @param ascii The text's UTF-8 bytes when every one is ASCII (offsets in
+   *   text and bytes agree), else null.
+   */
+  constructor(readonly s: string, readonly file: string, private readonly ascii: Buffer | null = null) {}
 
   fail(what: string): never {
     // Line/column help a person find the spot in a pretty-printed file.
@@ -178,7 +182,9 @@ class Parser {
       values.push(this.value(depth + 1));
       this.ws();
       const c = this.s[this.pos++];
-      if (c === '}') return JsonObject.fromLists(this.shape(keys), values);
+      // An array grown by push keeps room for 17 elements: an exact copy
+      // saves ~110 bytes per object (22 MB for 200,000 snapshots).
+      if (c === '}') return JsonObject.fromLists(this.shape(keys), values.length < 17 ? values.slice() : values);
       if (c !== ',') {
         this.pos--;
         this.fail('expected "," or "}"');
@@ -250,9 +256,12 @@ class Parser {
       }
       if (c === 0x5c) escaped = true;
     }
-    // Most strings hold no escape: a slice of the text is the value, without
-    // a JSON.parse (metadata with 200,000 snapshots has 600,000 of them).
-    if (!escaped) return raw.slice(1, -1);
+    // Most strings hold no escape: the text between the quotes is the value,
+    // without a JSON.parse (metadata with 200,000 snapshots has 600,000 of
+    // them). Taken from the bytes when they are ASCII: a slice of the text
+    // would be a V8 "sliced string" that keeps the whole document alive
+    // (32 MB for 200,000 snapshots) for as long as any value is kept.
+    if (!escaped) return this.ascii ? this.ascii.toString('latin1', start + 1, this.pos - 1) : raw.slice(1, -1);
     try {
       return JSON.parse(raw) as string;
     } catch {
@@ -261,11 +270,34 @@ class Parser {
     }
   }
 
+  /**
+   * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, scanned by hand: a RegExp
+   * keeps its last subject alive (RegExp.lastMatch), and a slice of the
+   * text as subject would keep the whole document with it.
+   */
   number(): JsonNumber {
-    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(this.s.slice(this.pos, this.pos + 400));
-    if (!m) this.fail('invalid number');
-    this.pos += m[0].length;
-    return new JsonNumber(m[0]);
+    const s = this.s;
+    const start = this.pos;
+    let p = start;
+    const digits = (): number => {
+      const from = p;
+      while (p < s.length && s.charCodeAt(p) >= 0x30 && s.charCodeAt(p) <= 0x39) p++;
+      return p - from;
+    };
+    if (s[p] === '-') p++;
+    if (s[p] === '0') p++;
+    else if (digits() === 0) this.fail('invalid number');
+    if (s[p] === '.') {
+      p++;
+      if (digits() === 0) this.fail('invalid number');
+    }
+    if (s[p] === 'e' || s[p] === 'E') {
+      p++;
+      if (s[p] === '+' || s[p] === '-') p++;
+      if (digits() === 0) this.fail('invalid number');
+    }
+    this.pos = p;
+    return new JsonNumber(this.ascii ? this.ascii.toString('latin1', start, p) : s.slice(start, p));
   }
 }
 
@@ -296,7 +328,8 @@ export function parseJson(input: Uint8Array | string, file: string, options: Par
     if (!options.allowBom) throw new KspError('JSON_SYNTAX', `${file}: starts with a UTF-8 byte order mark (EF BB BF), which the engine's JSON parser refuses`, { file, offset: 0 });
     text = text.slice(1);
   }
-  const p = new Parser(text, file);
+  const ascii = typeof input !== 'string' && text.length === input.length ? Buffer.from(input.buffer, input.byteOffset, input.byteLength) : null;
+  const p = new Parser(text, file, ascii);
   const v = p.value(0);
   p.ws();
   if (p.pos !== text.length) p.fail('unexpected data after the JSON value');
