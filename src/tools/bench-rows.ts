@@ -72,6 +72,18 @@ const out = (ctx: Context): string => join(ctx.dir, 'out');
 const rel = ['--mode', 'relative'];
 const shown = (ctx: Context, p: string): string => relative(ctx.dir, p) || '.';
 
+/** Paths as a shell brace list (`dir/{a,b}/state.bin`), so a reference command stays one readable line. */
+function braced(ctx: Context, paths: string[]): string {
+  const ps = paths.map((p) => shown(ctx, p));
+  if (ps.length < 2) return ps.join(' ');
+  let pre = ps.reduce((a, b) => { let i = 0; while (i < a.length && a[i] === b[i]) i++; return a.slice(0, i); });
+  pre = pre.slice(0, pre.lastIndexOf('/') + 1);
+  const rest = ps.map((p) => p.slice(pre.length));
+  let suf = rest.reduce((a, b) => { let i = 0; while (i < a.length && i < b.length && a[a.length - 1 - i] === b[b.length - 1 - i]) i++; return a.slice(a.length - i); });
+  suf = suf.slice(suf.indexOf('/') < 0 ? suf.length : suf.indexOf('/'));
+  return `${pre}{${rest.map((r) => r.slice(0, r.length - suf.length)).join(',')}}${suf}`;
+}
+
 function compileC(ctx: Context): string | { bin: string; tmp: string } {
   if (ctx.cBaseline !== undefined) return ctx.cBaseline;
   const src = resolve(ctx.root, '..', 'shared', 'tools', 'baseline', 'rescale.c');
@@ -91,7 +103,7 @@ function compileC(ctx: Context): string | { bin: string; tmp: string } {
 function ldbDump(ctx: Context): Reference {
   const dbs = ctx.ldbDbs!;
   return {
-    command: `${dbs.map((d) => `ldb --db=${shown(ctx, d)} dump --hex > /dev/null`).join('; ')} (one after another)`,
+    command: `for db in ${braced(ctx, dbs)}; do ldb --db=$db dump --hex > /dev/null; done`,
     run: () => timeCommands(dbs.map((d) => ({ cmd: 'ldb', args: [`--db=${d}`, 'dump', '--hex'] }))),
   };
 }
@@ -152,7 +164,7 @@ const rescale: RowSpec = {
     const o = join(ctx.dir, 'c-out');
     const files = ctx.canonical!.stateFiles;
     return {
-      command: `rescale OUT 7 ${files.map((f) => shown(ctx, f)).join(' ')} (../shared/tools/baseline/rescale.c, cc -O2 -lcrypto)`,
+      command: `rescale c-out 7 ${braced(ctx, files)} (../shared/tools/baseline/rescale.c built by cc -O2 -lcrypto)`,
       run: () => {
         rmSync(o, { recursive: true, force: true });
         mkdirSync(o, { recursive: true });
@@ -169,7 +181,7 @@ const verify: RowSpec = {
   goal: { kind: 'wall', max: 1.5 },
   ksp: (ctx) => ['verify', ctx.canonical!.sp],
   ref: (ctx) => ({
-    command: `openssl dgst -sha256 ${ctx.canonical!.files.map((f) => shown(ctx, f)).join(' ')}`,
+    command: `openssl dgst -sha256 ${braced(ctx, ctx.canonical!.files)}`,
     run: () => timeCommands([{ cmd: 'openssl', args: ['dgst', '-sha256', ...ctx.canonical!.files] }]),
   }),
 };
