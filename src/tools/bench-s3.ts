@@ -67,7 +67,7 @@ export async function startMoto(): Promise<S3Bench | string> {
 
 /** Uploads every file under `dir` to s3://bucket/prefix/ through ksp's own storage layer (multipart for large files). */
 export async function uploadDir(s3: S3Bench, dir: string, bucket: string, prefix: string): Promise<void> {
-  Object.assign(process.env, { AWS_ENDPOINT_URL: s3.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' });
+  Object.assign(process.env, { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', AWS_ENDPOINT_URL: s3.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' });
   const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
   const c = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
   try {
