@@ -47,8 +47,8 @@ export interface Context {
   s3?: S3Bench;
   s3Uri?: string;
   s3Ref?: S3Reference;
-  /** Why the S3 rows cannot run. */
-  s3Missing?: string;
+  /** Why the rows needing an input cannot run (no ldb, no moto_server). */
+  missing: Partial<Record<'native' | 's3', string>>;
   migrations: string;
   /** The C baseline, compiled on first use; a string says why it cannot be. */
   cBaseline?: string | { bin: string; tmp: string };
@@ -180,7 +180,7 @@ const verify: RowSpec = {
   needs: ['canonical'],
   goal: { kind: 'wall', max: 1.5 },
   ksp: (ctx) => ['verify', ctx.canonical!.sp],
-  ref: (ctx) => ({
+  ref: (ctx) => spawnSync('openssl', ['version'], { stdio: 'ignore' }).error ? 'skipped: openssl is not on PATH' : ({
     command: `openssl dgst -sha256 ${braced(ctx, ctx.canonical!.files)}`,
     run: () => timeCommands([{ cmd: 'openssl', args: ['dgst', '-sha256', ...ctx.canonical!.files] }]),
   }),
@@ -191,9 +191,9 @@ const verifyS3: RowSpec = {
   work: '`verify` from S3 (moto_server on loopback)',
   needs: ['canonical', 's3'],
   goal: { kind: 'wall', max: 1.0 },
-  ksp: (ctx) => ctx.s3Missing ? `skipped: ${ctx.s3Missing}` : ['verify', ctx.s3Uri!],
+  ksp: (ctx) => ['verify', ctx.s3Uri!],
   env: (ctx) => ({ ...ctx.s3?.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }),
-  ref: (ctx) => ctx.s3Missing ? `skipped: ${ctx.s3Missing}` : { command: ctx.s3Ref!.command, run: () => ctx.s3Ref!.run() },
+  ref: (ctx) => ({ command: ctx.s3Ref!.command, run: () => ctx.s3Ref!.run() }),
 };
 
 const toCanonical: RowSpec = {
@@ -312,10 +312,16 @@ export function runRow(spec: RowSpec, ctx: Context, runs: number, log: (s: strin
     name: spec.name, work: spec.work, entries: ctx.entries, goal: goalText(spec.goal), ksp: null, reference: null,
     ratio: null, ratioMeaning: meaning[spec.goal.kind], pass: null, rssPass: null, result: '',
   };
+  for (const need of spec.needs) {
+    const why = need === 'canonical' ? undefined : ctx.missing[need];
+    if (why) return { ...base, result: `skipped: ${why}` };
+  }
   const args = spec.ksp(ctx);
   if (typeof args === 'string') return { ...base, result: args };
-  const ref = spec.ref?.(ctx);
-  if (typeof ref === 'string') return { ...base, result: ref };
+  const refOrWhy = spec.ref?.(ctx);
+  // Without its reference (no cc, no ../shared, no openssl) the ksp side is still measured.
+  const ref = typeof refOrWhy === 'string' ? undefined : refOrWhy;
+  const noRef = typeof refOrWhy === 'string' ? `no reference (${refOrWhy.replace(/^skipped: /, '')})` : undefined;
   const env = spec.env?.(ctx) ?? process.env;
   const kspRuns: KspRun[] = [];
   const refRuns: Array<RefRun & { maxRssMb?: number }> = [];
@@ -350,6 +356,7 @@ export function runRow(spec: RowSpec, ctx: Context, runs: number, log: (s: strin
   }
   if (failed) return { ...result, result: `FAIL (ksp exit ${failed.code})`, note: failed.error };
   if (refFailed) return { ...result, result: 'FAIL (reference)', note: refFailed.error };
+  if (noRef) return { ...result, rssPass: maxRss <= RSS_BUDGET_MB, result: noRef };
   result.rssPass = maxRss <= RSS_BUDGET_MB;
   const pairs = kspRuns.map((k, i) => [k.secs, refRuns[i]?.secs ?? NaN] as const);
   const g = spec.goal;

@@ -101,7 +101,7 @@ async function run(): Promise<void> {
   const dir = join(ROOT, '.bench', `data-${entries}x${tasks}`);
   const reused = existsSync(join(dir, 'canonical.done'));
   mkdirSync(dir, { recursive: true });
-  const ctx: Context = { root: ROOT, self: SELF, dir, entries, tasks, migrations: join(dir, 'migrations.mjs'), threadsHelp: new Map() };
+  const ctx: Context = { root: ROOT, self: SELF, dir, entries, tasks, migrations: join(dir, 'migrations.mjs'), threadsHelp: new Map(), missing: {} };
   writeFileSync(ctx.migrations, `export default (m, codecs) => {
   m.value('op-bench', 1, 2, codecs.msgpack, codecs.msgpack, (o) => ({ ...o, n: o.n + 1, migrated: true }), { state: 'sessions' });
 };\n`);
@@ -109,13 +109,14 @@ async function run(): Promise<void> {
   const results: RowResult[] = [];
   try {
     if (needs.size) ctx.canonical = await canonicalInput(dir, entries, tasks, log);
-    if (needs.has('native') && ctx.canonical) {
+    if (needs.has('native') && spawnSync('ldb', ['--version'], { stdio: 'ignore' }).error) ctx.missing.native = 'ldb is not installed (Debian package rocksdb-tools)';
+    if (needs.has('native') && ctx.canonical && !ctx.missing.native) {
       ctx.native = await nativeInput(dir, ctx.canonical, log);
       if (rows.some((r) => r.needs.includes('native') && r.ref)) ctx.ldbDbs = ldbCopies(dir, ctx.native.dbs);
     }
     if (needs.has('s3') && ctx.canonical) {
       const s3 = await startMoto();
-      if (typeof s3 === 'string') ctx.s3Missing = s3;
+      if (typeof s3 === 'string') ctx.missing.s3 = s3;
       else {
         ctx.s3 = s3;
         const prefix = `bench/savepoints/${epochDirName(1n)}`;
@@ -146,4 +147,12 @@ async function run(): Promise<void> {
 }
 
 if (process.argv[2] === '--child') await child(process.argv.slice(3));
-else await run();
+else {
+  try {
+    await run();
+  } catch (e) {
+    // The bench itself broke (a bad flag, a reference that could not be set up): say so, without a stack for flag mistakes.
+    process.stderr.write(`bench: ${e instanceof Error && e.message.startsWith('--') ? e.message : e instanceof Error ? e.stack : String(e)}\n`);
+    process.exitCode = 2;
+  }
+}
