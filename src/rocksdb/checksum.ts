@@ -1,13 +1,43 @@
+import { createRequire } from 'node:module';
 import { createCRC32, createXXHash3, createXXHash32, createXXHash64, type IHasher } from 'hash-wasm';
 
 /**
  * Block checksums (FORMAT.md §1.4): the 32-bit value RocksDB stores after
  * every block and in the v6+ footer, and the masked CRC32C of log records.
  *
- * hash-wasm (WebAssembly, no native build) does the hashing. Its hashers are
- * created once, asynchronously, by `loadChecksums()`; after that every call
- * is synchronous, so block decoding never awaits per block.
+ * CRC32C goes through @node-rs/crc32 (N-API, prebuilt; ~4× hash-wasm on
+ * 16 KiB blocks, ../../../shared/design/ecosystem.md §5), loaded on first
+ * use, with hash-wasm's CRC32C as the fallback where it has no binary (or
+ * with KSP_PURE_JS_CODECS=1). xxHash32, XXH64 and XXH3 are hash-wasm
+ * (WebAssembly). The hash-wasm hashers are created once, asynchronously, by
+ * `loadChecksums()`; after that every call is synchronous, so block
+ * decoding never awaits per block.
  */
+
+type Crc32cNative = (input: Uint8Array, initial?: number) => number;
+let nativeCrc: Crc32cNative | null | undefined;
+
+function crcNative(): Crc32cNative | null {
+  if (nativeCrc === undefined) {
+    nativeCrc = null;
+    if (process.env.KSP_PURE_JS_CODECS !== '1') {
+      try {
+        nativeCrc = (createRequire(import.meta.url)('@node-rs/crc32') as { crc32c: Crc32cNative }).crc32c;
+      } catch {
+        // No binary for this platform: hash-wasm below.
+      }
+    }
+  }
+  return nativeCrc;
+}
+
+/** Which library computes each checksum in this process. */
+export function checksumImplementations(): Record<string, string> {
+  return {
+    crc32c: crcNative() ? '@node-rs/crc32 (N-API)' : 'hash-wasm (WebAssembly)',
+    'xxhash, xxhash64, xxh3': 'hash-wasm (WebAssembly)',
+  };
+}
 
 export const enum ChecksumType {
   None = 0,
@@ -51,6 +81,12 @@ function low32(hasher: IHasher, ...parts: Uint8Array[]): number {
 }
 
 export function crc32c(...parts: Uint8Array[]): number {
+  const n = crcNative();
+  if (n) {
+    let c = 0;
+    for (const p of parts) c = n(p, c);
+    return c >>> 0;
+  }
   return low32(h().crc32c, ...parts);
 }
 
@@ -75,9 +111,11 @@ export function builtinChecksum(type: number, data: Uint8Array, lastByte: number
   switch (type) {
     case ChecksumType.None:
       return 0;
-    case ChecksumType.CRC32c:
+    case ChecksumType.CRC32c: {
       ONE[0] = lastByte;
-      return maskCrc(crc32c(data, ONE));
+      const n = crcNative();
+      return maskCrc(n ? n(ONE, n(data, 0)) >>> 0 : crc32c(data, ONE));
+    }
     case ChecksumType.xxHash:
       ONE[0] = lastByte;
       return low32(h().xxh32, data, ONE);
