@@ -1,10 +1,14 @@
 import { createHash } from 'node:crypto';
-import { KspError } from '../errors.js';
+import { KspError, preview } from '../errors.js';
 import { NativeKeyDecoder } from '../formats/native-key/native-key.js';
 import type { Pointer } from '../formats/pointer/pointer.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
+import { BlockViews } from '../rocksdb/block.js';
+import { corrupt } from '../rocksdb/coding.js';
 import { RocksDb, type DbImage, type DbSummary } from '../rocksdb/db.js';
 import { fileAt, type RandomAccessFile } from '../rocksdb/file.js';
+import { ValueType } from '../rocksdb/internal-key.js';
+import type { Table } from '../rocksdb/table.js';
 import { locate, uriOf } from '../storage/uri.js';
 import { nativeFilesOf, type NativeFile } from './native-files.js';
 import { eachLimited } from './read-roots.js';
@@ -100,6 +104,11 @@ export async function openImage(name: string, refs: NativeFileRef[], options: Im
 
 /** Live entries of a native task as state entries, in RocksDB key order. */
 export async function* nativeEntries(db: RocksDb, file: string): AsyncGenerator<StateEntry[]> {
+  const run = await db.singleRun();
+  if (run) {
+    yield* runEntries(run, file);
+    return;
+  }
   const keys = new NativeKeyDecoder(file);
   let index = 0;
   for await (const batch of db.entries()) {
@@ -111,6 +120,94 @@ export async function* nativeEntries(db: RocksDb, file: string): AsyncGenerator<
     }
     yield out;
   }
+}
+
+const BATCH = 4096;
+
+/**
+ * `nativeEntries` for a database that is one sorted run (RocksDb.singleRun):
+ * its data blocks decoded in order through BlockViews, so an entry costs its
+ * StateEntry and two views, not the seven objects of the merge path. The
+ * same rules as that path: versions of a key after its newest are shadowed,
+ * deletions hide the key, keys must ascend (within and across tables), and
+ * entry types beyond put and delete are handled by Table.special.
+ */
+async function* runEntries(tables: Table[], file: string): AsyncGenerator<StateEntry[]> {
+  const names = new NativeKeyDecoder(file);
+  const v = new BlockViews();
+  let index = 0;
+  // The previous internal key (its arena, start, user-key length, trailer), for order and shadowing.
+  let prevArena: Buffer | null = null;
+  let prevStart = 0;
+  let prevLen = 0;
+  let prevHi = 0;
+  let prevLo = 0;
+  let out: StateEntry[] = [];
+  for (const table of tables) {
+    const global = table.globalSeqno;
+    for await (const b of table.dataBlocks()) {
+      v.decode(b.buf, b.origin);
+      const keys = v.keys;
+      // Prefix length of the previous entry of this block, or -1 (unknown).
+      let plen = -1;
+      for (let i = 0; i < v.n; i++) {
+        const ks = v.keyStart[i]!;
+        const ulen = v.keyStart[i + 1]! - ks - 8;
+        if (ulen < 0) throw corrupt(b.origin, 0, `entry ${i}: internal key of ${ulen + 8} bytes is shorter than its 8-byte trailer`);
+        let lo = keys.readUInt32LE(ks + ulen);
+        let hi = keys.readUInt32LE(ks + ulen + 4);
+        const type = lo & 0xff;
+        if (global) {
+          hi = global.hi;
+          lo = (global.lo | type) >>> 0;
+        }
+        let cmp = 1;
+        if (prevArena !== null) {
+          const sh = i > 0 ? v.shared[i]! : 0;
+          // Within a block the first byte after the shared prefix usually decides.
+          if (i > 0 && sh < ulen && sh < prevLen && keys[ks + sh] !== keys[prevStart + sh]) cmp = keys[ks + sh]! - keys[prevStart + sh]!;
+          else cmp = keys.compare(prevArena, prevStart, prevStart + prevLen, ks, ks + ulen);
+          // Equal user keys: the newer version (larger trailer) comes first.
+          if (cmp < 0 || (cmp === 0 && (hi > prevHi || (hi === prevHi && lo >= prevLo)))) {
+            throw new KspError('ROCKSDB_CORRUPT', `${table.file.name}: ${b.what} at offset ${b.offset}, entry ${i}: key ${preview(keys.subarray(ks, ks + ulen))} is out of order`, { file: table.file.name, offset: b.offset, entry: i });
+          }
+        }
+        prevArena = keys;
+        prevStart = ks;
+        prevLen = ulen;
+        prevHi = hi;
+        prevLo = lo;
+        // An older version of the key before: shadowed (whatever its type).
+        if (cmp === 0) {
+          plen = -1;
+          continue;
+        }
+        let value = v.buf.subarray(v.valStart[i]!, v.valEnd[i]!);
+        if (type !== ValueType.Value) {
+          if (type === ValueType.Deletion || type === ValueType.SingleDeletion) {
+            plen = -1;
+            continue;
+          }
+          const e = { userKey: keys.subarray(ks, ks + ulen), hi, lo, value };
+          table.special(e, type, { offset: b.offset, size: b.buf.length }, b.what, i);
+          if ((e.lo & 0xff) !== ValueType.Value) {
+            plen = -1;
+            continue; // a deletion with a timestamp
+          }
+          value = e.value;
+        }
+        // The (operator, state) prefix: unchanged while the key shares at least its bytes with the one before.
+        if (!(plen >= 0 && v.shared[i]! >= plen && ulen >= plen)) plen = names.prefixAt(keys, ks, ks + ulen, index);
+        out.push({ operatorId: names.operator, stateName: names.state, key: keys.subarray(ks + plen, ks + ulen), value });
+        index++;
+      }
+      if (out.length >= BATCH) {
+        yield out;
+        out = [];
+      }
+    }
+  }
+  if (out.length > 0) yield out;
 }
 
 export function nativeInfo(db: RocksDb): NativeInfo {

@@ -125,6 +125,26 @@ export class Table {
     }
   }
 
+  /**
+   * Every data block in key order, checksum-verified and decompressed, with
+   * the name errors give it: the raw material of `entries()`, for scans that
+   * decode blocks without an object per entry (BlockViews).
+   */
+  async *dataBlocks(): AsyncGenerator<{ buf: Buffer; origin: Origin; offset: number; what: string }> {
+    const window = new Window(this.file, this.windowSize);
+    let n = 0;
+    for await (const h of this.dataBlockHandles()) {
+      const what = `data block ${n++}`;
+      const buf = await this.readBlock(h, what, window);
+      yield { buf, origin: origin(this.file, h, what), offset: h.offset, what };
+    }
+  }
+
+  /** Trailer override for ingested (external) files (their keys' sequence is the global one), else null. */
+  get globalSeqno(): { hi: number; lo: number } | null {
+    return this.global;
+  }
+
   /** Every point entry, one array per data block, in internal-key order. */
   async *entries(): AsyncGenerator<InternalEntry[]> {
     const window = new Window(this.file, this.windowSize);
@@ -158,7 +178,7 @@ export class Table {
   }
 
   /** Entry types beyond put/delete: accepted, rewritten, or refused by name. */
-  private special(e: InternalEntry, type: number, h: BlockHandle, what: string, i: number): void {
+  special(e: InternalEntry, type: number, h: BlockHandle, what: string, i: number): void {
     if (type === ValueType.DeletionWithTimestamp) return;
     if (type === ValueType.ValuePreferredSeqno) {
       // TimedPut: value ‖ fixed64 (write time or preferred seqno).
