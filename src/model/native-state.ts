@@ -1,4 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { KspError, preview } from '../errors.js';
 import { NativeKeyDecoder } from '../formats/native-key/native-key.js';
 import type { Pointer } from '../formats/pointer/pointer.js';
@@ -9,6 +11,7 @@ import { RocksDb, type DbImage, type DbSummary } from '../rocksdb/db.js';
 import { fileAt, type RandomAccessFile } from '../rocksdb/file.js';
 import { ValueType } from '../rocksdb/internal-key.js';
 import type { Table } from '../rocksdb/table.js';
+import { LocalStorage } from '../storage/local.js';
 import { locate, uriOf } from '../storage/uri.js';
 import { nativeFilesOf, type NativeFile } from './native-files.js';
 import { eachLimited } from './read-roots.js';
@@ -83,9 +86,15 @@ export async function openImage(name: string, refs: NativeFileRef[], options: Im
       }
       if (ref.sha256 && options.checkHashes !== false) {
         const h = createHash('sha256');
-        for await (const c of loc.storage.read(loc.key)) {
-          h.update(c);
-          options.onBytes?.(c.length);
+        if (loc.storage instanceof LocalStorage) {
+          // One reused buffer: a stream's fresh chunk per read is garbage the
+          // size of the SST, which lifts a worker's RSS by tens of MB.
+          await hashLocal(loc.storage.pathOf(loc.key), h, options.onBytes);
+        } else {
+          for await (const c of loc.storage.read(loc.key)) {
+            h.update(c);
+            options.onBytes?.(c.length);
+          }
         }
         const found = h.digest('hex');
         if (found !== ref.sha256) {
@@ -100,6 +109,32 @@ export async function openImage(name: string, refs: NativeFileRef[], options: Im
     throw new KspError('FILES_MISSING', `${name}: ${missing.length} file(s) of its RocksDB state are missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`, { file: missing[0], missing });
   }
   return { name, files };
+}
+
+const HASH_CHUNK = 1 << 20;
+let hashBuffer: Buffer | null = null;
+
+async function hashLocal(path: string, h: Hash, onBytes?: (n: number) => void): Promise<void> {
+  // Shared by the files hashed at once (openImage hashes up to four): each takes its own while one is in use.
+  const buf = hashBuffer ?? Buffer.allocUnsafe(HASH_CHUNK);
+  hashBuffer = null;
+  let fh: fsp.FileHandle | undefined;
+  try {
+    // O_NONBLOCK as LocalStorage.read: a FIFO swapped in after the stat must not block the open.
+    fh = await fsp.open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    if (!(await fh.stat()).isFile()) throw new Error('not a regular file');
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      onBytes?.(bytesRead);
+    }
+  } catch (e) {
+    throw new KspError('STORAGE_IO', `${path}: cannot read to hash it: ${(e as Error).message}`, { file: path }, { cause: e });
+  } finally {
+    await fh?.close();
+    hashBuffer = buf;
+  }
 }
 
 /** Live entries of a native task as state entries, in RocksDB key order. */

@@ -26,6 +26,8 @@ export interface IndexEntry {
 }
 
 const MAX_HASH_INDEXED_BLOCK = 65536;
+/** Key arena slab of BlockViews. */
+const SLAB = 1 << 20;
 
 /** Where the entries end (the restart array starts), after checking the footer. */
 export function entriesEnd(buf: Buffer, origin: Origin): number {
@@ -148,6 +150,8 @@ export class BlockViews {
   shared = new Int32Array(1024);
   valStart = new Int32Array(1024);
   valEnd = new Int32Array(1024);
+  private slab: Buffer = EMPTY;
+  private slabUsed = 0;
 
   private grow(): void {
     const m = this.shared.length * 2;
@@ -165,8 +169,16 @@ export class BlockViews {
   /** Decodes `buf` (a block with value_len fields) into these views; the same checks as `decodeBlock`. */
   decode(buf: Buffer, origin: Origin): void {
     const end = entriesEnd(buf, origin);
-    // Keys rarely take more than the block itself; the arena grows if they do.
-    let keys = Buffer.allocUnsafe(Math.max(256, end * 2));
+    // Keys are carved from a shared slab (like Buffer's own pool): one
+    // allocation per block would leave a block-sized external buffer per
+    // block for the GC to find, which lifts RSS. Keys rarely take more than
+    // twice the block; the arena grows (out of the slab) if they do.
+    if (this.slab.length - this.slabUsed < end * 2 + 256) {
+      this.slab = Buffer.allocUnsafe(Math.max(SLAB, end * 2 + 256));
+      this.slabUsed = 0;
+    }
+    const base = this.slabUsed;
+    let keys = this.slab.subarray(base);
     let kn = 0;
     let prevStart = 0;
     let prevLen = 0;
@@ -215,5 +227,6 @@ export class BlockViews {
     this.n = n;
     this.buf = buf;
     this.keys = keys;
+    if (keys.buffer === this.slab.buffer) this.slabUsed = base + kn;
   }
 }

@@ -257,7 +257,10 @@ export async function readBlock(file: RandomAccessFile, footer: Footer, handle: 
       });
     }
   }
-  return raw ? data : decompressBlock(type, data, o);
+  if (raw) return data;
+  const out = decompressBlock(type, data, o);
+  // A stored (uncompressed) block is a view into the window, whose buffer the next read reuses.
+  return out === data && window?.reuses ? Buffer.from(data) : out;
 }
 
 /**
