@@ -3,7 +3,7 @@ import { KspError, isKspError } from '../errors.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
 import { openBody, TtlSniffer, type WindowJoinSummary } from '../formats/task-format/index.js';
 import { RocksDb } from '../rocksdb/db.js';
-import { nativeEntries, nativeInfo, openImage, type NativeFileRef, type NativeInfo } from './native-state.js';
+import { nativeEntries, nativeInfo, openImage, type NativeFileRef, type NativeInfo } from './native-read.js';
 import { locate } from '../storage/uri.js';
 import { KEY_GROUPS, keyGroup } from './key-group.js';
 import { isWatermarkKey, routingKey, windowGroupKey } from './routing.js';

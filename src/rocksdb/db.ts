@@ -1,5 +1,5 @@
 import { KspError } from '../errors.js';
-import { loadChecksums } from './checksum.js';
+import { ChecksumType, loadChecksums } from './checksum.js';
 import type { RandomAccessFile } from './file.js';
 import { compareInternal, seqGreater, ValueType, type InternalEntry } from './internal-key.js';
 import { readLog } from './log-reader.js';
@@ -76,7 +76,8 @@ export class RocksDb {
   ) {}
 
   static async open(image: DbImage, options: DbOptions = {}): Promise<RocksDb> {
-    await loadChecksums();
+    // The MANIFEST and WALs are CRC32C-framed; each table loads its own block checksum (Table.open).
+    await loadChecksums([ChecksumType.CRC32c]);
     const current = image.files.get('CURRENT');
     if (!current) throw new KspError('ROCKSDB_CORRUPT', `${image.name}: no CURRENT file; not a RocksDB directory`, { file: image.name });
     const text = (await current.read(0, Math.min(current.size, 4096))).toString('latin1');

@@ -1,6 +1,6 @@
 import { KspError, preview } from '../errors.js';
 import { decodeBlock, decodeIndexBlock, readHandle, type BlockHandle, type IndexFormat } from './block.js';
-import { builtinChecksum, CHECKSUM_NAMES, contextModifier } from './checksum.js';
+import { builtinChecksum, CHECKSUM_NAMES, contextModifier, loadChecksums } from './checksum.js';
 import { Cursor, type Origin } from './coding.js';
 import { COMPRESSION_NAMES, decompressBlock } from './compression.js';
 import { Window, type RandomAccessFile } from './file.js';
@@ -62,6 +62,7 @@ export class Table {
 
   static async open(file: RandomAccessFile, options: TableOptions = {}): Promise<Table> {
     const footer = await readFooter(file);
+    await loadChecksums([footer.checksumType]);
     const metaBlock = await readBlock(file, footer, footer.metaindex, 'metaindex block');
     const mb = decodeBlock(metaBlock, origin(file, footer.metaindex, 'metaindex block'));
     const metaindex = new Map<string, BlockHandle>();
