@@ -262,15 +262,28 @@ export async function* liveBlocks(tables: Table[], file: string): AsyncGenerator
   }
 }
 
-/** `nativeEntries` over `liveBlocks`: an entry costs its StateEntry and two views. */
+/**
+ * `nativeEntries` over `liveBlocks`: an entry costs its StateEntry and two
+ * views, plain Uint8Arrays (StateEntry's type), which cost half of what a
+ * Buffer view does.
+ */
 async function* runEntries(tables: Table[], file: string): AsyncGenerator<StateEntry[]> {
   let out: StateEntry[] = [];
   for await (const live of liveBlocks(tables, file)) {
     const v = live.v;
+    const keys = v.keys.buffer;
+    const keysAt = v.keys.byteOffset;
+    const block = v.buf.buffer;
+    const blockAt = v.buf.byteOffset;
     for (let k = 0; k < live.n; k++) {
       const i = live.at[k]!;
-      const ks = v.keyStart[i]!;
-      out.push({ operatorId: live.ops[k]!, stateName: live.states[k]!, key: v.keys.subarray(ks + live.plen[k]!, live.keyEnd[k]!), value: v.buf.subarray(v.valStart[i]!, live.valEnd[k]!) });
+      const ks = v.keyStart[i]! + live.plen[k]!;
+      const vs = v.valStart[i]!;
+      out.push({
+        operatorId: live.ops[k]!, stateName: live.states[k]!,
+        key: new Uint8Array(keys, keysAt + ks, live.keyEnd[k]! - ks),
+        value: new Uint8Array(block, blockAt + vs, live.valEnd[k]! - vs),
+      });
     }
     if (out.length >= BATCH) {
       yield out;

@@ -87,9 +87,9 @@ afterAll(() => {
   root?.cleanup();
 });
 
-async function convertHashes(name: string, src: () => string, to: 'native' | 'canonical', threads: number): Promise<void> {
+async function convertHashes(name: string, src: () => string, to: 'native' | 'canonical', threads: number, env: NodeJS.ProcessEnv = {}): Promise<void> {
   const out = join(root.path, `out-${name}-${threads}`);
-  const r = await ksp(['convert', src(), out, '--to', to, '--mode', 'relative', '--threads', String(threads)]);
+  const r = await ksp(['convert', src(), out, '--to', to, '--mode', 'relative', '--threads', String(threads)], env);
   expect(r.stderr, r.stderr).not.toMatch(/error/i);
   expect(r.code).toBe(0);
   const h = treeHashes(out);
@@ -122,8 +122,24 @@ describe('convert outputs are byte-identical to before, whatever --threads is', 
       it(`${name}, --threads ${threads}`, () => convertHashes(name, src, to, threads), 120_000);
     }
   }
+  // The pure-JS codecs (where a platform has no native binary) decode to the same bytes.
+  if (!RECORD) {
+    it('ldb-native-to-canonical with the pure-JS codecs (KSP_PURE_JS_CODECS=1)', () => convertHashes('ldb-native-to-canonical', () => ldbNative, 'canonical', 2, { KSP_PURE_JS_CODECS: '1' }), 120_000);
+  }
   it('records a hash for every case', () => {
     if (RECORD) return;
     expect(Object.keys(recorded).sort()).toEqual(CASES.map((c) => c[0]).sort());
+  });
+});
+
+describe('ksp --version --verbose', () => {
+  it('names the codec libraries in use, native or the pure-JS fallbacks', async () => {
+    const native = await ksp(['--version', '--verbose']);
+    expect(native.code).toBe(0);
+    expect(native.stdout).toMatch(/^snappy: snappy \(N-API\)/m);
+    expect(native.stdout).toMatch(/^crc32c: @node-rs\/crc32 \(N-API\)/m);
+    const js = await ksp(['--version', '--verbose'], { KSP_PURE_JS_CODECS: '1' });
+    expect(js.stdout).toMatch(/^snappy: snappyjs \(pure JS\)/m);
+    expect(js.stdout).toMatch(/^lz4: lz4js \(pure JS\)/m);
   });
 });
