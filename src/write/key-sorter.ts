@@ -18,6 +18,20 @@ import { makeTempDir, removeTempDir, tempFailure } from './temp-dir.js';
  */
 
 const HEADER = 8;
+/**
+ * One run's arena: 96 MiB, so a task of up to ~600,000 engine entries of
+ * ~100 bytes sorts in memory and its tables are written once, with no run
+ * files (issue 13: "write each output once"). Larger tasks spill runs of
+ * this size; the arena is dropped before they merge, so memory is the
+ * larger of the two, never their sum, and the same at any task size.
+ */
+const RUN_BYTES = 96 * 1024 * 1024;
+
+/** KSP_SORT_RUN_BYTES overrides it (at least 1 MiB), to bound memory further or to test the spill. */
+function runBytesDefault(): number {
+  const v = Number(process.env.KSP_SORT_RUN_BYTES);
+  return Number.isSafeInteger(v) && v >= 1 << 20 ? Math.min(v, 1 << 30) : RUN_BYTES;
+}
 const BATCH = 1024;
 /** Merge output buffer: a batch's keys and values copied out of the run readers. */
 const OUT_BYTES = 256 * 1024;
@@ -47,7 +61,7 @@ export class KeySorter {
   duplicates = 0;
   added = 0;
 
-  constructor(private readonly tempDir: string, private readonly runBytes = 32 * 1024 * 1024) {
+  constructor(private readonly tempDir: string, private readonly runBytes = runBytesDefault()) {
     if (spare && spare.length === runBytes) {
       this.arena = spare;
       spare = null;
