@@ -34,6 +34,12 @@ export async function main(argv: string[]): Promise<number> {
   ]);
   // Known before parsing, so a parse error can honour them too.
   const verbose = argv.includes('--verbose') || argv.includes('-v');
+  // --version --verbose: also which codec libraries this platform uses (native or the pure-JS fallbacks).
+  if (verbose && argv.includes('--version')) {
+    const codecs = (await import('../rocksdb/compression.js')).codecImplementations();
+    process.stdout.write(`${VERSION}\n${Object.entries(codecs).map(([k, v]) => `${k}: ${v}`).join('\n')}\n`);
+    return 0;
+  }
   // Signals roll a write back and exit 128 + n with a ksp: line (write/interrupt.ts).
   (await import('../write/interrupt.js')).installSignalHandlers({ json: argv.includes('--json') });
   const parser = yargs(argv)

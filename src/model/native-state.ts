@@ -1,15 +1,14 @@
-import { createHash } from 'node:crypto';
 import { KspError } from '../errors.js';
-import { NativeKeyDecoder } from '../formats/native-key/native-key.js';
 import type { Pointer } from '../formats/pointer/pointer.js';
-import type { StateEntry } from '../formats/state-bin/decoder.js';
-import { RocksDb, type DbImage, type DbSummary } from '../rocksdb/db.js';
-import { fileAt, type RandomAccessFile } from '../rocksdb/file.js';
-import { locate, uriOf } from '../storage/uri.js';
+import { uriOf } from '../storage/uri.js';
 import { nativeFilesOf, type NativeFile } from './native-files.js';
+import type { NativeFileRef } from './native-read.js';
 import { eachLimited } from './read-roots.js';
 import type { Savepoint, TaskRef } from './savepoint.js';
 import type { ScanRequest } from './scan-file.js';
+
+export { liveBlocks, LiveBlock, nativeEntries, nativeInfo, openImage, type ImageOptions, type NativeFileRef, type NativeInfo } from './native-read.js';
+
 
 /**
  * A native task's state as entries: pointer → sst_manifest.json → the SST
@@ -20,32 +19,6 @@ import type { ScanRequest } from './scan-file.js';
  * The file list travels as plain data (`NativeFileRef`) so a worker thread
  * can open the image as well as the main thread.
  */
-
-export interface NativeFileRef {
-  filename: string;
-  uri: string;
-  sha256?: string;
-  size?: number;
-}
-
-export interface NativeInfo {
-  sstFiles: number;
-  sstBytes: number;
-  formatVersions: number[];
-  compressions: string[];
-  checksums: string[];
-  levels: DbSummary['levels'];
-  wals: number;
-  otherColumnFamilies: string[];
-  /** Meta blocks (filters, …) whose checksums verify checked beyond the scan. */
-  metaBlocksChecked?: number;
-}
-
-export interface ImageOptions {
-  /** Check each SST's SHA-256 against the manifest (default true). */
-  checkHashes?: boolean;
-  onBytes?: (n: number) => void;
-}
 
 /** The file list of a native task, resolved against its savepoint. */
 export async function nativeFileRefs(sp: Savepoint, task: TaskRef, pointer: Pointer): Promise<NativeFileRef[]> {
@@ -58,74 +31,6 @@ export async function nativeFileRefs(sp: Savepoint, task: TaskRef, pointer: Poin
 /** Plain-data form of a native task's file list (it crosses to worker threads). */
 export function fileRefs(files: NativeFile[]): NativeFileRef[] {
   return files.map((f) => ({ filename: f.filename, uri: uriOf(f.location), ...(f.sha256 ? { sha256: f.sha256 } : {}), ...(f.size !== undefined ? { size: f.size } : {}) }));
-}
-
-/** Stats every file, checks SST hashes, and makes the directory image RocksDB would see. */
-export async function openImage(name: string, refs: NativeFileRef[], options: ImageOptions = {}): Promise<DbImage> {
-  const files = new Map<string, RandomAccessFile>();
-  const missing: string[] = [];
-  let i = 0;
-  const worker = async (): Promise<void> => {
-    while (i < refs.length) {
-      const ref = refs[i++]!;
-      const loc = locate(ref.uri);
-      const st = await loc.storage.stat(loc.key);
-      if (!st) {
-        missing.push(ref.uri);
-        continue;
-      }
-      if (ref.size !== undefined && st.size !== ref.size) {
-        throw new KspError('NATIVE_SST_HASH', `${ref.uri}: ${st.size} bytes, but its sst_manifest.json records ${ref.size}`, { file: ref.uri, expected: ref.size, found: st.size });
-      }
-      if (ref.sha256 && options.checkHashes !== false) {
-        const h = createHash('sha256');
-        for await (const c of loc.storage.read(loc.key)) {
-          h.update(c);
-          options.onBytes?.(c.length);
-        }
-        const found = h.digest('hex');
-        if (found !== ref.sha256) {
-          throw new KspError('NATIVE_SST_HASH', `${ref.uri}: SHA-256 ${found} differs from ${ref.sha256} recorded in its sst_manifest.json`, { file: ref.uri, expected: ref.sha256, found });
-        }
-      }
-      files.set(ref.filename, fileAt(loc, st.size));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(4, refs.length) }, worker));
-  if (missing.length > 0) {
-    throw new KspError('FILES_MISSING', `${name}: ${missing.length} file(s) of its RocksDB state are missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`, { file: missing[0], missing });
-  }
-  return { name, files };
-}
-
-/** Live entries of a native task as state entries, in RocksDB key order. */
-export async function* nativeEntries(db: RocksDb, file: string): AsyncGenerator<StateEntry[]> {
-  const keys = new NativeKeyDecoder(file);
-  let index = 0;
-  for await (const batch of db.entries()) {
-    const out: StateEntry[] = new Array(batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      const kv = batch[i]!;
-      const k = keys.decode(kv.key, index++);
-      out[i] = { operatorId: k.operatorId, stateName: k.stateName, key: k.key, value: kv.value };
-    }
-    yield out;
-  }
-}
-
-export function nativeInfo(db: RocksDb): NativeInfo {
-  const s = db.summary;
-  const uniq = <T>(xs: T[]): T[] => [...new Set(xs)].sort();
-  return {
-    sstFiles: s.tables.length,
-    sstBytes: s.tables.reduce((n, t) => n + t.size, 0),
-    formatVersions: uniq(s.tables.map((t) => t.formatVersion)),
-    compressions: uniq(s.tables.map((t) => t.compression)),
-    checksums: uniq(s.tables.map((t) => t.checksum)),
-    levels: s.levels,
-    wals: s.wals.filter((w) => w.bytes > 0).length,
-    otherColumnFamilies: s.otherColumnFamilies,
-  };
 }
 
 /**

@@ -3,7 +3,7 @@ import { KspError, isKspError } from '../errors.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
 import { StateBinWalker, WalkBail } from '../formats/state-bin/walker.js';
 import type { TtlSniffer, WindowJoinSummary } from '../formats/task-format/index.js';
-import type { NativeFileRef, NativeInfo } from './native-state.js';
+import type { NativeFileRef, NativeInfo } from './native-read.js';
 import { locate } from '../storage/uri.js';
 import { KEY_GROUPS, keyGroup } from './key-group.js';
 import { isWatermarkKey, routingKey, windowGroupKey } from './routing.js';
@@ -241,7 +241,7 @@ function note(res: ScanResult, severity: ScanNote['severity'], code: string, mes
 
 async function scanNative(res: ScanResult, req: ScanRequest, refs: NativeFileRef[]): Promise<void> {
   const [{ RocksDb }, { nativeEntries, nativeInfo, openImage }, { TtlSniffer }] = await Promise.all([
-    import('../rocksdb/db.js'), import('./native-state.js'), import('../formats/task-format/index.js'),
+    import('../rocksdb/db.js'), import('./native-read.js'), import('../formats/task-format/index.js'),
   ]);
   const image = await openImage(req.uri, refs, { checkHashes: req.verifyNative === true });
   const db = await RocksDb.open(image);

@@ -26,6 +26,8 @@ export interface IndexEntry {
 }
 
 const MAX_HASH_INDEXED_BLOCK = 65536;
+/** Key arena slab of BlockViews. */
+const SLAB = 1 << 20;
 
 /** Where the entries end (the restart array starts), after checking the footer. */
 export function entriesEnd(buf: Buffer, origin: Origin): number {
@@ -129,3 +131,102 @@ export function decodeIndexBlock(buf: Buffer, origin: Origin, fmt: IndexFormat):
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * The entries of one block as offsets, for scans that touch millions of
+ * entries: every full key is materialised once into `keys` (one arena per
+ * block, so views into it stay valid after the next block), and values stay
+ * where they are in the block. Entry i's key is keys[keyStart[i],
+ * keyStart[i+1]), its value buf[valStart[i], valEnd[i]), and it shares
+ * shared[i] leading bytes with entry i-1 (0 at restart points), which lets
+ * a caller skip re-checking a prefix it already knows. The offset arrays are
+ * reused between blocks: read them before decoding the next one.
+ */
+export class BlockViews {
+  n = 0;
+  buf: Buffer = EMPTY;
+  keys: Buffer = EMPTY;
+  keyStart = new Int32Array(1025);
+  shared = new Int32Array(1024);
+  valStart = new Int32Array(1024);
+  valEnd = new Int32Array(1024);
+  private slab: Buffer = EMPTY;
+  private slabUsed = 0;
+
+  private grow(): void {
+    const m = this.shared.length * 2;
+    const g = (a: Int32Array, len: number): Int32Array<ArrayBuffer> => {
+      const b = new Int32Array(len);
+      b.set(a);
+      return b;
+    };
+    this.keyStart = g(this.keyStart, m + 1);
+    this.shared = g(this.shared, m);
+    this.valStart = g(this.valStart, m);
+    this.valEnd = g(this.valEnd, m);
+  }
+
+  /** Decodes `buf` (a block with value_len fields) into these views; the same checks as `decodeBlock`. */
+  decode(buf: Buffer, origin: Origin): void {
+    const end = entriesEnd(buf, origin);
+    // Keys are carved from a shared slab (like Buffer's own pool): one
+    // allocation per block would leave a block-sized external buffer per
+    // block for the GC to find, which lifts RSS. Keys rarely take more than
+    // twice the block; the arena grows (out of the slab) if they do.
+    if (this.slab.length - this.slabUsed < end * 2 + 256) {
+      this.slab = Buffer.allocUnsafe(Math.max(SLAB, end * 2 + 256));
+      this.slabUsed = 0;
+    }
+    const base = this.slabUsed;
+    let keys = this.slab.subarray(base);
+    let kn = 0;
+    let prevStart = 0;
+    let prevLen = 0;
+    let n = 0;
+    let pos = 0;
+    const c = new Cursor(buf, origin, 0, end);
+    while (pos < end) {
+      const at = pos;
+      let shared = buf[pos]!;
+      let nonShared = buf[pos + 1]!;
+      let valueLen = buf[pos + 2]!;
+      if ((shared | nonShared | valueLen) < 0x80 && pos + 3 <= end) pos += 3;
+      else {
+        c.pos = pos;
+        shared = c.varint32();
+        nonShared = c.varint32();
+        valueLen = c.varint32();
+        pos = c.pos;
+      }
+      if (shared > prevLen) throw corrupt(origin, at, `entry shares ${shared} key bytes but the previous key has ${prevLen}`);
+      if (nonShared + valueLen > end - pos) throw corrupt(origin, at, `entry of ${nonShared}+${valueLen} bytes runs past the entries (${end - pos} remain)`);
+      const klen = shared + nonShared;
+      if (kn + klen > keys.length) {
+        const grown = Buffer.allocUnsafe(Math.max(keys.length * 2, kn + klen));
+        keys.copy(grown, 0, 0, kn);
+        keys = grown;
+      }
+      // Short copies by hand: Buffer.copy's call costs more than a few dozen bytes.
+      if (shared > 64) keys.copyWithin(kn, prevStart, prevStart + shared);
+      else for (let j = 0; j < shared; j++) keys[kn + j] = keys[prevStart + j]!;
+      if (nonShared > 64) buf.copy(keys, kn + shared, pos, pos + nonShared);
+      else for (let j = 0, d = kn + shared; j < nonShared; j++) keys[d + j] = buf[pos + j]!;
+      pos += nonShared;
+      if (n === this.shared.length) this.grow();
+      this.keyStart[n] = kn;
+      this.shared[n] = shared;
+      this.valStart[n] = pos;
+      this.valEnd[n] = pos + valueLen;
+      pos += valueLen;
+      prevStart = kn;
+      prevLen = klen;
+      kn += klen;
+      n++;
+    }
+    this.keyStart[n] = kn;
+    this.n = n;
+    this.buf = buf;
+    this.keys = keys;
+    if (keys.buffer === this.slab.buffer) this.slabUsed = base + kn;
+  }
+}

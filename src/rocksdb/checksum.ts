@@ -1,13 +1,43 @@
-import { createCRC32, createXXHash3, createXXHash32, createXXHash64, type IHasher } from 'hash-wasm';
+import { createRequire } from 'node:module';
+import type { IHasher } from 'hash-wasm';
 
 /**
  * Block checksums (FORMAT.md §1.4): the 32-bit value RocksDB stores after
  * every block and in the v6+ footer, and the masked CRC32C of log records.
  *
- * hash-wasm (WebAssembly, no native build) does the hashing. Its hashers are
- * created once, asynchronously, by `loadChecksums()`; after that every call
- * is synchronous, so block decoding never awaits per block.
+ * CRC32C goes through @node-rs/crc32 (N-API, prebuilt; ~4× hash-wasm on
+ * 16 KiB blocks, ../../../shared/design/ecosystem.md §5), loaded on first
+ * use, with hash-wasm's CRC32C as the fallback where it has no binary (or
+ * with KSP_PURE_JS_CODECS=1). xxHash32, XXH64 and XXH3 are hash-wasm
+ * (WebAssembly). The hash-wasm hashers are created once, asynchronously, by
+ * `loadChecksums()`; after that every call is synchronous, so block
+ * decoding never awaits per block.
  */
+
+type Crc32cNative = (input: Uint8Array, initial?: number) => number;
+let nativeCrc: Crc32cNative | null | undefined;
+
+function crcNative(): Crc32cNative | null {
+  if (nativeCrc === undefined) {
+    nativeCrc = null;
+    if (process.env.KSP_PURE_JS_CODECS !== '1') {
+      try {
+        nativeCrc = (createRequire(import.meta.url)('@node-rs/crc32') as { crc32c: Crc32cNative }).crc32c;
+      } catch {
+        // No binary for this platform: hash-wasm below.
+      }
+    }
+  }
+  return nativeCrc;
+}
+
+/** Which library computes each checksum in this process. */
+export function checksumImplementations(): Record<string, string> {
+  return {
+    crc32c: crcNative() ? '@node-rs/crc32 (N-API)' : 'hash-wasm (WebAssembly)',
+    'xxhash, xxhash64, xxh3': 'hash-wasm (WebAssembly)',
+  };
+}
 
 export const enum ChecksumType {
   None = 0,
@@ -19,27 +49,65 @@ export const enum ChecksumType {
 
 export const CHECKSUM_NAMES = ['none', 'crc32c', 'xxhash', 'xxhash64', 'xxh3'] as const;
 
-interface Hashers {
-  crc32c: IHasher;
-  xxh32: IHasher;
-  xxh64: IHasher;
-  xxh3: IHasher;
+type HasherName = 'crc32c' | 'xxh32' | 'xxh64' | 'xxh3';
+
+const hashers: Partial<Record<HasherName, IHasher>> = {};
+const loading = new Map<HasherName, Promise<void>>();
+
+/**
+ * Each hasher from its own hash-wasm bundle (a few KiB), not the package's
+ * index (all of its algorithms, ~280 KiB to compile): a worker that checks
+ * XXH3 blocks loads only XXH3. The bundles are CommonJS with no "exports"
+ * map, so they are required by path.
+ */
+const BUNDLES: Record<HasherName, () => Promise<IHasher>> = {
+  crc32c: () => (req('hash-wasm/dist/crc32.umd.min.js') as { createCRC32(poly: number): Promise<IHasher> }).createCRC32(0x82f63b78),
+  xxh32: () => (req('hash-wasm/dist/xxhash32.umd.min.js') as { createXXHash32(seed: number): Promise<IHasher> }).createXXHash32(0),
+  xxh64: () => (req('hash-wasm/dist/xxhash64.umd.min.js') as { createXXHash64(lo: number, hi: number): Promise<IHasher> }).createXXHash64(0, 0),
+  xxh3: () => (req('hash-wasm/dist/xxhash3.umd.min.js') as { createXXHash3(lo: number, hi: number): Promise<IHasher> }).createXXHash3(0, 0),
+};
+
+const req = createRequire(import.meta.url);
+
+function hasherFor(type: ChecksumType): HasherName | null {
+  switch (type) {
+    case ChecksumType.CRC32c:
+      return crcNative() ? null : 'crc32c';
+    case ChecksumType.xxHash:
+      return 'xxh32';
+    case ChecksumType.xxHash64:
+      return 'xxh64';
+    case ChecksumType.XXH3:
+      return 'xxh3';
+    default:
+      return null;
+  }
 }
 
-let hashers: Hashers | null = null;
-let loading: Promise<Hashers> | null = null;
-
-export async function loadChecksums(): Promise<void> {
-  loading ??= (async () => {
-    const [crc32c, xxh32, xxh64, xxh3] = await Promise.all([createCRC32(0x82f63b78), createXXHash32(0), createXXHash64(0, 0), createXXHash3(0, 0)]);
-    return { crc32c, xxh32, xxh64, xxh3 };
-  })();
-  hashers = await loading;
+/**
+ * Makes the hashers for `types` ready (default: every type); after that
+ * every checksum of those types is computed synchronously. CRC32C needs
+ * nothing loaded when the native library is there.
+ */
+export async function loadChecksums(types: ChecksumType[] = [ChecksumType.CRC32c, ChecksumType.xxHash, ChecksumType.xxHash64, ChecksumType.XXH3]): Promise<void> {
+  await Promise.all(types.map((t) => {
+    const name = hasherFor(t);
+    if (name === null || hashers[name]) return undefined;
+    let p = loading.get(name);
+    if (!p) {
+      p = BUNDLES[name]().then((h) => {
+        hashers[name] = h;
+      });
+      loading.set(name, p);
+    }
+    return p;
+  }));
 }
 
-function h(): Hashers {
-  if (!hashers) throw new Error('loadChecksums() must complete before checksums are computed');
-  return hashers;
+function h(name: HasherName): IHasher {
+  const x = hashers[name];
+  if (!x) throw new Error(`loadChecksums() must complete before ${name} checksums are computed`);
+  return x;
 }
 
 /** Low 32 bits of a hasher's digest (hash-wasm digests are big-endian). */
@@ -51,7 +119,13 @@ function low32(hasher: IHasher, ...parts: Uint8Array[]): number {
 }
 
 export function crc32c(...parts: Uint8Array[]): number {
-  return low32(h().crc32c, ...parts);
+  const n = crcNative();
+  if (n) {
+    let c = 0;
+    for (const p of parts) c = n(p, c);
+    return c >>> 0;
+  }
+  return low32(h('crc32c'), ...parts);
 }
 
 /** RocksDB/LevelDB store CRCs "masked", so a CRC of data holding CRCs stays well distributed. */
@@ -75,19 +149,21 @@ export function builtinChecksum(type: number, data: Uint8Array, lastByte: number
   switch (type) {
     case ChecksumType.None:
       return 0;
-    case ChecksumType.CRC32c:
+    case ChecksumType.CRC32c: {
       ONE[0] = lastByte;
-      return maskCrc(crc32c(data, ONE));
+      const n = crcNative();
+      return maskCrc(n ? n(ONE, n(data, 0)) >>> 0 : crc32c(data, ONE));
+    }
     case ChecksumType.xxHash:
       ONE[0] = lastByte;
-      return low32(h().xxh32, data, ONE);
+      return low32(h('xxh32'), data, ONE);
     case ChecksumType.xxHash64:
       ONE[0] = lastByte;
-      return low32(h().xxh64, data, ONE);
+      return low32(h('xxh64'), data, ONE);
     case ChecksumType.XXH3: {
       // XXH3 hashes the payload alone and folds the last byte in by
       // multiplication.
-      const v = low32(h().xxh3, data);
+      const v = low32(h('xxh3'), data);
       return (v ^ Math.imul(lastByte, 0x6b9083d9)) >>> 0;
     }
     default:

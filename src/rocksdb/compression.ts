@@ -1,26 +1,87 @@
+import { createRequire } from 'node:module';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import Bunzip from 'seek-bzip';
-import { decompress as zstdDecompress } from 'fzstd';
-import { compressBlock as lz4CompressBlock, compressBound as lz4CompressBound, decompressBlock as lz4DecompressBlock } from 'lz4js';
-import { compress as snappyCompress, uncompress as snappyUncompress } from 'snappyjs';
 import { KspError } from '../errors.js';
+import { checksumImplementations } from './checksum.js';
 import { Cursor, type Origin } from './coding.js';
 
 /**
  * Block compression (FORMAT.md §1.5). Each compression type byte maps to one
- * `Decompressor`; the libraries behind them are pure JavaScript (snappyjs,
- * lz4js, fzstd, seek-bzip) or Node's own zlib, so nothing needs a native
- * build. Swapping a library (e.g. to node:zlib's zstd on Node ≥ 22.15) only
- * touches this file.
+ * `Decompressor`. Snappy and LZ4 decode through the maintained N-API
+ * packages `snappy` and `lz4-napi` (prebuilt, no install scripts; about 2–5×
+ * the pure-JS codecs on 16 KiB blocks, ../../../shared/design/ecosystem.md
+ * §4), each loaded on first use; where a platform has no binary (or with
+ * KSP_PURE_JS_CODECS=1) the pure-JS snappyjs and lz4js decode instead.
+ * ZSTD (fzstd), bzip2 (seek-bzip) are pure JS, zlib is Node's own. Every
+ * module is loaded only when a block of its type arrives, so a worker that
+ * reads Snappy tables never compiles the others. `codecImplementations()`
+ * says which one is in use (`ksp --version --verbose`).
  *
- * The write side (`compressor`) covers the types ksp writes: Snappy, zlib,
- * LZ4 and ZSTD. ZSTD encoding needs native code (fzstd only decodes):
- * @mongodb-js/zstd 1.2.2, prebuilt and asynchronous, so `compress` may return
- * a promise and the table writer keeps several blocks in flight.
+ * The write side (`compressor`) stays on the pure-JS encoders for Snappy
+ * and LZ4: the native encoders choose other (equally valid) matches, and the
+ * tables ksp writes must stay byte-identical whatever the platform. ZSTD
+ * encoding needs native code (fzstd only decodes): @mongodb-js/zstd 1.2.2,
+ * prebuilt and asynchronous, so `compress` may return a promise and the
+ * table writer keeps several blocks in flight.
  *
  * format_version ≥ 2 framing: zlib, bzip2, LZ4, LZ4HC and ZSTD payloads start
  * with a varint32 of the uncompressed size; Snappy carries its own length.
  */
+
+const require = createRequire(import.meta.url);
+
+/** Native codecs unless KSP_PURE_JS_CODECS=1 (tests of the fallbacks, or a broken binary). */
+function nativeAllowed(): boolean {
+  return process.env.KSP_PURE_JS_CODECS !== '1';
+}
+
+/** Loads a CommonJS module on first use; null when it cannot load (no binary for this platform). */
+function tryRequire<T>(name: string): T | null {
+  try {
+    return require(name) as T;
+  } catch {
+    return null;
+  }
+}
+
+type SnappyNative = { uncompressSync(b: Uint8Array, o: { asBuffer: true; copyOutputData: true }): Buffer };
+type Lz4Native = { uncompressSync(b: Uint8Array): Buffer };
+type SnappyJs = typeof import('snappyjs');
+type Lz4Js = typeof import('lz4js');
+
+let snappyNative: SnappyNative | null | undefined;
+let lz4Native: Lz4Native | null | undefined;
+let snappyJs: SnappyJs | undefined;
+let lz4Js: Lz4Js | undefined;
+
+function nativeSnappy(): SnappyNative | null {
+  if (snappyNative === undefined) snappyNative = nativeAllowed() ? tryRequire<SnappyNative>('snappy') : null;
+  return snappyNative;
+}
+
+function nativeLz4(): Lz4Native | null {
+  if (lz4Native === undefined) lz4Native = nativeAllowed() ? tryRequire<Lz4Native>('lz4-napi') : null;
+  return lz4Native;
+}
+
+function jsSnappy(): SnappyJs {
+  return (snappyJs ??= require('snappyjs') as SnappyJs);
+}
+
+function jsLz4(): Lz4Js {
+  return (lz4Js ??= require('lz4js') as Lz4Js);
+}
+
+/** Which library decodes (and encodes) each codec and checksum in this process, loading them to find out. */
+export function codecImplementations(): Record<string, string> {
+  return {
+    ...checksumImplementations(),
+    snappy: nativeSnappy() ? 'snappy (N-API) to decode, snappyjs to encode' : 'snappyjs (pure JS)',
+    lz4: nativeLz4() ? 'lz4-napi (N-API) to decode, lz4js to encode' : 'lz4js (pure JS)',
+    zstd: 'fzstd (pure JS) to decode, @mongodb-js/zstd (N-API) to encode',
+    zlib: 'node:zlib',
+    bzip2: 'seek-bzip (pure JS), decode only',
+  };
+}
 
 export const COMPRESSION_NAMES: Record<number, string> = {
   0x00: 'none',
@@ -81,7 +142,7 @@ function bunzip(p: Uint8Array, size: number): Uint8Array {
       buffer[pos++] = b;
     },
   };
-  Bunzip.decode(p, sink);
+  (require('seek-bzip') as { decode(input: Uint8Array, output: typeof sink): unknown }).decode(p, sink);
   return pos === size ? buffer : buffer.subarray(0, pos);
 }
 
@@ -96,19 +157,46 @@ function inflate(p: Uint8Array, size: number): Uint8Array {
   }
 }
 
+/**
+ * Snappy: the payload carries its own length, which `decompressBlock` has
+ * already checked against the limits, so the native decoder allocates no
+ * more than that.
+ */
+function snappy(p: Uint8Array, size: number): Uint8Array {
+  const n = nativeSnappy();
+  // copyOutputData: a plain Buffer, not an external one (external buffers
+  // are released only by GC, which makes throughput erratic).
+  if (n) return n.uncompressSync(p, { asBuffer: true, copyOutputData: true });
+  return jsSnappy().uncompress(p, size);
+}
+
 const decoders: Record<string, Decompressor> = {
-  snappy: { name: 'snappy', decompress: (p, size) => snappyUncompress(p, size) },
+  snappy: { name: 'snappy', decompress: snappy },
   zlib: { name: 'zlib', decompress: inflate },
   bzip2: { name: 'bzip2', decompress: bunzip },
   lz4: { name: 'lz4', decompress: lz4 },
   lz4hc: { name: 'lz4hc', decompress: lz4 },
-  zstd: { name: 'zstd', decompress: (p, size) => zstdDecompress(p, new Uint8Array(size)) },
+  zstd: { name: 'zstd', decompress: (p, size) => (require('fzstd') as { decompress(p: Uint8Array, out: Uint8Array): Uint8Array }).decompress(p, new Uint8Array(size)) },
 };
 
+/**
+ * LZ4 raw block of a declared `size`. lz4-napi (lz4_flex) expects its own
+ * framing, a 4-byte little-endian size before the block, so the block is
+ * copied behind one (a copy of a compressed block costs far less than the
+ * decode it speeds up). lz4_flex stops with an error rather than write past
+ * the size it is given, so the declared-size cap holds for it too.
+ */
 function lz4(p: Uint8Array, size: number): Uint8Array {
+  const n = nativeLz4();
+  if (n) {
+    const framed = Buffer.allocUnsafe(4 + p.length);
+    framed.writeUInt32LE(size, 0);
+    framed.set(p, 4);
+    return n.uncompressSync(framed);
+  }
   const out = Buffer.allocUnsafe(size);
-  const n = lz4DecompressBlock(p, out, 0, p.length, 0);
-  if (n !== size) throw new Error(`LZ4 block decoded to ${n} bytes`);
+  const got = jsLz4().decompressBlock(p, out, 0, p.length, 0);
+  if (got !== size) throw new Error(`LZ4 block decoded to ${got} bytes`);
   return out;
 }
 
@@ -207,13 +295,14 @@ export function compressor(name: WritableCompression): Compressor | null {
       return null;
     case 'snappy':
       // Snappy carries its own length; RocksDB adds no prefix.
-      return { type, compress: (raw) => { const c = snappyCompress(raw); return Buffer.from(c.buffer, c.byteOffset, c.byteLength); } };
+      return { type, compress: (raw) => { const c = jsSnappy().compress(raw); return Buffer.from(c.buffer, c.byteOffset, c.byteLength); } };
     case 'zlib':
       // RocksDB inflates with a 16 KiB window (windowBits -14): a larger
       // window could produce distances it cannot resolve.
       return { type, compress: (raw) => sizePrefixed(raw.length, deflateRawSync(raw, { windowBits: 14 })) };
     case 'lz4': {
       const table = new Uint32Array(1 << 16);
+      const { compressBlock: lz4CompressBlock, compressBound: lz4CompressBound } = jsLz4();
       return {
         type,
         compress: (raw) => {

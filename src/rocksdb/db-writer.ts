@@ -1,5 +1,5 @@
 import { toAsyncChunks } from '../storage/storage.js';
-import { loadChecksums } from './checksum.js';
+import { ChecksumType, loadChecksums } from './checksum.js';
 import { sstName } from './db.js';
 import { encodeLog } from './log-writer.js';
 import { TableWriter, type TableInfo, type TableOptions } from './table-writer.js';
@@ -58,7 +58,7 @@ const FIRST_TABLE = 2;
 const BOTTOM_LEVEL = 6;
 
 export async function writeDb(entries: AsyncIterable<KeyValue[]>, options: DbWriteOptions, sink: DbFileSink): Promise<WrittenDb> {
-  await loadChecksums();
+  await loadChecksums([ChecksumType.CRC32c, options.checksum]);
   const it = entries[Symbol.asyncIterator]();
   let batch: KeyValue[] = [];
   let pos = 0;

@@ -1,5 +1,5 @@
 import { KspError } from '../errors.js';
-import { loadChecksums } from './checksum.js';
+import { ChecksumType, loadChecksums } from './checksum.js';
 import type { RandomAccessFile } from './file.js';
 import { compareInternal, seqGreater, ValueType, type InternalEntry } from './internal-key.js';
 import { readLog } from './log-reader.js';
@@ -76,7 +76,8 @@ export class RocksDb {
   ) {}
 
   static async open(image: DbImage, options: DbOptions = {}): Promise<RocksDb> {
-    await loadChecksums();
+    // The MANIFEST and WALs are CRC32C-framed; each table loads its own block checksum (Table.open).
+    await loadChecksums([ChecksumType.CRC32c]);
     const current = image.files.get('CURRENT');
     if (!current) throw new KspError('ROCKSDB_CORRUPT', `${image.name}: no CURRENT file; not a RocksDB directory`, { file: image.name });
     const text = (await current.read(0, Math.min(current.size, 4096))).toString('latin1');
@@ -167,6 +168,65 @@ export class RocksDb {
     if (out.length > 0) yield out;
   }
 
+  /**
+   * The tables in key order when the live set is one sorted run with nothing
+   * to merge or mask: no WAL data, no range deletions, and either a single
+   * table or every table on one level ≥ 1 (non-overlapping). Such a
+   * database (what a full compaction, ksp's writer, or the engine's
+   * bottommost files leave) is read block by block without the merge heap
+   * (BlockViews); anything else returns null and goes through `entries()`.
+   */
+  async singleRun(): Promise<Table[] | null> {
+    if (this.tables.length === 0) return null;
+    for (const { table } of this.tables) if (table.metaindex.has('rocksdb.range_del')) return null;
+    const wal = await this.walEntries();
+    if (wal.entries.length > 0 || wal.tombstones.length > 0) return null;
+    const levels = new Set(this.tables.map((t) => t.meta.level));
+    if (levels.size !== 1) return null;
+    const level = this.tables[0]!.meta.level;
+    if (level === 0 && this.tables.length > 1) return null;
+    return this.levelInOrder(level).map((t) => t.table);
+  }
+
+  /**
+   * The number of live entries, when the table properties state it exactly:
+   * one sorted run (`singleRun`) whose every key is at sequence 0 (so no
+   * user key has two versions) with no deletions or merge operands. Then
+   * each table's `rocksdb.num.entries` counts live entries only. Null
+   * otherwise (the count is known only after a full scan).
+   */
+  async knownCount(): Promise<number | null> {
+    const run = await this.singleRun();
+    if (!run) return null;
+    let n = 0;
+    for (const { meta, table } of this.tables) {
+      const p = table.props;
+      if (meta.largestSeqno !== 0n || p.deletedKeys !== 0 || p.mergeOperands !== 0 || p.rangeDeletions !== 0) return null;
+      if (table.globalSeqno && (table.globalSeqno.hi !== 0 || table.globalSeqno.lo !== 0)) return null;
+      n += p.numEntries;
+    }
+    return n;
+  }
+
+  private walReplay: Promise<ReplayTarget> | null = null;
+
+  /** The WALs replayed once (a scan and `singleRun` share it). */
+  private walEntries(): Promise<ReplayTarget> {
+    this.walReplay ??= this.replayWals();
+    return this.walReplay;
+  }
+
+  /** The files of one level ≥ 1 in key order, checked not to overlap. */
+  private levelInOrder(level: number): Array<{ meta: FileMeta; table: Table }> {
+    const files = this.tables.filter((t) => t.meta.level === level).sort((a, b) => compareBounds(a.meta.smallest, b.meta.smallest));
+    for (let i = 1; i < files.length; i++) {
+      if (compareBounds(files[i - 1]!.meta.largest, files[i]!.meta.smallest) >= 0) {
+        throw new KspError('ROCKSDB_CORRUPT', `${this.version.manifest}: level ${level} has overlapping files ${sstName(files[i - 1]!.meta.number)} and ${sstName(files[i]!.meta.number)}`, { file: this.version.manifest });
+      }
+    }
+    return files;
+  }
+
   /** Checksums the blocks that a scan does not read (filters and other meta blocks). */
   async verifyMetaBlocks(): Promise<number> {
     let n = 0;
@@ -175,31 +235,23 @@ export class RocksDb {
   }
 
   private async runs(): Promise<{ runs: Run[]; tombstones: RangeTombstone[] }> {
-    const tombstones: RangeTombstone[] = [];
+    const wal = await this.walEntries();
+    const tombstones: RangeTombstone[] = [...wal.tombstones];
     for (const { table } of this.tables) tombstones.push(...(await table.rangeTombstones()));
     const runs: Run[] = [];
     // L0: one run per file, newest (highest sequence) first.
     const l0 = this.tables.filter((t) => t.meta.level === 0).sort((a, b) => (a.meta.largestSeqno > b.meta.largestSeqno ? -1 : a.meta.largestSeqno < b.meta.largestSeqno ? 1 : b.meta.number - a.meta.number));
-    const wal = await this.replayWals(tombstones);
-    if (wal.length > 0) runs.push(run('WAL', (async function* () { yield wal; })(), runs.length));
+    if (wal.entries.length > 0) runs.push(run('WAL', (async function* () { yield wal.entries; })(), runs.length));
     for (const t of l0) runs.push(run(t.table.file.name, t.table.entries(), runs.length));
     const levels = [...new Set(this.tables.filter((t) => t.meta.level > 0).map((t) => t.meta.level))].sort((a, b) => a - b);
-    for (const level of levels) {
-      const files = this.tables.filter((t) => t.meta.level === level).sort((a, b) => compareBounds(a.meta.smallest, b.meta.smallest));
-      for (let i = 1; i < files.length; i++) {
-        if (compareBounds(files[i - 1]!.meta.largest, files[i]!.meta.smallest) >= 0) {
-          throw new KspError('ROCKSDB_CORRUPT', `${this.version.manifest}: level ${level} has overlapping files ${sstName(files[i - 1]!.meta.number)} and ${sstName(files[i]!.meta.number)}`, { file: this.version.manifest });
-        }
-      }
-      runs.push(run(`level ${level}`, concat(files.map((f) => f.table)), runs.length));
-    }
+    for (const level of levels) runs.push(run(`level ${level}`, concat(this.levelInOrder(level).map((f) => f.table)), runs.length));
     return { runs, tombstones };
   }
 
-  /** Replays the WALs' default-column-family records into one sorted run. */
-  private async replayWals(tombstones: RangeTombstone[]): Promise<InternalEntry[]> {
+  /** Replays the WALs' default-column-family records into one sorted run (and the range deletions they hold). */
+  private async replayWals(): Promise<ReplayTarget> {
     const cf = this.version.columnFamilies.get(0)!;
-    const into: ReplayTarget = { entries: [], tombstones, bytes: 0, records: 0 };
+    const into: ReplayTarget = { entries: [], tombstones: [], bytes: 0, records: 0 };
     const cap = this.options.maxWalBytes ?? 256 * 1024 * 1024;
     for (const w of this.wals) {
       for await (const rec of readLog(w.file, { logNumber: w.number })) {
@@ -209,7 +261,8 @@ export class RocksDb {
         }
       }
     }
-    return into.entries.sort(compareInternal);
+    into.entries.sort(compareInternal);
+    return into;
   }
 }
 

@@ -1,5 +1,5 @@
 import { KspError } from '../errors.js';
-import { builtinChecksum, CHECKSUM_NAMES, contextModifier } from './checksum.js';
+import { builtinChecksum, CHECKSUM_NAMES, contextModifier, loadChecksums } from './checksum.js';
 import { Cursor, type Origin } from './coding.js';
 import { readHandle, type BlockHandle } from './block.js';
 import type { RandomAccessFile } from './file.js';
@@ -75,6 +75,7 @@ export async function readFooter(file: RandomAccessFile): Promise<Footer> {
   }
   const copy = Buffer.from(tail);
   copy.writeUInt32LE(0, 5);
+  await loadChecksums([checksumType]);
   const computed = (builtinChecksum(checksumType, copy.subarray(0, FOOTER_SIZE - 1), copy[FOOTER_SIZE - 1]!) + contextModifier(baseContextChecksum, base)) >>> 0;
   if (checksumType !== 0 && computed !== stored) {
     throw new KspError('ROCKSDB_CHECKSUM', `${file.name}: footer checksum mismatch (${CHECKSUM_NAMES[checksumType]})`, {

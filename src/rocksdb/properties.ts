@@ -17,6 +17,8 @@ export interface TableProperties {
   rawKeySize: number;
   rawValueSize: number;
   mergeOperands: number;
+  /** `rocksdb.deleted.keys`: deletion entries (point and single deletes). */
+  deletedKeys: number;
   rangeDeletions: number;
   columnFamilyName: string | null;
   /** `rocksdb.block.based.table.index.type`: 0 binary search, 1 hash, 2 two-level, 3 with first key. */
@@ -53,6 +55,7 @@ export function parseProperties(block: Block, origin: Origin): TableProperties {
     rawKeySize: num('rocksdb.raw.key.size'),
     rawValueSize: num('rocksdb.raw.value.size'),
     mergeOperands: num('rocksdb.merge.operands'),
+    deletedKeys: num('rocksdb.deleted.keys'),
     rangeDeletions: num('rocksdb.num.range-deletions'),
     columnFamilyName: str('rocksdb.column.family.name'),
     indexType: fixed32('rocksdb.block.based.table.index.type'),

@@ -92,7 +92,7 @@ export class TableWriter {
   }
 
   static async create(options: TableOptions): Promise<TableWriter> {
-    await loadChecksums();
+    await loadChecksums([options.checksum]);
     return new TableWriter(options);
   }
 

@@ -1,6 +1,6 @@
 import { KspError, preview } from '../errors.js';
 import { decodeBlock, decodeIndexBlock, readHandle, type BlockHandle, type IndexFormat } from './block.js';
-import { builtinChecksum, CHECKSUM_NAMES, contextModifier } from './checksum.js';
+import { builtinChecksum, CHECKSUM_NAMES, contextModifier, loadChecksums } from './checksum.js';
 import { Cursor, type Origin } from './coding.js';
 import { COMPRESSION_NAMES, decompressBlock } from './compression.js';
 import { Window, type RandomAccessFile } from './file.js';
@@ -62,6 +62,7 @@ export class Table {
 
   static async open(file: RandomAccessFile, options: TableOptions = {}): Promise<Table> {
     const footer = await readFooter(file);
+    await loadChecksums([footer.checksumType]);
     const metaBlock = await readBlock(file, footer, footer.metaindex, 'metaindex block');
     const mb = decodeBlock(metaBlock, origin(file, footer.metaindex, 'metaindex block'));
     const metaindex = new Map<string, BlockHandle>();
@@ -125,6 +126,26 @@ export class Table {
     }
   }
 
+  /**
+   * Every data block in key order, checksum-verified and decompressed, with
+   * the name errors give it: the raw material of `entries()`, for scans that
+   * decode blocks without an object per entry (BlockViews).
+   */
+  async *dataBlocks(): AsyncGenerator<{ buf: Buffer; origin: Origin; offset: number; what: string }> {
+    const window = new Window(this.file, this.windowSize);
+    let n = 0;
+    for await (const h of this.dataBlockHandles()) {
+      const what = `data block ${n++}`;
+      const buf = await this.readBlock(h, what, window);
+      yield { buf, origin: origin(this.file, h, what), offset: h.offset, what };
+    }
+  }
+
+  /** Trailer override for ingested (external) files (their keys' sequence is the global one), else null. */
+  get globalSeqno(): { hi: number; lo: number } | null {
+    return this.global;
+  }
+
   /** Every point entry, one array per data block, in internal-key order. */
   async *entries(): AsyncGenerator<InternalEntry[]> {
     const window = new Window(this.file, this.windowSize);
@@ -158,7 +179,7 @@ export class Table {
   }
 
   /** Entry types beyond put/delete: accepted, rewritten, or refused by name. */
-  private special(e: InternalEntry, type: number, h: BlockHandle, what: string, i: number): void {
+  special(e: InternalEntry, type: number, h: BlockHandle, what: string, i: number): void {
     if (type === ValueType.DeletionWithTimestamp) return;
     if (type === ValueType.ValuePreferredSeqno) {
       // TimedPut: value ‖ fixed64 (write time or preferred seqno).
@@ -237,7 +258,10 @@ export async function readBlock(file: RandomAccessFile, footer: Footer, handle: 
       });
     }
   }
-  return raw ? data : decompressBlock(type, data, o);
+  if (raw) return data;
+  const out = decompressBlock(type, data, o);
+  // A stored (uncompressed) block is a view into the window, whose buffer the next read reuses.
+  return out === data && window?.reuses ? Buffer.from(data) : out;
 }
 
 /**

@@ -18,7 +18,23 @@ import { makeTempDir, removeTempDir, tempFailure } from './temp-dir.js';
  */
 
 const HEADER = 8;
+/**
+ * One run's arena: 96 MiB, so a task of up to ~600,000 engine entries of
+ * ~100 bytes sorts in memory and its tables are written once, with no run
+ * files (issue 13: "write each output once"). Larger tasks spill runs of
+ * this size; the arena is dropped before they merge, so memory is the
+ * larger of the two, never their sum, and the same at any task size.
+ */
+const RUN_BYTES = 96 * 1024 * 1024;
+
+/** KSP_SORT_RUN_BYTES overrides it (at least 1 MiB), to bound memory further or to test the spill. */
+function runBytesDefault(): number {
+  const v = Number(process.env.KSP_SORT_RUN_BYTES);
+  return Number.isSafeInteger(v) && v >= 1 << 20 ? Math.min(v, 1 << 30) : RUN_BYTES;
+}
 const BATCH = 1024;
+/** Merge output buffer: a batch's keys and values copied out of the run readers. */
+const OUT_BYTES = 256 * 1024;
 
 /**
  * One arena kept between sorters (tasks are written one after another):
@@ -45,7 +61,7 @@ export class KeySorter {
   duplicates = 0;
   added = 0;
 
-  constructor(private readonly tempDir: string, private readonly runBytes = 32 * 1024 * 1024) {
+  constructor(private readonly tempDir: string, private readonly runBytes = runBytesDefault()) {
     if (spare && spare.length === runBytes) {
       this.arena = spare;
       spare = null;
@@ -159,6 +175,11 @@ export class KeySorter {
       return;
     }
     if (this.count) this.spill();
+    // Every record is in a run file now: the arena is dropped (not kept as
+    // the spare) so it does not sit beside the merge's read buffers; a
+    // buffer this large is its own mapping, returned to the system when
+    // collected.
+    this.arena = Buffer.alloc(0);
     yield* this.merge();
   }
 
@@ -169,6 +190,8 @@ export class KeySorter {
     const heap = new Heap();
     for (const r of readers) if (r.next()) heap.push(r);
     let batch: KeyValue[] = [];
+    let out = Buffer.alloc(0);
+    let outUsed = 0;
     try {
       while (heap.size) {
         const r = heap.pop()!;
@@ -178,7 +201,18 @@ export class KeySorter {
         const top = heap.peek();
         const superseded = top !== undefined && Buffer.compare(top.key!, key) === 0;
         if (superseded) this.duplicates++;
-        else batch.push({ key: Buffer.from(key), value: Buffer.from(value) });
+        else {
+          // The reader's views die at its next record: copied into one buffer per batch, not two per record.
+          const size = key.length + value.length;
+          if (out.length - outUsed < size) {
+            out = Buffer.allocUnsafe(Math.max(OUT_BYTES, size));
+            outUsed = 0;
+          }
+          key.copy(out, outUsed);
+          value.copy(out, outUsed + key.length);
+          batch.push({ key: out.subarray(outUsed, outUsed + key.length), value: out.subarray(outUsed + key.length, outUsed + size) });
+          outUsed += size;
+        }
         if (r.next()) heap.push(r);
         if (batch.length === BATCH) {
           yield batch;

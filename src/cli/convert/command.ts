@@ -39,7 +39,7 @@ SST's SHA-256 and every block checksum checked); canonical tasks are copied unch
 --to native: every task holding state becomes one RocksDB database (SSTs of about --sst-size at the
 bottom level, a MANIFEST and CURRENT) under incr/{op}/{task}/, with an sst_manifest.json listing each
 SST's SHA-256 and an INCR-SST-V1 pointer at the task's state.bin. Keys follow the engine's layout and
-are sorted (spilling to --temp-dir when a task does not fit in 32 MiB); if a task holds a key twice,
+are sorted (spilling to --temp-dir when a task does not fit in 96 MiB); if a task holds a key twice,
 the later entry wins, as on the engine's restore. Native sources are re-encoded with these options.
 
 ${WRITE_EPILOG}`) as never,

@@ -56,6 +56,30 @@ export class NativeKeyDecoder {
 
   constructor(private readonly file: string) {}
 
+  /** Operator id of the last key decoded. */
+  get operator(): string {
+    return this.operatorId;
+  }
+
+  /** State name of the last key decoded. */
+  get state(): string {
+    return this.stateName;
+  }
+
+  /**
+   * Length of the (operator, state) prefix of the key buf[start, end), its
+   * names then in `operator` and `state`: `decode` for scans that hold keys
+   * as offsets into a block's arena, with no view made when the prefix is
+   * the one before (nearly always).
+   */
+  prefixAt(buf: Buffer, start: number, end: number, entry: number): number {
+    const p = this.prefix;
+    const n = p.length;
+    if (n > 0 && end - start >= n && buf.compare(p, 0, n, start, start + n) === 0) return n;
+    this.decode(buf.subarray(start, end), entry);
+    return this.prefix.length;
+  }
+
   /** `entry`: index in the task's live key order, for errors. */
   decode(k: Buffer, entry: number): NativeKey {
     const p = this.prefix;

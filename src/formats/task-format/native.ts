@@ -11,7 +11,8 @@ import { readAll, type BodySource, type OpenContext, type TaskBodyFormat, type T
  * (`INCREMENTAL_SNAPSHOT_MARKER`, krishiv-executor/src/runner/task_runner.rs).
  * Opening it resolves the RocksDB files (the caller knows the savepoint's
  * path rules: `OpenContext.native`) and reads the live entries in key
- * order; the count is known only at the end, so it is null.
+ * order; the count is null unless the tables state it exactly
+ * (RocksDb.knownCount: one sorted run at sequence 0, no deletions).
  */
 
 export const nativeFormat: TaskBodyFormat<Pointer> & { kind: 'native' } = {
@@ -20,12 +21,14 @@ export const nativeFormat: TaskBodyFormat<Pointer> & { kind: 'native' } = {
   async open(src: BodySource, ctx: OpenContext = {}): Promise<TaskReader> {
     const pointer = parsePointer(await readAll(src), src.name);
     const resolve = ctx.native;
+    // Files resolved (the write path): opened now, so the count is known
+    // up front when the tables state it (RocksDb.knownCount) and a
+    // state.bin can be written in one pass.
+    if (resolve) return { ...(await openNativeFiles(src.name, await resolve(pointer), ctx)), pointer };
     return {
       body: 'native', count: null, opaque: false, pointer,
       async *batches(): AsyncGenerator<StateEntry[]> {
-        if (!resolve) throw new KspError('NATIVE_UNSUPPORTED', `${src.name}: native state (pointer to ${pointer.manifestPath}) cannot be read here: its RocksDB files were not resolved`, { file: src.name });
-        const r = await openNativeFiles(src.name, await resolve(pointer), ctx);
-        yield* r.batches();
+        throw new KspError('NATIVE_UNSUPPORTED', `${src.name}: native state (pointer to ${pointer.manifestPath}) cannot be read here: its RocksDB files were not resolved`, { file: src.name });
       },
     };
   },
@@ -38,5 +41,5 @@ export const nativeFormat: TaskBodyFormat<Pointer> & { kind: 'native' } = {
 export async function openNativeFiles(name: string, refs: NativeFileRef[], ctx: OpenContext = {}): Promise<TaskReader> {
   const image = await openImage(name, refs, { onBytes: ctx.onBytes, checkHashes: ctx.checkHashes });
   const db = await RocksDb.open(image);
-  return { body: 'native', count: null, opaque: false, batches: () => nativeEntries(db, name) };
+  return { body: 'native', count: await db.knownCount(), opaque: false, batches: () => nativeEntries(db, name) };
 }

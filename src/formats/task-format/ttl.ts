@@ -22,12 +22,19 @@ export type TtlPrefixMode = 'strip' | 'keep';
 /** Expiry timestamps ksp believes: 2000-01-01 .. 2200-01-01 in ms, or i64::MAX (the engine saturates `now + ttl` there). */
 const MIN_MS = 946_684_800_000n;
 const MAX_MS = 7_258_118_400_000n;
-const I64_MAX = 2n ** 63n - 1n;
+
+const MIN = Number(MIN_MS);
+const MAX = Number(MAX_MS);
 
 export function plausibleExpiry(value: Uint8Array): boolean {
   if (value.length < 8) return false;
-  const t = Buffer.from(value.buffer, value.byteOffset, 8).readBigInt64LE(0);
-  return t === I64_MAX || (t >= MIN_MS && t <= MAX_MS);
+  // Two 32-bit halves, no BigInt or Buffer per value (it runs on every entry
+  // a scan reads): the range sits far below 2^53, where doubles are exact.
+  const lo = (value[0]! | (value[1]! << 8) | (value[2]! << 16) | (value[3]! << 24)) >>> 0;
+  const hi = value[4]! | (value[5]! << 8) | (value[6]! << 16) | (value[7]! << 24);
+  if (hi === 0x7fff_ffff && lo === 0xffff_ffff) return true; // i64::MAX
+  const t = hi * 0x1_0000_0000 + lo;
+  return t >= MIN && t <= MAX;
 }
 
 /**
@@ -38,11 +45,17 @@ export function plausibleExpiry(value: Uint8Array): boolean {
  */
 export class TtlSniffer {
   private readonly states = new Map<string, { operator: string; state: string; entries: number; plausible: number; longer: number }>();
+  private last: { operator: string; state: string; entries: number; plausible: number; longer: number } | undefined;
 
   add(e: StateEntry): void {
-    const id = `${e.operatorId}\u0000${e.stateName}`;
-    let s = this.states.get(id);
-    if (!s) this.states.set(id, (s = { operator: e.operatorId, state: e.stateName, entries: 0, plausible: 0, longer: 0 }));
+    // Consecutive entries nearly always share their state: no key string per entry.
+    let s = this.last;
+    if (!s || s.operator !== e.operatorId || s.state !== e.stateName) {
+      const id = `${e.operatorId}\u0000${e.stateName}`;
+      s = this.states.get(id);
+      if (!s) this.states.set(id, (s = { operator: e.operatorId, state: e.stateName, entries: 0, plausible: 0, longer: 0 }));
+      this.last = s;
+    }
     s.entries++;
     if (plausibleExpiry(e.value)) {
       s.plausible++;
