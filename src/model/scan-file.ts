@@ -117,7 +117,7 @@ export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void):
 
   let done = 0;
   async function* tap(): AsyncGenerator<Uint8Array> {
-    for await (const c of loc.storage.read(loc.key)) {
+    for await (const c of loc.storage.read(loc.key, { size })) {
       hasher?.update(c);
       done += c.length;
       onBytes?.(c.length);

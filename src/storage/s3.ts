@@ -14,6 +14,9 @@ const PART_SIZE = 16 * 1024 * 1024;
 /** Objects above this are copied with UploadPartCopy (CopyObject's own limit is 5 GiB). */
 const COPY_SINGLE_LIMIT = 5 * 1024 * 1024 * 1024;
 const COPY_PART_SIZE = 512 * 1024 * 1024;
+/** Ranged GETs of one large read: their size, and how many run at once. */
+const RANGE_PART = 8 * 1024 * 1024;
+const RANGES_IN_FLIGHT = 4;
 /** Times a broken download stream is resumed with a ranged GET from where it stopped. */
 const READ_RESUMES = 5;
 
@@ -109,7 +112,43 @@ export class S3Storage implements Storage {
     }
   }
 
+  /**
+   * A large object whose size is known is read as RANGE_PART ranges,
+   * RANGES_IN_FLIGHT at a time, yielded in order: one GET stream is bound by
+   * one connection's throughput and its round trips, a few in parallel are
+   * not. Memory: at most RANGES_IN_FLIGHT parts per read.
+   */
   async *read(key: string, options: ReadOptions = {}): AsyncIterable<Uint8Array> {
+    const start = options.offset ?? 0;
+    const end = options.length !== undefined ? start + options.length : options.size;
+    if (end === undefined || end - start <= 2 * RANGE_PART) {
+      yield* this.readSerial(key, options);
+      return;
+    }
+    const fetchPart = async (off: number): Promise<Uint8Array[]> => {
+      const chunks: Uint8Array[] = [];
+      for await (const c of this.readSerial(key, { offset: off, length: Math.min(RANGE_PART, end - off) })) chunks.push(c);
+      return chunks;
+    };
+    const inflight: Array<Promise<Uint8Array[]>> = [];
+    let next = start;
+    const launch = (): void => {
+      const p = fetchPart(next);
+      p.catch(() => undefined); // awaited in order below; a later part's failure must not go unhandled meanwhile
+      inflight.push(p);
+      next += RANGE_PART;
+    };
+    while (inflight.length < RANGES_IN_FLIGHT && next < end) launch();
+    while (inflight.length) {
+      const chunks = await inflight.shift()!;
+      if (next < end) launch();
+      // A part shorter than asked means the object is shorter than its size
+      // said: the caller's byte count reports it.
+      yield* chunks;
+    }
+  }
+
+  private async *readSerial(key: string, options: ReadOptions = {}): AsyncIterable<Uint8Array> {
     const { GetObjectCommand } = await loadSdk();
     const c = await client();
     let pos = options.offset ?? 0;

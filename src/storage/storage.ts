@@ -16,6 +16,11 @@ export interface ReadOptions {
   offset?: number;
   /** Bytes to read from `offset` (default: to the end). */
   length?: number;
+  /**
+   * The object's size, when the caller knows it (from a stat): lets S3 read
+   * a large object as ranged GETs in parallel, without a HEAD first.
+   */
+  size?: number;
 }
 
 export interface ListEntry {
