@@ -14,7 +14,8 @@ import type { StepCount } from './entry-maps.js';
 import type { NativeWriteOptions } from './native-output.js';
 import { toAsyncChunks } from '../storage/storage.js';
 import type { WritePlan } from './plan.js';
-import { openTask, repartition } from './repartition.js';
+import { openTask, repartition, repartitionPlaced } from './repartition.js';
+import { UnitPool } from './unit-pool.js';
 import { Spill, type CollisionReport } from './spill.js';
 import { nativeLayout, writeNativeTask, type NativeTaskResult } from './native-output.js';
 import { releaseSortMemory } from './key-sorter.js';
@@ -143,6 +144,8 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     rolledBack ??= rollback(target.dir, written);
     return rolledBack;
   };
+  // Threads for the write units (rescale's route and place passes), sized like the re-verify's.
+  const units = new UnitPool(options.threads);
   const unregister = onInterrupt(async () => {
     // New writes refuse to start (checkInterrupted) and streams stop at their next chunk; wait for them.
     await Promise.race([Promise.allSettled([...inflight]), sleep(5000)]);
@@ -185,7 +188,17 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
         expected.set(`${j.out.operatorId}/${j.out.taskId}`, n);
       } else if (j.kind === 'repartition') {
         const native = j.native;
-        const r = await repartition(j, tempDir, (to, data) => write(j.outs.find((o) => o.file.location === to)!.file, data).then(() => undefined), options.onBytes,
+        const placed = await track(repartitionPlaced(j, {
+          pool: units,
+          begin: (out) => {
+            checkInterrupted();
+            p.guard.assertNotSource(out.location, 'write');
+            if (!written.includes(out.location)) written.push(out.location);
+          },
+          commit: (out, sha256, size) => record(out, sha256, size, false),
+          onBytes: options.onBytes,
+        }));
+        const r = placed ?? await repartition(j, tempDir, (to, data) => write(j.outs.find((o) => o.file.location === to)!.file, data).then(() => undefined), options.onBytes,
           native ? (i, entries) => writeNative(j.outs[i]!, native, entries, false) : undefined);
         j.outs.forEach((o, i) => expected.set(`${o.operatorId}/${o.taskId}`, r.counts[i]!));
         if (j.routing === 'moved') report.moved.push({ operator: j.operator, moved: r.moved, counts: r.counts });
@@ -194,6 +207,9 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
       }
       report.written.rewritten++;
     }
+
+    // The write threads end before the re-verify takes its own.
+    await units.close();
 
     // Metadata and the record; the manifest only once the output verified.
     const mdFile: StoredFile = { stored: 'metadata.json', location: child(target.dir, 'metadata.json'), relPath: 'metadata.json' };
@@ -268,6 +284,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     await undo().catch(() => undefined);
     throw e;
   } finally {
+    await units.close();
     unregister();
     await lock.release();
     await dropFolder();
