@@ -15,11 +15,10 @@ import { makeTempDir, removeTempDir } from './temp-dir.js';
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { LocalStorage } from '../storage/local.js';
 import { STATE_BIN_VERSION } from '../formats/state-bin/decoder.js';
 import type { StoredFile } from './target.js';
 import type { UnitPool } from './unit-pool.js';
-import type { RouteResult } from './units.js';
+import { unitPathOf, type RouteResult } from './units.js';
 
 /**
  * Rescaling one operator as the engine does (../model/FORMAT.md §9;
@@ -180,7 +179,7 @@ const PLACED_MAX_OUTPUTS = 256;
  */
 export async function repartitionPlaced(job: Extract<Job, { kind: 'repartition' }>, w: PlacedWrites): Promise<RepartitionResult | null> {
   if (job.routing === 'moved' || job.map !== null || job.keyChange || job.native || job.outs.length > PLACED_MAX_OUTPUTS) return null;
-  const localPath = (l: Location): string | null => (l.storage instanceof LocalStorage ? l.storage.pathOf(l.key) : null);
+  const localPath = (l: Location): string | null => unitPathOf(l.storage, l.key);
   const srcPaths = job.sources.map((s) => (s.native ? null : localPath(s.location)));
   const outPaths = job.outs.map((o) => localPath(o.file.location));
   if (srcPaths.some((x) => x === null) || outPaths.some((x) => x === null)) return null;

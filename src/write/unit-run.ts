@@ -10,6 +10,11 @@ export async function runUnit<U extends Unit>(unit: U): Promise<UnitResult<U>> {
       return (await runPlace(unit)) as UnitResult<U>;
     case 'hash':
       return (await runHash(unit)) as UnitResult<U>;
+    case 'rewrite': {
+      // Loaded on first use: a thread that only routes never compiles the decoders and codecs.
+      const { runRewrite } = await import('./rewrite-unit.js');
+      return (await runRewrite(unit)) as UnitResult<U>;
+    }
   }
   throw new Error(`unknown unit ${(unit as Unit).kind}`);
 }

@@ -1,4 +1,6 @@
 import type { Routing } from '../model/routing.js';
+import { LocalStorage } from '../storage/local.js';
+import type { Storage } from '../storage/storage.js';
 
 /**
  * Units of write work that are plain data: file paths and specs, never
@@ -68,8 +70,50 @@ export interface HashResult {
   size: number;
 }
 
-export type Unit = RouteUnit | PlaceUnit | HashUnit;
-export type UnitResult<U extends Unit> = U extends RouteUnit ? RouteResult : U extends PlaceUnit ? PlaceResult : HashResult;
+/** One migration, as its module file and the registry's operator name and versions. */
+export interface MigrationSpec {
+  module: string;
+  operator: string;
+  from: number;
+  to: number;
+}
+
+/**
+ * One task's entries rewritten through migrations and renames (keys kept,
+ * so the count is the source's): the streaming rewrite of write/execute.ts,
+ * run where the unit is, with the steps loaded again from their module.
+ */
+export interface RewriteUnit {
+  kind: 'rewrite';
+  source: { path: string; operatorId: string; taskId: string; sha256?: string };
+  out: string;
+  migrations: MigrationSpec[];
+  renames: Array<[string, string]>;
+}
+
+export interface RewriteResult {
+  kind: 'rewrite';
+  sha256: string;
+  size: number;
+  /** Bytes read from the source. */
+  read: number;
+  entries: number;
+  /** Per step, in the order of the flattened chains: entries transformed, and entries of its operator passed through. */
+  steps: Array<{ transformed: number; passed: number }>;
+}
+
+export type Unit = RouteUnit | PlaceUnit | HashUnit | RewriteUnit;
+export type UnitResult<U extends Unit> = U extends RouteUnit ? RouteResult : U extends PlaceUnit ? PlaceResult : U extends RewriteUnit ? RewriteResult : HashResult;
+
+/**
+ * Units read and write files by path, past the Storage interface: only on
+ * local disk, and only through LocalStorage itself (a subclass may change
+ * how files are written, as the tests' failing storages do).
+ */
+export function unitPathOf(storage: Storage, key: string): string | null {
+  if (process.env.KSP_WRITE_UNITS === '0') return null;
+  return storage instanceof LocalStorage && Object.getPrototypeOf(storage) === LocalStorage.prototype ? storage.pathOf(key) : null;
+}
 
 /** Route of an entry copied to every output. */
 export const BROADCAST = 0xffff;
