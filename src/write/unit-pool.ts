@@ -21,6 +21,13 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/**
+ * Each thread's young generation, capped: V8's default (3 × 16 MiB semi-spaces)
+ * per thread puts two rewriting threads and the main one over the memory
+ * budget, for a few percent of speed (measured on migrate: 294 → 250 MB peak).
+ */
+const YOUNG_GENERATION_MB = 16;
+
 function workerUrl(): URL | null {
   const url = new URL('./unit-worker.js', import.meta.url);
   return url.protocol === 'file:' && existsSync(fileURLToPath(url)) ? url : null;
@@ -59,7 +66,7 @@ export class UnitPool {
       let w = this.idle.pop();
       if (!w) {
         if (this.all.length >= this.threads) return;
-        w = new Worker(this.url!);
+        w = new Worker(this.url!, { resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
         w.unref();
         this.all.push(w);
       }
