@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { KspError, type ErrorCode, type ErrorData } from '../errors.js';
-import { runUnit } from './unit-run.js';
+import { runUnit, unitError } from './unit-run.js';
 import type { Unit, UnitResult } from './units.js';
 
 /**
@@ -51,7 +51,9 @@ export class UnitPool {
   run<U extends Unit>(unit: U, transfer: ArrayBuffer[] = []): Promise<UnitResult<U>> {
     if (this.closed) return Promise.reject(new KspError('INTERNAL', 'unit pool used after close'));
     if (!this.url) {
-      const next = this.inline.then(() => runUnit(unit));
+      const next = this.inline.then(() => runUnit(unit)).catch((e: unknown) => {
+        throw unitError(e);
+      });
       this.inline = next.catch(() => undefined);
       return next;
     }
@@ -83,16 +85,23 @@ export class UnitPool {
     const onMessage = (m: { result?: unknown; error?: { message: string; code?: ErrorCode; data?: ErrorData } }): void => {
       done();
       this.idle.push(w);
-      if (m.error) p.reject(new KspError(m.error.code ?? 'STORAGE_IO', m.error.message, m.error.data ?? {}));
+      if (m.error) p.reject(new KspError(m.error.code ?? 'INTERNAL', m.error.message, m.error.data ?? {}));
       else p.resolve(m.result);
       this.pump();
     };
-    const onError = (e: unknown): void => {
+    // A thread that died is replaced for the units still queued.
+    const lost = (): void => {
       done();
+      const i = this.all.indexOf(w);
+      if (i >= 0) this.all.splice(i, 1);
+      if (!this.closed) this.pump();
+    };
+    const onError = (e: unknown): void => {
+      lost();
       p.reject(e);
     };
     const onExit = (code: number): void => {
-      done();
+      lost();
       p.reject(new KspError('INTERNAL', `write worker exited with code ${code}`));
     };
     w.on('message', onMessage);

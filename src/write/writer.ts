@@ -86,6 +86,8 @@ export interface WriteOptions {
    * warning, and no hash is taken from the manifest.
    */
   trustSource?: boolean;
+  /** Threads for the plan's scan of the source (the census of ids and states); `write` passes its own. */
+  threads?: number;
 }
 
 type Operation =
@@ -464,7 +466,7 @@ class Planner {
     const reqs: ScanRequest[] = tasks.map((t) => ({ uri: uriOf(t.location), size: this.formats.get(t.index)!.size, hash: false, decode: true, keyGroups: false }));
     const nativeErrors = await attachNative(this.sp, reqs.map((req, i) => ({ req, task: tasks[i] })), false);
     for (const e of nativeErrors.values()) throw e;
-    const results = await scanFiles(reqs);
+    const results = await scanFiles(reqs, { threads: this.options.threads });
     this.census = new Map();
     results.forEach((r, i) => {
       if (r.error) throw new KspError(r.error.code as never, r.error.message, r.error.data);
