@@ -26,7 +26,11 @@ export async function loadMigrations(file: string): Promise<MigrationRegistry> {
     throw new KspError('MIGRATIONS_MODULE', `${file}: could not load the migrations module: ${(e as Error).message}`, { file }, { cause: e });
   }
   const d = mod.default;
-  if (d instanceof MigrationRegistry || (d && typeof d === 'object' && typeof (d as MigrationRegistry).chain === 'function')) return d as MigrationRegistry;
+  if (d instanceof MigrationRegistry || (d && typeof d === 'object' && typeof (d as MigrationRegistry).chain === 'function')) {
+    // A registry object the module built: its steps may hold state the module
+    // set up around them, so it stays in this thread (no `module`).
+    return d as MigrationRegistry;
+  }
   if (typeof d === 'function') {
     const b = new MigrationBuilder();
     try {
@@ -35,7 +39,11 @@ export async function loadMigrations(file: string): Promise<MigrationRegistry> {
       if (e instanceof KspError) throw e;
       throw new KspError('MIGRATIONS_MODULE', `${file}: the default export threw while registering steps: ${(e as Error).message}`, { file }, { cause: e });
     }
-    return new MigrationRegistry(b.steps);
+    const registry = new MigrationRegistry(b.steps);
+    // Registering steps again from the file gives the same steps: write threads may.
+    // TypeScript modules need the loader hook, registered per thread: they stay in this one.
+    if (!/\.m?ts$/.test(path)) registry.module = path;
+    return registry;
   }
   throw new KspError('MIGRATIONS_MODULE', `${file}: the default export must be defineMigrations(...) or a function (m, codecs) => { m.value(...) }`, { file });
 }

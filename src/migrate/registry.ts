@@ -104,6 +104,12 @@ function checkStep(operator: string, from: number, to: number): void {
 /** Registered steps, looked up by operator and version. */
 export class MigrationRegistry {
   private readonly byOperator = new Map<string, Map<number, Step[]>>();
+  /**
+   * The module file it was loaded from (load.ts), if any: a write thread can
+   * load the same steps from it, so migrated tasks run on every core. A
+   * registry made in code has none, and its steps run in the calling thread.
+   */
+  module?: string;
 
   constructor(steps: readonly Step[]) {
     for (const s of steps) {

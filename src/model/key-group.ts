@@ -1,4 +1,4 @@
-import { PrefixedSha256 } from '../bytes/sha256-word.js';
+import { PrefixedSha256Block } from '../bytes/sha256-block.js';
 
 /**
  * The engine's key groups (FORMAT.md §7): 32,768 groups; a key's
@@ -9,13 +9,28 @@ import { PrefixedSha256 } from '../bytes/sha256-word.js';
 
 export const KEY_GROUPS = 32768;
 const PREFIX = Buffer.from('krishiv.partition-key.v1\0keygroup\0', 'latin1');
-const sha = new PrefixedSha256(PREFIX);
+const sha = new PrefixedSha256Block(PREFIX);
 
 export function keyGroup(key: Uint8Array): number {
+  return keyGroupAt(key, 0, key.length);
+}
+
+/** The key group of the key held in buf[off, off + len), read in place (no view per key in hot loops). */
+export function keyGroupAt(buf: Uint8Array, off: number, len: number): number {
   // u64 LE mod 2^15 needs only the low 15 bits: digest bytes 0 and 1, the
   // top two bytes of the first big-endian word.
-  const w = sha.firstWord(key);
+  const w = sha.firstWordAt(buf, off, len);
   return ((w >>> 24) | (((w >>> 16) & 0xff) << 8)) & (KEY_GROUPS - 1);
+}
+
+/**
+ * The owner of every key group at once: `table[kg]` is `owners[taskForKeyGroup(kg, owners.length)]`,
+ * so routing an entry is one array read after its hash.
+ */
+export function ownerTable(owners: readonly number[]): Uint16Array {
+  const t = new Uint16Array(KEY_GROUPS);
+  for (let kg = 0; kg < KEY_GROUPS; kg++) t[kg] = owners[taskForKeyGroup(kg, owners.length)]!;
+  return t;
 }
 
 /** Inclusive key-group range [first, last] of task `index` at parallelism `p`. */

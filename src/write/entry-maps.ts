@@ -82,3 +82,28 @@ function stepFailure(err: unknown, step: Step, e: StateEntry, ctx: EntryContext)
   if (phase === 'encode') return new KspError('MIGRATION_RESULT', `migration ${step.describe} returned a value its output codec cannot encode, at ${where}: ${why}`, data, { cause });
   return new KspError('MIGRATION_FAILED', `migration ${step.describe} threw at ${where}: ${why}`, data, { cause });
 }
+
+/**
+ * A task's batches through `map` (or as they are), `ctx.index` the entry
+ * index in the source file: the stream every rewrite of a task writes.
+ */
+export async function* mapBatches(batches: AsyncIterable<StateEntry[]>, map: EntryMap | null, ctx: EntryContext): AsyncGenerator<StateEntry[]> {
+  if (!map) {
+    let n = 0;
+    for await (const batch of batches) {
+      n += batch.length;
+      ctx.index = n - 1;
+      yield batch;
+    }
+    return;
+  }
+  let index = 0;
+  for await (const batch of batches) {
+    const out = new Array<StateEntry>(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      ctx.index = index++;
+      out[i] = map(batch[i]!, ctx);
+    }
+    yield out;
+  }
+}

@@ -10,11 +10,13 @@ import { verifySavepoint, type Finding } from '../model/verify.js';
 import { child, uriOf, type Location } from '../storage/uri.js';
 import { copyFile, hashOf, writeHashed } from './copy.js';
 import type { Job, OutputTask } from './jobs.js';
-import type { StepCount } from './entry-maps.js';
+import { mapBatches, type StepCount } from './entry-maps.js';
 import type { NativeWriteOptions } from './native-output.js';
 import { toAsyncChunks } from '../storage/storage.js';
 import type { WritePlan } from './plan.js';
-import { openTask, repartition } from './repartition.js';
+import { openTask, repartition, repartitionPlaced } from './repartition.js';
+import { UnitPool } from './unit-pool.js';
+import { unitPathOf, type RewriteUnit } from './units.js';
 import { Spill, type CollisionReport } from './spill.js';
 import { nativeLayout, writeNativeTask, type NativeTaskResult } from './native-output.js';
 import { releaseSortMemory } from './key-sorter.js';
@@ -144,7 +146,11 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     rolledBack ??= rollback(target.dir, written);
     return rolledBack;
   };
+  // Threads for the write units (rescale's route and place passes), sized like the re-verify's.
+  const units = new UnitPool(options.threads);
   const unregister = onInterrupt(async () => {
+    // Write threads stop now (their temporary files go with the rollback).
+    await units.close();
     // New writes refuse to start (checkInterrupted) and streams stop at their next chunk; wait for them.
     await Promise.race([Promise.allSettled([...inflight]), sleep(5000)]);
     const n = await undo();
@@ -180,37 +186,70 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
       }
     });
     // Native tasks converted to canonical as they are: units on worker threads, one task per core (native-canonical.ts).
-    const units = rewrites.filter((j): j is Extract<Job, { kind: 'rewrite' }> => j.kind === 'rewrite' && !j.native && j.map === null && !j.keyChange && j.source.native !== undefined);
-    const unitsDone = new Set<Job>();
-    if (units.length) {
+    const nativeUnits = rewrites.filter((j): j is Extract<Job, { kind: 'rewrite' }> => j.kind === 'rewrite' && !j.native && j.map === null && !j.keyChange && j.source.native !== undefined);
+    const nativeDone = new Set<Job>();
+    if (nativeUnits.length) {
       checkInterrupted();
-      for (const j of units) {
+      for (const j of nativeUnits) {
         p.guard.assertNotSource(j.out.file.location, 'write');
         written.push(j.out.file.location);
       }
-      const res = await track(runNativeCanonical(units.map((j) => ({
+      const res = await track(runNativeCanonical(nativeUnits.map((j) => ({
         source: uriOf(j.source.location), ...(j.source.sha256 ? { sourceSha256: j.source.sha256 } : {}), native: j.source.native!,
         ...(j.source.ttlPrefix ? { ttlPrefix: j.source.ttlPrefix } : {}), task: `${j.source.operatorId}/${j.source.taskId}`, out: uriOf(j.out.file.location),
       })), options.threads, options.onBytes));
-      units.forEach((j, i) => {
+      nativeUnits.forEach((j, i) => {
         const r = res[i]!;
         // Count not stated by the tables: converted in the loop below (whose write records the file again).
         if (r.fallback) return forget(written, j.out.file.location);
         record(j.out.file, r.sha256, r.size, false);
         expected.set(`${j.out.operatorId}/${j.out.taskId}`, r.entries);
         report.written.rewritten++;
-        unitsDone.add(j);
+        nativeDone.add(j);
       });
     }
+    // Tasks rewritten by plain-data units run at once on the pool's threads,
+    // the rest one after another here; all have settled before anything
+    // further happens (a rollback must not race a thread still writing).
+    const unitRuns: Array<Promise<void>> = [];
     for (const j of rewrites) {
-      if (unitsDone.has(j)) continue;
+      const unit = j.kind === 'rewrite' ? rewriteUnitOf(j) : null;
+      if (!unit || j.kind !== 'rewrite') continue;
       checkInterrupted();
+      p.guard.assertNotSource(j.out.file.location, 'write');
+      written.push(j.out.file.location);
+      unitRuns.push(track(units.run(unit)).then((r) => {
+        options.onBytes?.(r.read);
+        r.steps.forEach((c, i) => {
+          j.unit!.counts[i]!.transformed += c.transformed;
+          j.unit!.counts[i]!.passed += c.passed;
+        });
+        record(j.out.file, r.sha256, r.size, false);
+        expected.set(`${j.out.operatorId}/${j.out.taskId}`, r.entries);
+        report.written.rewritten++;
+      }));
+    }
+    const unitsDone = Promise.allSettled(unitRuns);
+    for (const j of rewrites) {
+      if (nativeDone.has(j)) continue;
+      checkInterrupted();
+      if (j.kind === 'rewrite' && rewriteUnitOf(j)) continue;
       if (j.kind === 'rewrite') {
         const n = await rewriteTask(j, tempDir, write, writeNative, options.onBytes, report);
         expected.set(`${j.out.operatorId}/${j.out.taskId}`, n);
       } else if (j.kind === 'repartition') {
         const native = j.native;
-        const r = await repartition(j, tempDir, (to, data) => write(j.outs.find((o) => o.file.location === to)!.file, data).then(() => undefined), options.onBytes,
+        const placed = await track(repartitionPlaced(j, {
+          pool: units,
+          begin: (out) => {
+            checkInterrupted();
+            p.guard.assertNotSource(out.location, 'write');
+            if (!written.includes(out.location)) written.push(out.location);
+          },
+          commit: (out, sha256, size) => record(out, sha256, size, false),
+          onBytes: options.onBytes,
+        }));
+        const r = placed ?? await repartition(j, tempDir, (to, data) => write(j.outs.find((o) => o.file.location === to)!.file, data).then(() => undefined), options.onBytes,
           native ? (i, entries) => writeNative(j.outs[i]!, native, entries, false) : undefined);
         j.outs.forEach((o, i) => expected.set(`${o.operatorId}/${o.taskId}`, r.counts[i]!));
         if (j.routing === 'moved') report.moved.push({ operator: j.operator, moved: r.moved, counts: r.counts });
@@ -219,6 +258,11 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
       }
       report.written.rewritten++;
     }
+    const failed = (await unitsDone).find((x) => x.status === 'rejected');
+    if (failed) throw failed.reason;
+
+    // The write threads end before the re-verify takes its own.
+    await units.close();
 
     // Metadata and the record; the manifest only once the output verified.
     const mdFile: StoredFile = { stored: 'metadata.json', location: child(target.dir, 'metadata.json'), relPath: 'metadata.json' };
@@ -289,16 +333,37 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     // From here a signal keeps the sealed output, and still releases the lock.
     sealedAt(target.uri, () => lock.release());
   } catch (e) {
-    // Cleanup errors never replace the error that led here.
+    // Cleanup errors never replace the error that led here. Write threads stop first.
+    await units.close().catch(() => undefined);
     await undo().catch(() => undefined);
     throw e;
   } finally {
+    await units.close();
     unregister();
     await lock.release();
     await dropFolder();
   }
   report.seconds = (Date.now() - started) / 1000;
   return report;
+}
+
+/**
+ * A rewrite as a plain-data unit for the pool's threads, or null when it must
+ * run here: steps defined in code (no module), keys that change (collisions
+ * need the spill), native input or output, or storage other than local disk.
+ */
+function rewriteUnitOf(j: Extract<Job, { kind: 'rewrite' }>): RewriteUnit | null {
+  if (!j.unit || j.keyChange || j.native || j.source.native) return null;
+  const src = unitPathOf(j.source.location.storage, j.source.location.key);
+  const out = unitPathOf(j.out.file.location.storage, j.out.file.location.key);
+  if (src === null || out === null) return null;
+  return {
+    kind: 'rewrite',
+    source: { path: src, operatorId: j.source.operatorId, taskId: j.source.taskId, ...(j.source.sha256 ? { sha256: j.source.sha256 } : {}) },
+    out,
+    migrations: j.unit.migrations,
+    renames: j.unit.renames,
+  };
 }
 
 /**
@@ -373,26 +438,7 @@ async function rewriteTask(
     return 0;
   }
   const ctx = { operator: j.source.operatorId, task: j.source.taskId, index: 0 };
-  async function* mapped(): AsyncGenerator<StateEntry[]> {
-    if (!j.map) {
-      let n = 0;
-      for await (const batch of src!.batches()) {
-        n += batch.length;
-        ctx.index = n - 1;
-        yield batch;
-      }
-      return;
-    }
-    let index = 0;
-    for await (const batch of src!.batches()) {
-      const out = new Array<StateEntry>(batch.length);
-      for (let i = 0; i < batch.length; i++) {
-        ctx.index = index++;
-        out[i] = j.map(batch[i]!, ctx);
-      }
-      yield out;
-    }
-  }
+  const mapped = (): AsyncGenerator<StateEntry[]> => mapBatches(src.batches(), j.map, ctx);
   if (j.native) {
     // A native source read with its keys unchanged arrives in RocksDB key
     // order with no repeats, so it streams straight into tables; anything

@@ -3,13 +3,26 @@ import type { SstManifestDoc } from '../formats/sst-manifest/sst-manifest.js';
 import type { TaskRef } from '../model/savepoint.js';
 import type { Routing } from '../model/routing.js';
 import type { Location } from '../storage/uri.js';
-import type { EntryMap } from './entry-maps.js';
+import type { EntryMap, StepCount } from './entry-maps.js';
+import type { MigrationSpec } from './units.js';
 import type { NativeFile } from '../model/native-files.js';
 import type { NativeFileRef } from '../model/native-state.js';
 import type { NativeWriteOptions } from './native-output.js';
 import type { CollisionPolicy } from './spill.js';
 import type { StoredFile } from './target.js';
 import type { TtlPrefixMode } from '../formats/task-format/ttl.js';
+
+/**
+ * `map` as plain data, for a write thread (units.ts `RewriteUnit`): the
+ * migrations by module file and versions, then the renames; `counts` are the
+ * report's per-step counters, in the order of the steps the migrations run
+ * (each chain flattened), which the thread's counts are added to.
+ */
+export interface RewriteSpec {
+  migrations: MigrationSpec[];
+  renames: Array<[string, string]>;
+  counts: StepCount[];
+}
 
 /** The executor's units of work, made by the planner; internal, not part of the plan's JSON. */
 
@@ -31,7 +44,7 @@ export type Job =
    * `native`, into a RocksDB database in the engine's incremental layout.
    * `keysKept`: the map leaves every (operator, state, key) as it was.
    */
-  | { kind: 'rewrite'; source: SourceTask; out: OutputTask; map: EntryMap | null; keyChange: boolean; keysKept: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions }
+  | { kind: 'rewrite'; source: SourceTask; out: OutputTask; map: EntryMap | null; keyChange: boolean; keysKept: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions; unit?: RewriteSpec }
   /**
    * An operator's tasks re-partitioned into new tasks (native ones with
    * `native`); with routing `moved`, the same tasks with the entries whose

@@ -9,8 +9,16 @@ import { movedEntryKey, rangeOwnersByName } from '../model/task-ranges.js';
 import type { TaskRef } from '../model/savepoint.js';
 import { uriOf, type Location } from '../storage/uri.js';
 import type { Job, SourceTask } from './jobs.js';
+import { BROADCAST_LIMIT_BYTES } from './route-pass.js';
 import { Spill, spillBufferSize, type CollisionReport } from './spill.js';
 import { makeTempDir, removeTempDir } from './temp-dir.js';
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { STATE_BIN_VERSION } from '../formats/state-bin/decoder.js';
+import type { StoredFile } from './target.js';
+import type { UnitPool } from './unit-pool.js';
+import { unitPathOf, type RouteResult } from './units.js';
 
 /**
  * Rescaling one operator as the engine does (../model/FORMAT.md §9;
@@ -41,8 +49,7 @@ export interface RepartitionResult {
   collisions: CollisionReport;
 }
 
-/** Broadcast entries kept in memory at most (they are normally a few watermarks). */
-const BROADCAST_LIMIT_BYTES = 64 * 1024 * 1024;
+/** Broadcast entries kept in memory at most (they are normally a few watermarks): BROADCAST_LIMIT_BYTES, route-pass.ts. */
 
 export async function repartition(
   job: Extract<Job, { kind: 'repartition' }>,
@@ -142,6 +149,150 @@ export async function repartition(
     for (const s of spills) s.remove();
     removeTempDir(dir);
   }
+}
+
+/** What the placed rescale needs from the executor: its pool, and the executor's bookkeeping of outputs. */
+export interface PlacedWrites {
+  pool: UnitPool;
+  /** Before an output file is made: refuses a source file and a signal, and puts the file on the rollback list. */
+  begin(out: StoredFile): void;
+  /** A finished output, for the manifest. */
+  commit(out: StoredFile, sha256: string, size: number): void;
+  onBytes?: (n: number) => void;
+}
+
+/** Outputs at most, for the placed path: each place unit holds a file and a buffer per output. */
+const PLACED_MAX_OUTPUTS = 256;
+
+/**
+ * The same rescale as `repartition`, byte for byte, for canonical sources
+ * and a target on local disk, in two passes run as plain-data units on the
+ * pool's threads (write/route-pass.ts): route every source (its output task
+ * per entry, so each output's entry count and size are known), then write
+ * every source's entries at their final offsets in the outputs, which are
+ * created at their full size with header and broadcast tail in place. Each
+ * output is written once, with no spill, and its SHA-256 taken from the
+ * written file. Null, with nothing written, when the job or a source does
+ * not fit (a key map, native files, another storage, a file the route pass
+ * does not accept): the caller then streams as before, and that path
+ * reports the exact error.
+ */
+export async function repartitionPlaced(job: Extract<Job, { kind: 'repartition' }>, w: PlacedWrites): Promise<RepartitionResult | null> {
+  if (job.routing === 'moved' || job.map !== null || job.keyChange || job.native || job.outs.length > PLACED_MAX_OUTPUTS) return null;
+  const localPath = (l: Location): string | null => unitPathOf(l.storage, l.key);
+  const srcPaths = job.sources.map((s) => (s.native ? null : localPath(s.location)));
+  const outPaths = job.outs.map((o) => localPath(o.file.location));
+  if (srcPaths.some((x) => x === null) || outPaths.some((x) => x === null)) return null;
+  const m = job.outs.length;
+  const owners = rangeOwnersByName(job.outs.map((o) => o.taskId));
+  const routing = job.routing;
+  const stats = await Promise.all(job.sources.map((s) => s.location.storage.stat(s.location.key)));
+  if (stats.some((st) => st === null)) return null;
+  const sizes = stats.map((st) => st!.size);
+  const routes: RouteResult[] = await Promise.all(job.sources.map((s, i) => w.pool.run({ kind: 'route', path: srcPaths[i]!, size: sizes[i]!, ...(s.sha256 ? { sha256: s.sha256 } : {}), routing, owners })));
+  if (routes.some((r) => r.fallback !== undefined)) return null;
+  w.onBytes?.(sizes.reduce((a, b) => a + b, 0));
+
+  // Broadcast entries merged across sources in first-seen order, exactly as `repartition` does.
+  const broadcast = new Map<string, { e: StateEntry; task: number }>();
+  let broadcastBytes = 0;
+  let merged = 0;
+  for (let si = 0; si < routes.length; si++) {
+    for (const b of routes[si]!.broadcast) {
+      const e = entryOf(b.raw);
+      const id = `${e.operatorId}\u0000${e.stateName}\u0000${Buffer.from(e.key).toString('hex')}`;
+      const prev = broadcast.get(id);
+      if (!prev) {
+        broadcastBytes += id.length + e.value.length + 64;
+        if (broadcastBytes > BROADCAST_LIMIT_BYTES) {
+          throw new KspError('RESCALE_BROADCAST_LIMIT', `rescale ${job.operator}: more than ${BROADCAST_LIMIT_BYTES >> 20} MiB of broadcast entries (keys that do not follow the window layouts are copied to every task); use --routing state-key for this operator`, { operator: job.operator });
+        }
+        broadcast.set(id, { e, task: si });
+      } else {
+        merged++;
+        prev.e = mergeBroadcast(prev.e, e, job, job.sources[prev.task]!, job.sources[si]!);
+      }
+    }
+  }
+  const tail = Buffer.concat([...broadcast.values()].map(({ e }) => encodeEntry(e)));
+  const nb = broadcast.size;
+  const counts = new Array<number>(m).fill(nb);
+  const sizesOut = new Array<number>(m).fill(12 + tail.length);
+  // starts[si][i]: where source si's entries begin in output i.
+  const starts = routes.map(() => new Array<number>(m).fill(0));
+  const at = new Array<number>(m).fill(12);
+  let routed = 0;
+  routes.forEach((r, si) => {
+    for (let i = 0; i < m; i++) {
+      starts[si]![i] = at[i]!;
+      at[i]! += r.bytes[i] ?? 0;
+      counts[i]! += r.counts[i] ?? 0;
+      sizesOut[i]! += r.bytes[i] ?? 0;
+      routed += r.counts[i] ?? 0;
+    }
+  });
+
+  const temps: string[] = [];
+  try {
+    for (let i = 0; i < m; i++) {
+      w.begin(job.outs[i]!.file);
+      const tmp = `${outPaths[i]!}.ksp-tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+      await fsp.mkdir(dirname(tmp), { recursive: true });
+      temps.push(tmp);
+      const fh = await fsp.open(tmp, 'w');
+      try {
+        const header = Buffer.alloc(12);
+        header.writeUInt32LE(STATE_BIN_VERSION, 0);
+        header.writeBigUInt64LE(BigInt(counts[i]!), 4);
+        await fh.write(header, 0, 12, 0);
+        if (tail.length) await fh.write(tail, 0, tail.length, sizesOut[i]! - tail.length);
+        await fh.truncate(sizesOut[i]!);
+      } finally {
+        await fh.close();
+      }
+    }
+    await Promise.all(routes.map((r, si) => r.entries === 0 ? null : w.pool.run({
+      kind: 'place', path: srcPaths[si]!, size: sizes[si]!, routes: r.routes,
+      outs: job.outs.map((_, i) => ({ path: temps[i]!, offset: starts[si]![i]!, bytes: r.bytes[i] ?? 0 })),
+    }, [r.routes.buffer as ArrayBuffer])));
+    for (let i = 0; i < m; i++) {
+      w.begin(job.outs[i]!.file);
+      await fsp.rename(temps[i]!, outPaths[i]!);
+      temps[i] = '';
+    }
+    const hashes = await Promise.all(outPaths.map((path) => w.pool.run({ kind: 'hash', path: path! })));
+    hashes.forEach((h, i) => {
+      if (h.size !== sizesOut[i]) throw new KspError('OUTPUT_VERIFY_FAILED', `${outPaths[i]}: ${h.size} bytes written, ${sizesOut[i]} planned`, { file: outPaths[i]! });
+      w.commit(job.outs[i]!.file, h.sha256, h.size);
+    });
+  } catch (e) {
+    for (const t of temps) if (t) await fsp.rm(t, { force: true }).catch(() => undefined);
+    throw e;
+  }
+  return { counts, routed, moved: 0, broadcast: { distinct: nb, merged }, collisions: { dropped: 0, keys: 0, examples: [] } };
+}
+
+/** An entry from its encoded bytes (four u64-length-prefixed fields, already checked by the route pass). */
+function entryOf(raw: Uint8Array): StateEntry {
+  const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  const f: Buffer[] = [];
+  let p = 0;
+  for (let k = 0; k < 4; k++) {
+    const n = b.readUInt32LE(p);
+    f.push(b.subarray(p + 8, p + 8 + n));
+    p += 8 + n;
+  }
+  return { operatorId: f[0]!.toString('utf8'), stateName: f[1]!.toString('utf8'), key: f[2]!, value: f[3]! };
+}
+
+function encodeEntry(e: StateEntry): Buffer {
+  const parts: Buffer[] = [];
+  for (const x of [Buffer.from(e.operatorId, 'utf8'), Buffer.from(e.stateName, 'utf8'), e.key, e.value]) {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(x.length));
+    parts.push(len, Buffer.from(x.buffer, x.byteOffset, x.byteLength));
+  }
+  return Buffer.concat(parts);
 }
 
 /** Same broadcast key from two source tasks: equal values are one entry, 8-byte values keep the minimum i64 (a watermark), anything else is a conflict. */

@@ -86,6 +86,8 @@ export interface WriteOptions {
    * warning, and no hash is taken from the manifest.
    */
   trustSource?: boolean;
+  /** Threads for the plan's scan of the source (the census of ids and states); `write` passes its own. */
+  threads?: number;
 }
 
 type Operation =
@@ -222,7 +224,7 @@ class Planner {
       for (const s of ids) if (current(s) === cur && !removed.has(s)) return s;
       return null;
     };
-    const migrations: Array<{ operator: string; from: number; to: number; chain: ReturnType<MigrationRegistry['chain']>; keyChange: boolean; onCollision: CollisionPolicy }> = [];
+    const migrations: Array<{ operator: string; name: string; module?: string; from: number; to: number; chain: ReturnType<MigrationRegistry['chain']>; keyChange: boolean; onCollision: CollisionPolicy }> = [];
     const rescale = new Map<string, { parallelism: number; routing: Routing | undefined; taskIds?: string }>();
     const records: OperationRecord[] = [];
     let convert: 'canonical' | 'native' | null = null;
@@ -263,7 +265,7 @@ class Planner {
           versions.set(src, BigInt(to));
           done[name] = { from: String(from), to: String(to) };
           if (chain.length === 0) continue;
-          migrations.push({ operator: src, from, to, chain, keyChange: chain.some((l) => l.some((s) => s.kind === 'keyValue')), onCollision: op.options.onCollision ?? 'fail' });
+          migrations.push({ operator: src, name, ...(op.registry.module ? { module: op.registry.module } : {}), from, to, chain, keyChange: chain.some((l) => l.some((s) => s.kind === 'keyValue')), onCollision: op.options.onCollision ?? 'fail' });
         }
         for (const name of Object.keys({ ...op.options.fromVersions, ...op.options.toVersions })) {
           if (!op.registry.operators.includes(name)) this.warnings.push(`a version is given for operator ${name}, which has no registered steps: ignored`);
@@ -353,7 +355,11 @@ class Planner {
           if (touched(t)) {
             const map = compose([migMap, rename].filter((m): m is EntryMap => m !== null));
             const native = toNative && f.kind !== 'stateless' ? { native: toNative } : {};
-            jobs.push({ kind: 'rewrite', source: await this.sourceTask(t), out, map, keyChange, keysKept: rename === null && !keyChange, onCollision, ...native });
+            // The same map as plain data, when every step can be loaded again from its module (write/units.ts).
+            const unit = mig.every((m) => m.module !== undefined)
+              ? { unit: { migrations: mig.map((m) => ({ module: m.module!, operator: m.name, from: m.from, to: m.to })), renames: [...renames], counts: mig.flatMap((m) => m.chain.flat().map((s) => this.stepCounts.get(s)!)) } }
+              : {};
+            jobs.push({ kind: 'rewrite', source: await this.sourceTask(t), out, map, keyChange, keysKept: rename === null && !keyChange, onCollision, ...native, ...unit });
             if (f.kind !== 'stateless') plan.action = map === null ? 'convert' : 'rewrite';
           } else if (f.kind === 'native') {
             jobs.push(await this.nativeJob(t, f.pointer, out));
@@ -460,7 +466,7 @@ class Planner {
     const reqs: ScanRequest[] = tasks.map((t) => ({ uri: uriOf(t.location), size: this.formats.get(t.index)!.size, hash: false, decode: true, keyGroups: false }));
     const nativeErrors = await attachNative(this.sp, reqs.map((req, i) => ({ req, task: tasks[i] })), false);
     for (const e of nativeErrors.values()) throw e;
-    const results = await scanFiles(reqs);
+    const results = await scanFiles(reqs, { threads: this.options.threads });
     this.census = new Map();
     results.forEach((r, i) => {
       if (r.error) throw new KspError(r.error.code as never, r.error.message, r.error.data);

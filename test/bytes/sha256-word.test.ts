@@ -23,3 +23,19 @@ describe('JS SHA-256 first word', () => {
     }), { numRuns: 300 });
   });
 });
+
+describe('JS SHA-256 first word, one block, message read in place', () => {
+  it('equals node:crypto for every message length up to one block and beyond, at any offset', async () => {
+    const { PrefixedSha256Block } = await import('../../src/bytes/sha256-block.js');
+    for (const prefix of [Buffer.alloc(0), Buffer.from('krishiv.partition-key.v1\0keygroup\0', 'latin1'), Buffer.alloc(3, 7), Buffer.alloc(55, 1)]) {
+      const s = new PrefixedSha256Block(prefix);
+      for (let len = 0; len <= 120; len++) {
+        const buf = Buffer.alloc(len + 9);
+        for (let i = 0; i < buf.length; i++) buf[i] = (i * 131 + len) & 0xff;
+        const msg = buf.subarray(5, 5 + len);
+        const want = createHash('sha256').update(prefix).update(msg).digest().readUInt32BE(0);
+        expect(s.firstWordAt(buf, 5, len), `prefix ${prefix.length}, length ${len}`).toBe(want);
+      }
+    }
+  });
+});

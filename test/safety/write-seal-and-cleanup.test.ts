@@ -84,9 +84,12 @@ describe('cleanup errors never hide the first error (item 13)', () => {
     }) as typeof fs.writeSync;
     syncBuiltinESMExports();
     let e: unknown;
+    // The spill path (S3 and native targets, key migrations): a local canonical rescale takes none unless told so.
+    process.env.KSP_WRITE_UNITS = '0';
     try {
       e = await SavepointWriter.from(await Savepoint.open(SHOP_SP)).rescale(5).write(out, { mode: 'relative', tempDir: temp }).catch((x: unknown) => x);
     } finally {
+      delete process.env.KSP_WRITE_UNITS;
       (fs as { writeSync: unknown }).writeSync = orig;
       syncBuiltinESMExports();
     }

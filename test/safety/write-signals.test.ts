@@ -60,6 +60,7 @@ function runAndSignal(args: string[], env: NodeJS.ProcessEnv, when: () => boolea
 }
 
 const spillFolders = (dir: string): string[] => readdirSync(dir).filter((n) => n.startsWith('ksp-'));
+const tempFilesIn = (dir: string): string[] => (readdirSync(dir, { recursive: true }) as string[]).filter((n) => n.includes('.ksp-tmp-') && !n.includes('.ksp-lock'));
 
 describe('signals roll a write back', () => {
   const cases: Array<{ signal: NodeJS.Signals; code: number; when: 'spill' | 'files' }> = [
@@ -68,14 +69,16 @@ describe('signals roll a write back', () => {
     { signal: 'SIGHUP', code: 129, when: 'spill' },
   ];
   for (const c of cases) {
-    it(`${c.signal} during a rescale (${c.when === 'spill' ? 'while spilling' : 'while writing the target'}) exits ${c.code} with a ksp: line and leaves nothing behind`, async () => {
+    it(`${c.signal} during a rescale (${c.when === 'spill' ? 'while routing' : 'while writing the target'}) exits ${c.code} with a ksp: line and leaves nothing behind`, async () => {
       const before = treeHashes(big);
       const work = tmp();
       const temp = join(work, 'temp');
       mkdirSync(temp);
       const out = join(work, 'out');
+      // "spill": mid-routing, before any output is complete (a local rescale routes without spilling,
+      // into temporary files at the target; the streaming path spills to --temp-dir).
       const when = c.when === 'spill'
-        ? () => spillFolders(temp).length > 0
+        ? () => spillFolders(temp).length > 0 || (existsSync(out) && tempFilesIn(out).length > 0)
         : () => existsSync(out) && files(out).some((f) => f.endsWith('state.bin'));
       const r = await runAndSignal(['rescale', big, out, '-p', '3', '--mode', 'relative', '--temp-dir', temp], {}, when, c.signal);
       expect(r.sent, `the write ended before the signal: ${r.stderr}`).toBe(true);

@@ -33,7 +33,7 @@ export function writeOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
     .option('base', { type: 'string', describe: 'Engine mode: storage base to write {job}/savepoints/{epoch:020} under (instead of dst)' })
     .option('temp-dir', { type: 'string', describe: 'Local folder for spill files: rescale, key migrations, the key sort of convert --to native (default: KSP_TMPDIR or the OS temp dir)' })
     .option('link', { type: 'boolean', describe: 'Hard-link unchanged local files instead of copying them (same file system only)' })
-    .option('threads', { type: 'number', describe: 'Threads for the final verification (default: one per core)' })
+    .option('threads', { type: 'number', describe: 'Threads for the rewritten tasks and the final verification (default: one per core); the output does not depend on it' })
     .option('fencing-token', { type: 'string', describe: "fencing_token of the output (default 1: the engine refuses a restore whose token is above its live coordinator's, and a fresh cluster's is 1)" })
     .option('trust-source', { type: 'boolean', describe: 'Use a source whose manifest.sha256 is missing, malformed or disagrees with its files (each problem becomes a warning); by default it is refused' }) as unknown as Argv<T & WriteArgs>;
 }

@@ -51,6 +51,13 @@ export const MAX_FIELD = 0x7fff_ffff; // one Buffer: larger single keys/values a
 const EMPTY = Buffer.alloc(0);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Short byte strings (operator ids, state names) compared in JS: a native compare costs more than the bytes. */
+function sameBytes(a: Buffer, b: Buffer, p: number, n: number): boolean {
+  if (n > 64) return b.compare(a, 0, n, p, p + n) === 0;
+  for (let i = 0; i < n; i++) if (a[i] !== b[p + i]) return false;
+  return true;
+}
+
 class NeedMore {
   constructor(readonly bytes: number) {}
 }
@@ -183,8 +190,9 @@ export class StateBinDecoder {
   /** Reads a length prefix at buffer position p for field f of entry i. */
   private len(p: number, f: number, i: number): number {
     const b = this.buf;
-    const lo = b.readUInt32LE(p);
-    const hi = b.readUInt32LE(p + 4);
+    // Read by hand: Buffer's readers check their arguments on every call.
+    const lo = (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
+    const hi = (b[p + 4]! | (b[p + 5]! << 8) | (b[p + 6]! << 16) | (b[p + 7]! << 24)) >>> 0;
     const remaining = this.size - this.offsetOf(p) - 8;
     if (hi > 0x1fffff || hi * 0x1_0000_0000 + lo > remaining) {
       const declared = (BigInt(hi) << 32n) | BigInt(lo);
@@ -205,9 +213,9 @@ export class StateBinDecoder {
     const b = this.buf;
     if (f === 0) {
       const [cb, cs] = this.opCache;
-      if (cb.length === n && b.compare(cb, 0, n, p, p + n) === 0) return cs;
+      if (cb.length === n && sameBytes(cb, b, p, n)) return cs;
     } else {
-      for (const [cb, cs] of this.stateCache) if (cb.length === n && b.compare(cb, 0, n, p, p + n) === 0) return cs;
+      for (const [cb, cs] of this.stateCache) if (cb.length === n && sameBytes(cb, b, p, n)) return cs;
     }
     const bytes = b.subarray(p, p + n);
     let s: string;
@@ -225,14 +233,18 @@ export class StateBinDecoder {
     return s;
   }
 
+  /** Field lengths and offsets of the entry being parsed (reused: no arrays per entry). */
+  private readonly lens = new Float64Array(4);
+  private readonly at = new Float64Array(4);
+
   /** Parses entry i from the buffer, or says how many unread bytes it needs. */
   private parse(i: number): StateEntry | NeedMore {
     const b = this.buf;
     const start = this.pos;
     const avail = b.length;
     let p = start;
-    const lens = [0, 0, 0, 0];
-    const at = [0, 0, 0, 0];
+    const lens = this.lens;
+    const at = this.at;
     for (let f = 0; f < 4; f++) {
       if (avail - p < 8) return new NeedMore(p - start + 8);
       const n = this.len(p, f, i);
