@@ -75,9 +75,7 @@ export async function repartition(
   if (moved && job.sources.length !== m) throw new KspError('INTERNAL', `re-routing ${job.operator}: ${job.sources.length} source tasks but ${m} outputs`);
   const dir = makeTempDir(tempDir, 'ksp-rescale-');
   const spills = job.outs.map((_, i) => new Spill(dir, `task-${i}`, spillBufferSize(m), job.keyChange));
-  const broadcast = new Map<string, { e: StateEntry; task: number }>();
-  let broadcastBytes = 0;
-  let merged = 0;
+  const broadcast = new BroadcastSet(job);
   let routed = 0;
   let movedCount = 0;
   try {
@@ -97,18 +95,7 @@ export async function repartition(
           }
           const rk = routingKey(e.key, routing!);
           if (rk === null) {
-            const id = `${e.operatorId}\u0000${e.stateName}\u0000${Buffer.from(e.key).toString('hex')}`;
-            const prev = broadcast.get(id);
-            if (!prev) {
-              broadcastBytes += id.length + e.value.length + 64;
-              if (broadcastBytes > BROADCAST_LIMIT_BYTES) {
-                throw new KspError('RESCALE_BROADCAST_LIMIT', `rescale ${job.operator}: more than ${BROADCAST_LIMIT_BYTES >> 20} MiB of broadcast entries (keys that do not follow the window layouts are copied to every task); use --routing state-key for this operator`, { operator: job.operator });
-              }
-              broadcast.set(id, { e: { operatorId: e.operatorId, stateName: e.stateName, key: Buffer.from(e.key), value: Buffer.from(e.value) }, task: si });
-            } else {
-              merged++;
-              prev.e = mergeBroadcast(prev.e, e, job, job.sources[prev.task]!, src);
-            }
+            broadcast.add({ operatorId: e.operatorId, stateName: e.stateName, key: Buffer.from(e.key), value: Buffer.from(e.value) }, si);
             continue;
           }
           spills[owners[taskForKeyGroup(keyGroup(rk), m)]!]!.append(e, { task: si, index: i });
@@ -121,7 +108,7 @@ export async function repartition(
       throw new KspError('RESCALE_COUNT_MISMATCH', `rescale ${job.operator}: routed ${routed} entries but ${spilled} reached the new tasks`, { operator: job.operator, expected: routed, found: spilled });
     }
     let b = 0;
-    for (const { e } of broadcast.values()) {
+    for (const { e } of broadcast.entries.values()) {
       for (const s of spills) s.append(e, { task: 0xffffffff, index: b });
       b++;
     }
@@ -143,7 +130,7 @@ export async function repartition(
       }
       s.remove();
     }
-    return { counts, routed, moved: movedCount, broadcast: { distinct: broadcast.size, merged }, collisions };
+    return { counts, routed, moved: movedCount, broadcast: { distinct: broadcast.entries.size, merged: broadcast.merged }, collisions };
   } finally {
     // Neither throws: a cleanup that fails again (ENOSPC) must not hide the first error.
     for (const s of spills) s.remove();
@@ -194,28 +181,10 @@ export async function repartitionPlaced(job: Extract<Job, { kind: 'repartition' 
   w.onBytes?.(sizes.reduce((a, b) => a + b, 0));
 
   // Broadcast entries merged across sources in first-seen order, exactly as `repartition` does.
-  const broadcast = new Map<string, { e: StateEntry; task: number }>();
-  let broadcastBytes = 0;
-  let merged = 0;
-  for (let si = 0; si < routes.length; si++) {
-    for (const b of routes[si]!.broadcast) {
-      const e = entryOf(b.raw);
-      const id = `${e.operatorId}\u0000${e.stateName}\u0000${Buffer.from(e.key).toString('hex')}`;
-      const prev = broadcast.get(id);
-      if (!prev) {
-        broadcastBytes += id.length + e.value.length + 64;
-        if (broadcastBytes > BROADCAST_LIMIT_BYTES) {
-          throw new KspError('RESCALE_BROADCAST_LIMIT', `rescale ${job.operator}: more than ${BROADCAST_LIMIT_BYTES >> 20} MiB of broadcast entries (keys that do not follow the window layouts are copied to every task); use --routing state-key for this operator`, { operator: job.operator });
-        }
-        broadcast.set(id, { e, task: si });
-      } else {
-        merged++;
-        prev.e = mergeBroadcast(prev.e, e, job, job.sources[prev.task]!, job.sources[si]!);
-      }
-    }
-  }
-  const tail = Buffer.concat([...broadcast.values()].map(({ e }) => encodeEntry(e)));
-  const nb = broadcast.size;
+  const broadcast = new BroadcastSet(job);
+  for (let si = 0; si < routes.length; si++) for (const b of routes[si]!.broadcast) broadcast.add(entryOf(b.raw), si);
+  const tail = Buffer.concat([...broadcast.entries.values()].map(({ e }) => encodeEntry(e)));
+  const nb = broadcast.entries.size;
   const counts = new Array<number>(m).fill(nb);
   const sizesOut = new Array<number>(m).fill(12 + tail.length);
   // starts[si][i]: where source si's entries begin in output i.
@@ -269,7 +238,7 @@ export async function repartitionPlaced(job: Extract<Job, { kind: 'repartition' 
     for (const t of temps) if (t) await fsp.rm(t, { force: true }).catch(() => undefined);
     throw e;
   }
-  return { counts, routed, moved: 0, broadcast: { distinct: nb, merged }, collisions: { dropped: 0, keys: 0, examples: [] } };
+  return { counts, routed, moved: 0, broadcast: { distinct: nb, merged: broadcast.merged }, collisions: { dropped: 0, keys: 0, examples: [] } };
 }
 
 /** An entry from its encoded bytes (four u64-length-prefixed fields, already checked by the route pass). */
@@ -293,6 +262,34 @@ function encodeEntry(e: StateEntry): Buffer {
     parts.push(len, Buffer.from(x.buffer, x.byteOffset, x.byteLength));
   }
   return Buffer.concat(parts);
+}
+
+/**
+ * Broadcast entries merged across source tasks by (operator, state, key), in
+ * first-seen order, within BROADCAST_LIMIT_BYTES: both rescale paths (the
+ * streaming one and the placed one) keep them so, and must agree.
+ */
+class BroadcastSet {
+  readonly entries = new Map<string, { e: StateEntry; task: number }>();
+  merged = 0;
+  private bytes = 0;
+  constructor(private readonly job: Extract<Job, { kind: 'repartition' }>) {}
+
+  /** `e` must be the caller's own copy: it is kept. */
+  add(e: StateEntry, task: number): void {
+    const id = `${e.operatorId}\u0000${e.stateName}\u0000${Buffer.from(e.key).toString('hex')}`;
+    const prev = this.entries.get(id);
+    if (!prev) {
+      this.bytes += id.length + e.value.length + 64;
+      if (this.bytes > BROADCAST_LIMIT_BYTES) {
+        throw new KspError('RESCALE_BROADCAST_LIMIT', `rescale ${this.job.operator}: more than ${BROADCAST_LIMIT_BYTES >> 20} MiB of broadcast entries (keys that do not follow the window layouts are copied to every task); use --routing state-key for this operator`, { operator: this.job.operator });
+      }
+      this.entries.set(id, { e, task });
+    } else {
+      this.merged++;
+      prev.e = mergeBroadcast(prev.e, e, this.job, this.job.sources[prev.task]!, this.job.sources[task]!);
+    }
+  }
 }
 
 /** Same broadcast key from two source tasks: equal values are one entry, 8-byte values keep the minimum i64 (a watermark), anything else is a conflict. */
