@@ -178,7 +178,9 @@ class Parser {
       values.push(this.value(depth + 1));
       this.ws();
       const c = this.s[this.pos++];
-      if (c === '}') return JsonObject.fromLists(this.shape(keys), values);
+      // A copy of exact length: a pushed-to array keeps room for 16 more
+      // values, which is most of the memory of 1,000,000 small objects.
+      if (c === '}') return JsonObject.fromLists(this.shape(keys), values.slice());
       if (c !== ',') {
         this.pos--;
         this.fail('expected "," or "}"');
