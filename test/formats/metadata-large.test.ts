@@ -37,3 +37,13 @@ describe('metadata.json with many source_offsets', () => {
     }
   });
 });
+
+describe('prettyBytes', () => {
+  it('writes what stringifyPretty writes, across its megabyte pieces', async () => {
+    const { parseJson, prettyBytes, stringifyPretty } = await import('../../src/formats/json/json-text.js');
+    for (const text of [doc(offsets(40_000)), '{"a": [], "b": {}, "c": [1, {"d": "é\\u0001"}], "e": null, "f": true}', '[]', '"x"']) {
+      const v = parseJson(text, 'x.json');
+      expect(prettyBytes(v).equals(Buffer.from(stringifyPretty(v), 'utf8'))).toBe(true);
+    }
+  });
+});

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { KspError } from '../../errors.js';
-import { JsonObject, fromPlain, parseJson, stringifyPretty, toPlain, type JsonValue } from '../json/json-text.js';
+import { JsonObject, fromPlain, parseJson, prettyBytes, toPlain, type JsonValue } from '../json/json-text.js';
 import { i64, id, u32, u64, u8, validate, validateObject } from '../json/schema.js';
 
 /**
@@ -89,7 +89,7 @@ export class MetadataDoc {
   }
 
   encode(): Uint8Array {
-    return Buffer.from(stringifyPretty(this.doc), 'utf8');
+    return prettyBytes(this.doc);
   }
 
   /**
