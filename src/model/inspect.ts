@@ -80,7 +80,9 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
   const md = sp.metadata.value;
   // Sizes come from the probe in attachNative (one stat per task, a bounded number at once).
   const reqs: ScanRequest[] = sp.tasks.map((t) => ({ uri: uriOf(t.location), hash: options.hashes?.has(uriOf(t.location)) ?? false, decode: true, keyGroups: true }));
-  const nativeErrors = await attachNative(sp, reqs.map((req, i) => ({ req, task: sp.tasks[i] })), false);
+  // With the manifest's hashes (not --trust-source), each SST is checked
+  // against its sst_manifest.json hash as it is read, as every file read is.
+  const nativeErrors = await attachNative(sp, reqs.map((req, i) => ({ req, task: sp.tasks[i] })), (options.hashes?.size ?? 0) > 0);
   options.onTotal?.(reqs.reduce((s, r) => s + (r.work ?? r.size ?? 0), 0));
   const ops = new Map<string, { summary: OperatorSummary; groups: Uint32Array }>();
   for (const t of sp.tasks) {
@@ -106,6 +108,11 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
     const want = options.hashes?.get(r.uri);
     if (!r.error && want !== undefined && r.sha256 !== undefined && r.sha256 !== want) {
       r.error = { code: 'HASH_MISMATCH', message: `${r.uri}: SHA-256 ${r.sha256} differs from ${want} in the savepoint's manifest.sha256`, data: { file: r.uri, expected: want, found: r.sha256 } };
+    }
+    // A task whose file is gone cannot be summarised: an error, as in verify
+    // (FILE_MISSING) and the writers (FILES_MISSING), never a quiet "missing" row.
+    if (!r.error && r.kind === 'missing') {
+      r.error = { code: 'NOT_FOUND', message: `${r.uri}: state file of ${t.operatorId}/${t.taskId} does not exist`, data: { file: r.uri } };
     }
     const op = ops.get(t.operatorId)!;
     const task: TaskSummary = { id: t.taskId, file: uriOf(t.location), format: r.kind, size: r.size, entries: r.entryCount, states: r.states.map(stateOf) };

@@ -117,6 +117,9 @@ export class Savepoint {
     const mdBytes = await dir.storage.readSmall(metaFile.key);
     const metadata = MetadataDoc.decode(mdBytes, uriOf(metaFile));
     const mdFile = uriOf(metaFile);
+    // The job id is a folder name too ({job}/savepoints/…, {job}/incr/…): every writer
+    // refuses one that cannot be (write/target.ts), so every command does, here.
+    checkId(metadata.value.job_id, 'job id', { file: mdFile, field: 'job_id' });
     metadata.value.operator_snapshots.forEach((s, i) => {
       checkId(s.operator_id, 'operator id', { file: mdFile, field: `operator_snapshots[${i}].operator_id` });
       checkId(s.task_id, 'task id', { file: mdFile, field: `operator_snapshots[${i}].task_id` });

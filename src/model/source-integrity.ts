@@ -59,7 +59,10 @@ export async function checkSourceIntegrity(sp: Savepoint, trust: boolean): Promi
   }
   // Every listed file must exist, as the engine's manifest check demands
   // (model FORMAT.md §3); state files are looked at by the command itself.
-  const known = new Set(['metadata.json', 'meta.json', ...sp.tasks.map((t) => t.relPath)]);
+  // meta.json counts as looked at only when it was read from this directory:
+  // a listed but missing one is a missing file like any other.
+  const ownMeta = sp.metaSha256 !== null && sp.metaLocation?.key === child(sp.dir, 'meta.json').key;
+  const known = new Set(['metadata.json', ...(ownMeta ? ['meta.json'] : []), ...sp.tasks.map((t) => t.relPath)]);
   const others = m.entries.filter((e) => !known.has(e.path));
   const gone: string[] = [];
   await eachLimited(others, 16, async (e) => {

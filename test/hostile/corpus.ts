@@ -231,6 +231,29 @@ function insertMember(sb: Sandbox, file: string, member: string): void {
   refreshManifest(sb.sp);
 }
 
+/**
+ * A written output that carries sink_transactions: its metadata.json holds
+ * them unchanged, and no file of it holds what a prepare_path names.
+ */
+function opaqueSinkCheck(out: string, member: string): string[] {
+  const md = join(out, 'metadata.json');
+  if (!existsSync(md)) return [];
+  const problems: string[] = [];
+  const want = (JSON.parse(`{${member}}`) as { sink_transactions: unknown }).sink_transactions;
+  const got = (JSON.parse(readFileSync(md, 'utf8')) as { sink_transactions?: unknown }).sink_transactions;
+  if (JSON.stringify(got) !== JSON.stringify(want)) problems.push(`sink_transactions not carried unchanged: ${JSON.stringify(got)}`);
+  const named = [readFileSync('/etc/passwd'), Buffer.from('AWS_SECRET_ACCESS_KEY=not-a-real-key\n')];
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && named.some((b) => b.equals(readFileSync(p)))) problems.push(`${p}: a copy of a file a prepare_path names`);
+    }
+  };
+  walk(out);
+  return problems;
+}
+
 // ---------------------------------------------------------------- bombs
 
 /** A zero-filled block of `size` bytes compressed by `codec`, framed as RocksDB stores it (format_version ≥ 2). */
@@ -512,21 +535,30 @@ export async function buildCorpus(bases: Base[]): Promise<HostileCase[]> {
       }
     }
     // Paths in other members.
-    const members: Array<[string, string]> = [
-      ['buffer-etc-passwd', '"unaligned_buffer_refs": [{"operator_id": "orders-agg", "channel_index": 0, "record_count": 1, "buffer_path": "/etc/passwd"}]'],
-      ['buffer-environ', '"unaligned_buffer_refs": [{"operator_id": "orders-agg", "channel_index": 0, "record_count": 1, "buffer_path": "/proc/self/environ"}]'],
-      ['buffer-dotdot', '"unaligned_buffer_refs": [{"operator_id": "orders-agg", "channel_index": 0, "record_count": 1, "buffer_path": "../../outside/secret.txt"}]'],
-      ['buffer-file-uri', '"unaligned_buffer_refs": [{"operator_id": "orders-agg", "channel_index": 0, "record_count": 1, "buffer_path": "file:///etc/passwd"}]'],
-      ['prepare-etc-passwd', '"sink_transactions": [{"sink_id": "sink", "epoch": 7, "prepare_path": "/etc/passwd", "committed": false}]'],
-      ['prepare-dotdot', '"sink_transactions": [{"sink_id": "sink", "epoch": 7, "prepare_path": "../../outside/secret.txt", "committed": false}]'],
-      ['sink-id-dotdot', '"sink_transactions": [{"sink_id": "../..", "epoch": 7, "committed": true}]'],
-      ['sink-id-absolute', '"sink_transactions": [{"sink_id": "/etc", "epoch": 7, "committed": true}]'],
+    // sink_transactions are carried as opaque strings (model FORMAT.md §3): the
+    // engine hands prepare_path to the sink on the executor and never reads it
+    // through checkpoint storage; sink_id is an identity (the engine sets it to
+    // the prepare path, so it is usually absolute) and never a path
+    // (krishiv-proto checkpoint.rs plan_sink_transaction_recovery,
+    // krishiv-scheduler checkpoint.rs collect_sink_transactions, metadata.rs
+    // SinkTransactionRef: no validation). A documented acceptance, as long as
+    // nothing they name is read or copied and the output carries them unchanged.
+    const members: Array<[string, string, Expect]> = [
+      ['buffer-etc-passwd', '"unaligned_buffer_refs": [{"operator_id": "orders-agg", "channel_index": 0, "record_count": 1, "buffer_path": "/etc/passwd"}]', 'reject'],
+      ['buffer-environ', '"unaligned_buffer_refs": [{"operator_id": "orders-agg", "channel_index": 0, "record_count": 1, "buffer_path": "/proc/self/environ"}]', 'reject'],
+      ['buffer-dotdot', '"unaligned_buffer_refs": [{"operator_id": "orders-agg", "channel_index": 0, "record_count": 1, "buffer_path": "../../outside/secret.txt"}]', 'reject'],
+      ['buffer-file-uri', '"unaligned_buffer_refs": [{"operator_id": "orders-agg", "channel_index": 0, "record_count": 1, "buffer_path": "file:///etc/passwd"}]', 'reject'],
+      ['prepare-etc-passwd', '"sink_transactions": [{"sink_id": "sink", "epoch": 7, "prepare_path": "/etc/passwd", "committed": false}]', 'accept'],
+      ['prepare-dotdot', '"sink_transactions": [{"sink_id": "sink", "epoch": 7, "prepare_path": "../../outside/secret.txt", "committed": false}]', 'accept'],
+      ['sink-id-dotdot', '"sink_transactions": [{"sink_id": "../..", "epoch": 7, "committed": true}]', 'accept'],
+      ['sink-id-absolute', '"sink_transactions": [{"sink_id": "/etc", "epoch": 7, "committed": true}]', 'accept'],
     ];
-    for (const [name, member] of base === 'native' ? [] : members) {
+    for (const [name, member, expect] of base === 'native' ? [] : members) {
       add({
         id: `unsafe-path/${base}/${name}`, category: 'unsafe buffer/prepare path or sink id', base,
-        description: `metadata.json: ${member}, manifest updated`, expect: 'reject',
+        description: `metadata.json: ${member}, manifest updated${expect === 'accept' ? ' (carried opaque: documented acceptance)' : ''}`, expect,
         apply: (sb) => insertMember(sb, 'metadata.json', member),
+        after: expect === 'accept' ? (_sb, _cmd, out) => opaqueSinkCheck(out, member) : undefined,
       });
     }
     // Duplicate tasks.

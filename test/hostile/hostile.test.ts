@@ -3,7 +3,7 @@
  *
  *   npm test               a deterministic sample (every category, ~60 cases)
  *   npm run test:hostile   the whole corpus (KSP_HOSTILE=full)
- *   KSP_HOSTILE_ONLY=<id prefix>  only matching cases
+ *   KSP_HOSTILE_ONLY=<id prefix>[,<id prefix>…]  only matching cases
  *
  * For each case and command, in a fresh copy of the case's savepoint:
  * - no INTERNAL error (exit 70) and no stack trace without --verbose;
@@ -52,7 +52,7 @@ function quickSample(all: HostileCase[]): HostileCase[] {
 
 /** KSP_HOSTILE_SHARD=i/n: every n-th case from the i-th (to spread the full run over processes). */
 const SHARD = /^(\d+)\/(\d+)$/.exec(process.env.KSP_HOSTILE_SHARD ?? '');
-const chosen = ONLY ? corpus.filter((c) => c.id.startsWith(ONLY)) : FULL ? corpus : quickSample(corpus);
+const chosen = ONLY ? corpus.filter((c) => ONLY.split(',').some((p) => c.id.startsWith(p))) : FULL ? corpus : quickSample(corpus);
 const selected = SHARD ? chosen.filter((_, i) => i % Number(SHARD[2]) === Number(SHARD[1])) : chosen;
 const baseline = new Map<string, number>();
 

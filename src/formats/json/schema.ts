@@ -31,13 +31,13 @@ function fieldName(path: PropertyKey[]): string {
   return s || '(top level)';
 }
 
-/** Validates a parsed document; errors name the field, what was expected and what was found. */
-export function validate<T extends z.ZodType>(schema: T, doc: JsonValue, file: string, code: ErrorCode): z.output<T> {
+/** Validates a parsed document (found at path `at` of its file); errors name the field, what was expected and what was found. */
+export function validate<T extends z.ZodType>(schema: T, doc: JsonValue, file: string, code: ErrorCode, at: PropertyKey[] = []): z.output<T> {
   const plain = toPlain(doc);
   const r = schema.safeParse(plain);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  const field = fieldName(issue.path);
+  const field = fieldName([...at, ...issue.path]);
   const found = valueAt(plain, issue.path);
   const foundText = issue.code === 'invalid_type' && found === undefined ? 'it is missing' : `found ${describe(found)}`;
   const more = r.error.issues.length > 1 ? ` (and ${r.error.issues.length - 1} more problem(s))` : '';

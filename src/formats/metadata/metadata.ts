@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { KspError } from '../../errors.js';
-import { JsonObject, fromPlain, parseJson, stringifyPretty, type JsonValue } from '../json/json-text.js';
-import { i64, id, u32, u64, u8, validateObject } from '../json/schema.js';
+import { JsonObject, fromPlain, parseJson, prettyBytes, toPlain, type JsonValue } from '../json/json-text.js';
+import { i64, id, u32, u64, u8, validate, validateObject } from '../json/schema.js';
 
 /**
  * `metadata.json`, the checkpoint metadata, versions 1-3 (FORMAT.md beside
@@ -60,7 +60,7 @@ export class MetadataDoc {
   }
 
   static fromJson(json: JsonValue, file = 'metadata.json'): MetadataDoc {
-    const { doc, value } = validateObject(schema, json, file, 'METADATA_INVALID');
+    const { doc, value } = MetadataDoc.validated(json, file);
     if (!(METADATA_VERSIONS as readonly number[]).includes(value.version)) {
       throw new KspError('METADATA_VERSION', `${file}: field version: unsupported metadata version ${value.version}; expected 1, 2 or 3`, {
         file, field: 'version', expected: '1..3', found: value.version,
@@ -69,8 +69,27 @@ export class MetadataDoc {
     return new MetadataDoc(doc, value);
   }
 
+  /**
+   * A long source_offsets (a source of a million partitions) is validated one
+   * entry at a time and typed only when asked for: validating it whole holds
+   * two more copies of it (plain and parsed), which took 1,000,000 offsets
+   * past a 256 MB heap. ksp itself never reads the offsets; it carries them.
+   */
+  private static validated(json: JsonValue, file: string): { doc: JsonObject; value: CheckpointMetadata } {
+    const offsets = json instanceof JsonObject ? json.get('source_offsets') : undefined;
+    if (!(json instanceof JsonObject) || !Array.isArray(offsets) || offsets.length <= 1024) return validateObject(schema, json, file, 'METADATA_INVALID');
+    offsets.forEach((o, i) => validate(sourceOffset, o, file, 'METADATA_INVALID', ['source_offsets', i]));
+    const { value } = validateObject(schema, json.with('source_offsets', []), file, 'METADATA_INVALID');
+    let typed: CheckpointMetadata['source_offsets'] | null = null;
+    Object.defineProperty(value, 'source_offsets', {
+      enumerable: true, configurable: true,
+      get: () => (typed ??= offsets.map((o) => sourceOffset.parse(toPlain(o)))),
+    });
+    return { doc: json, value };
+  }
+
   encode(): Uint8Array {
-    return Buffer.from(stringifyPretty(this.doc), 'utf8');
+    return prettyBytes(this.doc);
   }
 
   /**
