@@ -3,7 +3,7 @@
  * command as a user would (`node bin/ksp.js …`, a child process), kills it at
  * a seeded random moment with SIGKILL, SIGTERM or SIGINT, and checks what it
  * left behind, then re-runs it and checks that nothing of the killed run is
- * left. crash.test.ts drives it, one scenario per writing command.
+ * left. suite.ts drives it (through crash-a and crash-b.test.ts), one scenario per writing command.
  *
  * What a kill may leave (checked after every kill):
  * - the target absent (or an empty folder), or
