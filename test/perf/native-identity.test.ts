@@ -9,6 +9,7 @@ import { engineKey, nativeSavepoint } from '../rocksdb/native-savepoint.js';
 import { createDb, loadPairs, requireLdb } from '../rocksdb/support.js';
 import { buildSavepoint } from '../write/build.js';
 import { treeHashes } from '../write/support.js';
+import { prng } from '../../src/tools/synthetic.js';
 
 /**
  * The native (RocksDB) paths made faster must not change a byte of what
@@ -29,18 +30,6 @@ const fresh: Record<string, Record<string, string>> = {};
 
 const NATIVE_FIXTURE = join(FIXTURES, 'native', 'shop', 'savepoints', '00000000000000000007');
 const CANONICAL_FIXTURE = join(FIXTURES, 'relative-savepoint');
-
-/** mulberry32: the same bytes on every run and machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
-}
 
 function bytes(rand: () => number, n: number): Buffer {
   const b = Buffer.allocUnsafe(n);
