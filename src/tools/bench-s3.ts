@@ -7,9 +7,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createReadStream, readdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, relative } from 'node:path';
 import type { RefRun } from './bench-measure.js';
+import { freePort, waitHttp } from './loopback-server.js';
 
 export interface S3Bench {
   endpoint: string;
@@ -18,31 +18,6 @@ export interface S3Bench {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function waitHttp(url: string, child: ChildProcess, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms;
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  while (Date.now() < until) {
-    if (exited) throw new Error(`moto_server exited before answering on ${url}`);
-    try {
-      if ((await fetch(url)).status < 500) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`moto_server did not answer on ${url} within ${ms} ms`);
-}
 
 /** Starts moto_server, or returns why it cannot (the row is then skipped with that note). */
 export async function startMoto(): Promise<S3Bench | string> {
@@ -51,7 +26,7 @@ export async function startMoto(): Promise<S3Bench | string> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   const child = spawn(moto, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-  await waitHttp(endpoint, child);
+  await waitHttp(endpoint, child, 'moto_server');
   const env = { ...process.env, AWS_ENDPOINT_URL: endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' };
   return {
     endpoint, env,

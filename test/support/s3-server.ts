@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, waitHttp } from '../../src/tools/loopback-server.js';
 
 /**
  * A real S3 server on loopback: moto_server (on this machine image), or
@@ -20,32 +20,6 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function waitHttp(url: string, child: ChildProcess, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms;
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  while (Date.now() < until) {
-    if (exited) throw new Error(`S3 server exited before answering on ${url}`);
-    try {
-      const r = await fetch(url);
-      if (r.status < 500) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`S3 server did not answer on ${url} within ${ms} ms`);
-}
 
 function stopper(child: ChildProcess, cleanup?: () => void): () => Promise<void> {
   return async () => {
@@ -65,7 +39,7 @@ export async function startS3Server(): Promise<S3Server> {
   const moto = spawnSync('sh', ['-c', 'command -v moto_server'], { encoding: 'utf8' }).stdout.trim();
   if (moto && process.env.KSP_TEST_S3 !== 's3rver') {
     const child = spawn(moto, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-    await waitHttp(endpoint, child);
+    await waitHttp(endpoint, child, 'S3 server');
     return { endpoint, flavour: 'moto', accessKey: 'test', secretKey: 'test', stop: stopper(child) };
   }
   const bin = join(process.cwd(), 'node_modules', 's3rver', 'bin', 's3rver.js');
@@ -80,6 +54,6 @@ export async function startS3Server(): Promise<S3Server> {
   }
   const dir = mkdtempSync(join(tmpdir(), 'ksp-s3rver-'));
   const child = spawn(process.execPath, ['--openssl-legacy-provider', bin, '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--silent'], { stdio: 'ignore' });
-  await waitHttp(endpoint, child);
+  await waitHttp(endpoint, child, 'S3 server');
   return { endpoint, flavour: 's3rver', accessKey: 'S3RVER', secretKey: 'S3RVER', stop: stopper(child, () => rmSync(dir, { recursive: true, force: true })) };
 }
