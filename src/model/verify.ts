@@ -282,7 +282,8 @@ class ScanFold {
       const n = this.nativeHashed.size ? this.nativeHashed.get(uri) : undefined;
       const expected = this.listed.get(path)!;
       if (n?.ok && n.sha256 === expected) {
-        const size = (await locate(uri).storage.stat(locate(uri).key))?.size ?? 0;
+        const loc = locate(uri);
+        const size = (await loc.storage.stat(loc.key))?.size ?? 0;
         this.file(slot, path, { uri, kind: 'file', size, sha256: expected, entryCount: 0, states: [], windowKeys: 0, watermarkKeys: 0 });
       } else scan.push({ slot, path, req: { uri, hash: true, decode: false, keyGroups: false } });
     }
