@@ -1,5 +1,5 @@
 import { KspError } from '../errors.js';
-import { MANIFEST_NAME, parseManifest, type ParsedManifest } from '../formats/manifest/manifest.js';
+import { MANIFEST_NAME, parseManifestIndex, type ManifestIndex } from '../formats/manifest/manifest.js';
 import { child, uriOf } from '../storage/uri.js';
 import type { Savepoint } from './savepoint.js';
 import { eachLimited } from './read-roots.js';
@@ -14,8 +14,37 @@ import { eachLimited } from './read-roots.js';
  */
 export interface SourceIntegrity {
   /** SHA-256 per file URI, from the source's manifest (empty when trusted). */
-  hashes: Map<string, string>;
+  hashes: HashLookup;
   warnings: string[];
+}
+
+/** SHA-256 (lowercase hex) by file URI; a ReadonlyMap is one. */
+export interface HashLookup {
+  readonly size: number;
+  has(uri: string): boolean;
+  get(uri: string): string | undefined;
+}
+
+/**
+ * The manifest's hashes looked up by the URI of a file in the directory:
+ * one URI string per listed file (200,000 for a large job) is not built,
+ * the directory's prefix is stripped from the URI asked about instead.
+ */
+class DirHashes implements HashLookup {
+  private readonly prefix: string;
+  constructor(private readonly index: ManifestIndex, dir: Savepoint['dir']) {
+    const probe = uriOf(child(dir, 'x'));
+    this.prefix = probe.slice(0, -1);
+  }
+  get size(): number {
+    return this.index.size;
+  }
+  has(uri: string): boolean {
+    return uri.startsWith(this.prefix) && this.index.has(uri.slice(this.prefix.length));
+  }
+  get(uri: string): string | undefined {
+    return uri.startsWith(this.prefix) ? this.index.get(uri.slice(this.prefix.length)) : undefined;
+  }
 }
 
 export async function checkSourceIntegrity(sp: Savepoint, trust: boolean): Promise<SourceIntegrity> {
@@ -30,19 +59,18 @@ export async function checkSourceIntegrity(sp: Savepoint, trust: boolean): Promi
     refuse(new KspError('MANIFEST_MISSING', `${file}: the source has no manifest.sha256, so its files cannot be checked; it may be incomplete (pass --trust-source to use it anyway)`, { file }));
     return out;
   }
-  let m: ParsedManifest;
+  let listed: ManifestIndex;
   try {
-    m = parseManifest(await loc.storage.readSmall(loc.key), file);
+    listed = parseManifestIndex(await loc.storage.readSmall(loc.key), file).index;
   } catch (e) {
     if (!(e instanceof KspError) || !trust) throw e;
     out.warnings.push(`--trust-source: ${e.message}`);
     return out;
   }
-  const listed = new Map(m.entries.map((e) => [e.path, e.sha256]));
   const mdFile = uriOf(child(sp.dir, 'metadata.json'));
   const mdHash = listed.get('metadata.json');
   if (mdHash === undefined) {
-    refuse(new KspError('MANIFEST_INCOMPLETE', `${file}: does not list metadata.json${m.entries.length === 0 ? ' (the manifest is empty)' : ''}, so the source's metadata cannot be checked (pass --trust-source to use it anyway)`, { file }));
+    refuse(new KspError('MANIFEST_INCOMPLETE', `${file}: does not list metadata.json${listed.size === 0 ? ' (the manifest is empty)' : ''}, so the source's metadata cannot be checked (pass --trust-source to use it anyway)`, { file }));
   } else if (mdHash !== sp.metadataSha256) {
     refuse(new KspError('HASH_MISMATCH', `${mdFile}: SHA-256 ${sp.metadataSha256} differs from ${mdHash} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: mdFile, expected: mdHash, found: sp.metadataSha256 }));
   }
@@ -62,17 +90,19 @@ export async function checkSourceIntegrity(sp: Savepoint, trust: boolean): Promi
   // meta.json counts as looked at only when it was read from this directory:
   // a listed but missing one is a missing file like any other.
   const ownMeta = sp.metaSha256 !== null && sp.metaLocation?.key === child(sp.dir, 'meta.json').key;
-  const known = new Set(['metadata.json', ...(ownMeta ? ['meta.json'] : []), ...sp.tasks.map((t) => t.relPath)]);
-  const others = m.entries.filter((e) => !known.has(e.path));
+  const known = new Set<string>(['metadata.json', ...(ownMeta ? ['meta.json'] : [])]);
+  for (const t of sp.tasks) if (t.relPath !== null) known.add(t.relPath);
+  const others = listed.paths().filter((p) => !known.has(p));
+  known.clear();
   const gone: string[] = [];
-  await eachLimited(others, 16, async (e) => {
-    const at = child(sp.dir, e.path);
-    if (!(await at.storage.stat(at.key).catch(() => null))) gone.push(e.path);
+  await eachLimited(others, 16, async (p) => {
+    const at = child(sp.dir, p);
+    if (!(await at.storage.stat(at.key).catch(() => null))) gone.push(p);
   });
   if (gone.length) {
     const first = gone.sort()[0]!;
     refuse(new KspError('FILES_MISSING', `${file}: lists ${first.length > 200 ? `${first.slice(0, 200)}…` : first}, which does not exist${gone.length > 1 ? ` (and ${gone.length - 1} more)` : ''}; the engine refuses a manifest whose files are missing (pass --trust-source to use it anyway)`, { file, missing: gone.slice(0, 20), count: gone.length }));
   }
-  if (!trust) for (const e of m.entries) out.hashes.set(uriOf(child(sp.dir, e.path)), e.sha256);
+  if (!trust) out.hashes = new DirHashes(listed, sp.dir);
   return out;
 }

@@ -17,7 +17,7 @@ import type { TtlPrefixMode } from '../formats/task-format/ttl.js';
 import { refuseOpaque } from './repartition.js';
 import type { Job, OutputTask, SourceTask } from './jobs.js';
 import { nativeFilesOf, type NativeTaskFiles } from '../model/native-files.js';
-import { checkSourceIntegrity } from '../model/source-integrity.js';
+import { checkSourceIntegrity, type HashLookup } from '../model/source-integrity.js';
 import { deepFreeze, type OperationRecord, type OperatorPlan, type PlannedFile, type WritePlan } from './plan.js';
 import type { CollisionPolicy } from './spill.js';
 import { Target, within, type OutputMode, type StoredFile } from './target.js';
@@ -200,7 +200,7 @@ class Planner {
   private readonly stepCounts = new Map<Step, StepCount>();
   /** State names per task (by TaskRef.index), from the same census. */
   private stateCensus = new Map<number, Set<string>>();
-  private manifestHashes = new Map<string, string>();
+  private manifestHashes: HashLookup = new Map<string, string>();
 
   constructor(sp: Savepoint, private readonly ops: readonly Operation[], dst: string | Location | undefined, private readonly options: WriteOptions) {
     this.sp = sp;

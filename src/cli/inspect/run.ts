@@ -6,7 +6,7 @@ import { jsonlLine } from '../../export/jsonl.js';
 import type { DecodeStats, ExportCodecs } from '../../export/columns.js';
 import { inspectSavepoint, type InspectSummary } from '../../model/inspect.js';
 import { tasksForKey } from '../../model/key-lookup.js';
-import { checkSourceIntegrity } from '../../model/source-integrity.js';
+import { checkSourceIntegrity, type HashLookup } from '../../model/source-integrity.js';
 import { Savepoint, type EntryFilter, type EntryRow } from '../../model/savepoint.js';
 import { viewCodec } from '../../model/value-codecs.js';
 import { locate } from '../../storage/uri.js';
@@ -118,17 +118,26 @@ function humanEntry(r: EntryRow, codecs: ExportCodecs, stats: DecodeStats): stri
   return `${op}/${r.task.taskId}  ${r.stateName}  ${show(r.key, codecs.key, 'key')} => ${show(r.value, codecs.value, 'value')}\n`;
 }
 
-async function summary(sp: Savepoint, args: InspectArgs, hashes: ReadonlyMap<string, string>): Promise<void> {
+async function summary(sp: Savepoint, args: InspectArgs, hashes: HashLookup): Promise<void> {
   const progress = new Progress('inspect', args.progress !== false && !args.quiet);
-  const s = await inspectSavepoint(sp, { onBytes: progress.add, onTotal: (n) => progress.setTotal(n), threads: args.threads, hashes });
+  const s = await inspectSavepoint(sp, {
+    onBytes: progress.add, onTotal: (n) => progress.setTotal(n), threads: args.threads, hashes,
+    // Task summaries only as many as are shown (see humanSummary).
+    records: args.json || args.verbose ? true : TASKS_SHOWN,
+  });
   progress.end();
   if (args.operator !== undefined) s.operators = s.operators.filter((o) => o.id === args.operator || o.states.some((x) => x.entryOperator === args.operator));
   if (args.state !== undefined) for (const o of s.operators) o.states = o.states.filter((x) => x.name === args.state);
   await out(args.json ? json(s) : shown(humanSummary(s, args.verbose ?? false)));
   const broken = s.operators.flatMap((o) => o.tasks).filter((t) => t.error);
   for (const t of broken) err(`ksp: error [${t.error!.code}]: ${t.error!.message}`);
-  setExit(broken.length ? 3 : 0);
+  const errors = s.operators.reduce((n, o) => n + o.errorTasks, 0);
+  if (errors > broken.length) err(`ksp: ${errors - broken.length} more task(s) with errors, not listed (--verbose lists them)`);
+  setExit(errors ? 3 : 0);
 }
+
+/** Tasks listed per operator without --verbose. */
+const TASKS_SHOWN = 16;
 
 export function humanSummary(s: InspectSummary, verbose: boolean): string {
   const L: string[] = [];
@@ -140,18 +149,19 @@ export function humanSummary(s: InspectSummary, verbose: boolean): string {
   for (const o of s.operators) {
     L.push('');
     const kg = o.keyGroups;
-    L.push(`operator ${o.id}: ${o.tasks.length} task(s), ${count(o.entries)} entries, ${bytes(o.bytes)}`);
+    L.push(`operator ${o.id}: ${o.taskCount} task(s), ${count(o.entries)} entries, ${bytes(o.bytes)}`);
     if (o.entries) L.push(`  key groups: ${count(kg.distinct)} of 32768 used, ${count(kg.minPerGroup)}..${count(kg.maxPerGroup)} entries per group${kg.windowKeys ? `; ${count(kg.windowKeys)} window-layout keys` : ''}${kg.watermarkKeys ? `; ${count(kg.watermarkKeys)} watermark keys` : ''}`);
     if (o.states.length) {
       L.push(table(['  STATE', 'ENTRY OPERATOR', 'ENTRIES', 'KEY BYTES', 'VALUE BYTES'],
         o.states.map((x) => [`  ${x.name}`, x.entryOperator, count(x.entries), bytes(x.keyBytes), bytes(x.valueBytes)])).trimEnd());
     }
-    const shown = verbose ? o.tasks : o.tasks.slice(0, 16);
+    const shown = verbose ? o.tasks : o.tasks.slice(0, TASKS_SHOWN);
     L.push(table(['  TASK', 'FORMAT', 'ENTRIES', 'SIZE'], shown.map((t) => [
       `  ${t.id}`, t.error ? `${t.format} (ERROR ${t.error.code})` : t.native ? `native: ${nativeLine(t.native)}` : t.format === 'native' ? `native -> ${t.pointer}` : t.windowJoin ? `window-join: ${windowJoinLine(t.windowJoin)}` : t.version === 2 ? 'canonical v2' : t.format, count(t.entries), bytes(t.native ? t.native.sstBytes : t.size),
     ])).trimEnd());
-    if (shown.length < o.tasks.length) L.push(`  … ${o.tasks.length - shown.length} more task(s) (--verbose)`);
+    if (shown.length < o.taskCount) L.push(`  … ${o.taskCount - shown.length} more task(s) (--verbose)`);
     for (const t of o.tasks) for (const n of t.notes ?? []) L.push(`  warning [${n.code}] ${t.id}: ${n.message}`);
+    if (o.omittedWithNotes) L.push(`  … ${o.omittedWithNotes} more task(s) with warnings or errors, not listed (--verbose)`);
   }
   return L.join('\n') + '\n';
 }

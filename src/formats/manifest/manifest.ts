@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { KspError } from '../../errors.js';
 import { unsafeReason } from '../stored-path.js';
 
@@ -26,7 +27,58 @@ export interface ParsedManifest {
   notes: ManifestNote[];
 }
 
+/**
+ * The manifest's entries, compact: a large job's manifest lists 200,000
+ * files, and a Map of path to hex string plus an entry object per line held
+ * ~40 MB where this holds ~12 (the 32 hash bytes per file in one buffer,
+ * the hex made only when asked for). Paths keep the manifest's order.
+ */
+export class ManifestIndex {
+  private readonly at = new Map<string, number>();
+  private readonly order: string[] = [];
+  private hashes: Buffer = Buffer.allocUnsafe(32 * 1024);
+
+  get size(): number {
+    return this.order.length;
+  }
+
+  /** Adds a path not yet listed; `hex` is 64 lowercase hex digits. */
+  add(path: string, hex: string): void {
+    const i = this.order.length;
+    if (this.hashes.length < 32 * (i + 1)) {
+      const grown = Buffer.allocUnsafe(this.hashes.length * 2);
+      this.hashes.copy(grown);
+      this.hashes = grown;
+    }
+    this.hashes.write(hex, 32 * i, 'hex');
+    this.at.set(path, i);
+    this.order.push(path);
+  }
+
+  has(path: string): boolean {
+    return this.at.has(path);
+  }
+
+  /** The recorded SHA-256, as lowercase hex. */
+  get(path: string): string | undefined {
+    const i = this.at.get(path);
+    return i === undefined ? undefined : this.hashes.toString('hex', 32 * i, 32 * i + 32);
+  }
+
+  /** Paths in manifest order. */
+  paths(): readonly string[] {
+    return this.order;
+  }
+
+  *entries(): IterableIterator<ManifestEntry> {
+    for (const path of this.order) yield { path, sha256: this.get(path)! };
+  }
+}
+
 const LINE = /^sha256:([0-9a-f]{64}) {2}(.+)$/;
+const PREFIX = Buffer.from('sha256:');
+/** Where the path starts on a well-formed line: `sha256:` + 64 hex + two spaces. */
+const PATH_AT = PREFIX.length + 64 + 2;
 
 function byteOrder(a: string, b: string): number {
   // The engine keeps entries in a BTreeMap<String>: ordered by UTF-8 bytes,
@@ -34,53 +86,102 @@ function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-export function parseManifest(bytes: Uint8Array, file = MANIFEST_NAME): ParsedManifest {
-  let text: string;
-  try {
-    // ignoreBOM keeps a leading BOM in the text: the engine does not skip it
-    // (krishiv-state checkpoint/metadata.rs, IntegrityManifest::deserialize:
-    // `line.trim()` leaves U+FEFF, which is not white space, and
-    // `strip_prefix("sha256:")` then fails), so neither does ksp.
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
-  } catch {
-    throw new KspError('MANIFEST_MALFORMED', `${file}: not valid UTF-8`, { file });
+function isLowerHex(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66);
+}
+
+/** Only ASCII white space between `s` and `e` (a line `trim()` would empty), when it is all ASCII. */
+function asciiBlank(b: Uint8Array, s: number, e: number): boolean | null {
+  for (let i = s; i < e; i++) {
+    const c = b[i]!;
+    if (c >= 0x80) return null;
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0d && c !== 0x0b && c !== 0x0c) return false;
   }
-  const entries: ManifestEntry[] = [];
+  return true;
+}
+
+/**
+ * A well-formed line read from its bytes without a string per line (the
+ * common case, 200,000 times for a large job): its path and hash text, or
+ * null when the line needs the exact, string-based reading below (anything
+ * unusual: it then gets the same answer, or error, as always).
+ */
+function fastLine(b: Buffer, s: number, e: number): [string, string] | null {
+  if (e > s && b[e - 1] === 0x0d) e--;
+  if (e - s <= PATH_AT) return null;
+  for (let i = 0; i < PREFIX.length; i++) if (b[s + i] !== PREFIX[i]) return null;
+  for (let i = s + PREFIX.length; i < s + PREFIX.length + 64; i++) if (!isLowerHex(b[i]!)) return null;
+  if (b[s + PATH_AT - 2] !== 0x20 || b[s + PATH_AT - 1] !== 0x20) return null;
+  let ascii = true;
+  for (let i = s + PATH_AT; i < e; i++) {
+    const c = b[i]!;
+    // \r and the line separators U+2028/2029 (E2 80 A8/A9) end a regex `.`: the exact reading decides.
+    if (c === 0x0d || c === 0xe2) return null;
+    if (c >= 0x80) ascii = false;
+  }
+  return [b.toString(ascii ? 'latin1' : 'utf8', s + PATH_AT, e), b.toString('latin1', s + PREFIX.length, s + PREFIX.length + 64)];
+}
+
+/** Parses into a compact index (see ManifestIndex); the same rules and errors as parseManifest. */
+export function parseManifestIndex(bytes: Uint8Array, file = MANIFEST_NAME): { index: ManifestIndex; notes: ManifestNote[] } {
+  const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (!isUtf8(b)) throw new KspError('MANIFEST_MALFORMED', `${file}: not valid UTF-8`, { file });
+  const index = new ManifestIndex();
   const notes: ManifestNote[] = [];
-  const seen = new Set<string>();
-  const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  else if (text.length > 0) notes.push({ line: lines.length, message: 'the last line has no newline' });
-  lines.forEach((raw, i) => {
-    const line = i + 1;
+  let prev: string | null = null;
+  let line = 0;
+  if (b.length > 0 && b[b.length - 1] !== 0x0a) {
+    let lines = 1;
+    for (let i = b.indexOf(0x0a); i >= 0; i = b.indexOf(0x0a, i + 1)) lines++;
+    notes.push({ line: lines, message: 'the last line has no newline' });
+  }
+  for (let s = 0; s < b.length; ) {
+    line++;
+    let e = b.indexOf(0x0a, s);
+    if (e < 0) e = b.length;
     const fail = (why: string, extra: Record<string, unknown> = {}): never => {
       throw new KspError('MANIFEST_MALFORMED', `${file}: line ${line}: ${why}`, { file, line, ...extra });
     };
-    if (raw.trim() === '') {
-      notes.push({ line, message: 'blank line' });
-      return;
+    let parsed = fastLine(b, s, e);
+    if (!parsed) {
+      const blank = asciiBlank(b, s, e);
+      // ignoreBOM: a leading BOM stays in the text, since the engine does not
+      // skip it (krishiv-state checkpoint/metadata.rs,
+      // IntegrityManifest::deserialize: `line.trim()` leaves U+FEFF, which is
+      // not white space, and `strip_prefix("sha256:")` then fails).
+      const raw = blank === true ? '' : new TextDecoder('utf-8', { ignoreBOM: true }).decode(b.subarray(s, e));
+      if (blank === true || raw.trim() === '') {
+        notes.push({ line, message: 'blank line' });
+        s = e + 1;
+        continue;
+      }
+      const m = LINE.exec(raw.replace(/\r$/, ''));
+      if (!m) {
+        if (raw.charCodeAt(0) === 0xfeff) fail('starts with a UTF-8 byte order mark (EF BB BF), which the engine\'s manifest parser refuses');
+        if (!raw.startsWith('sha256:')) fail('expected "sha256:<64 hex>  <path>"', { found: raw.slice(0, 80) });
+        const hex = raw.slice(7).split(' ')[0] ?? '';
+        if (!/^[0-9a-f]{64}$/.test(hex)) fail(`expected 64 lowercase hex digits after "sha256:", found ${JSON.stringify(hex.slice(0, 70))}`, { expected: '64 lowercase hex digits', found: hex.slice(0, 70) });
+        fail('expected two spaces between the hash and the path', { found: raw.slice(0, 80) });
+      }
+      parsed = [m![2]!, m![1]!];
     }
-    const m = LINE.exec(raw.replace(/\r$/, ''));
-    if (!m) {
-      if (raw.charCodeAt(0) === 0xfeff) fail('starts with a UTF-8 byte order mark (EF BB BF), which the engine\'s manifest parser refuses');
-      if (!raw.startsWith('sha256:')) fail('expected "sha256:<64 hex>  <path>"', { found: raw.slice(0, 80) });
-      const hex = raw.slice(7).split(' ')[0] ?? '';
-      if (!/^[0-9a-f]{64}$/.test(hex)) fail(`expected 64 lowercase hex digits after "sha256:", found ${JSON.stringify(hex.slice(0, 70))}`, { expected: '64 lowercase hex digits', found: hex.slice(0, 70) });
-      fail('expected two spaces between the hash and the path', { found: raw.slice(0, 80) });
-    }
-    const [, sha256, path] = m as unknown as [string, string, string];
+    const [path, sha256] = parsed;
     const why = unsafeReason(path);
     if (why) fail(`path ${JSON.stringify(path)} is not a safe relative path: ${why}`, { found: path, code2: 'PATH_UNSAFE' });
     if (path === MANIFEST_NAME) fail('the manifest must not list itself');
-    if (seen.has(path)) fail(`path ${JSON.stringify(path)} is listed twice`, { found: path });
-    seen.add(path);
-    const prev = entries[entries.length - 1];
-    if (prev && byteOrder(prev.path, path) > 0) notes.push({ line, message: `not sorted: ${JSON.stringify(path)} comes after ${JSON.stringify(prev.path)}` });
-    entries.push({ path, sha256 });
-  });
-  return { entries, notes };
+    if (index.has(path)) fail(`path ${JSON.stringify(path)} is listed twice`, { found: path });
+    if (prev !== null && byteOrder(prev, path) > 0) notes.push({ line, message: `not sorted: ${JSON.stringify(path)} comes after ${JSON.stringify(prev)}` });
+    index.add(path, sha256);
+    prev = path;
+    s = e + 1;
+  }
+  return { index, notes };
 }
 
+export function parseManifest(bytes: Uint8Array, file = MANIFEST_NAME): ParsedManifest {
+  const { index, notes } = parseManifestIndex(bytes, file);
+  return { entries: [...index.entries()], notes };
+}
 /** The engine's serialisation: one line per file, sorted by path bytes, `\n`-terminated. */
 export function buildManifest(entries: Iterable<ManifestEntry>): Uint8Array {
   const list = [...entries];
