@@ -4,7 +4,7 @@ import { MetaDoc } from '../formats/meta/meta.js';
 import { JsonObject } from '../formats/json/json-text.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
 import { openBody, probeTask, type TaskFormat } from '../formats/task-format/index.js';
-import { checkId, checkRelativePath, unsafeReason } from '../formats/stored-path.js';
+import { checkId, checkRelativePath, idUnsafeReason, unsafeReason } from '../formats/stored-path.js';
 import { MANIFEST_NAME } from '../formats/manifest/manifest.js';
 import { createHash } from 'node:crypto';
 import { eachLimited, ReadRoots } from './read-roots.js';
@@ -120,9 +120,10 @@ export class Savepoint {
     // The job id is a folder name too ({job}/savepoints/…, {job}/incr/…): every writer
     // refuses one that cannot be (write/target.ts), so every command does, here.
     checkId(metadata.value.job_id, 'job id', { file: mdFile, field: 'job_id' });
-    metadata.value.operator_snapshots.forEach((s, i) => {
-      checkId(s.operator_id, 'operator id', { file: mdFile, field: `operator_snapshots[${i}].operator_id` });
-      checkId(s.task_id, 'task id', { file: mdFile, field: `operator_snapshots[${i}].task_id` });
+    metadata.forEachSnapshot((op, task, _path, i) => {
+      // The field names are made only for a refusal: 200,000 tasks, two each.
+      if (idUnsafeReason(op)) checkId(op, 'operator id', { file: mdFile, field: `operator_snapshots[${i}].operator_id` });
+      if (idUnsafeReason(task)) checkId(task, 'task id', { file: mdFile, field: `operator_snapshots[${i}].task_id` });
     });
     await roots.checkFile(child(dir, MANIFEST_NAME), MANIFEST_NAME);
     const [meta, metaLocation, metaSha] = await findMeta(dir, layout, metadata, roots);
@@ -134,11 +135,17 @@ export class Savepoint {
     const tasks: TaskRef[] = [];
     const sha = createHash('sha256').update(mdBytes).digest('hex');
     const sp = new Savepoint(dir, metadata, meta, metaLocation, layout, pathMode, tasks, roots, sha, metaSha);
-    metadata.value.operator_snapshots.forEach((s, index) => {
-      const r = sp.resolve(s.snapshot_path, `operator_snapshots[${index}].snapshot_path`);
+    // Operator ids repeat in every task of an operator: one string each.
+    const opIds = new Map<string, string>();
+    metadata.forEachSnapshot((op, taskId, snapshotPath, index) => {
+      let operatorId = opIds.get(op);
+      if (operatorId === undefined) opIds.set(op, (operatorId = op));
+      const r = sp.resolve(snapshotPath, () => `operator_snapshots[${index}].snapshot_path`);
       // Spelled out, not spread: one object shape, no out-of-object property store (8 MB at 200,000 tasks).
-      tasks.push({ index, operatorId: s.operator_id, taskId: s.task_id, snapshotPath: s.snapshot_path, location: r.location, relPath: r.relPath });
+      tasks.push({ index, operatorId, taskId, snapshotPath, location: r.location, relPath: r.relPath });
     });
+    // The tasks hold every string of the snapshot list now.
+    metadata.releaseSnapshots(() => tasks.map((t) => [t.operatorId, t.taskId, t.snapshotPath]));
     // Other stored files: resolved (and refused) now, though only writers copy them.
     const extras: Array<{ location: Location; field: string }> = [];
     metadata.value.unaligned_buffer_refs?.forEach((b, i) => {
@@ -148,10 +155,11 @@ export class Savepoint {
     // sink_transactions[].prepare_path is a sink's staging file on an executor,
     // never read from checkpoint storage (metadata FORMAT.md): carried as a
     // string, never resolved, read or copied.
-    const checks = [...tasks.map((t) => ({ location: t.location, field: `operator_snapshots[${t.index}].snapshot_path` })), ...extras];
     // In order, so the first refused file is the one reported, whatever the timing.
     const problems: Array<unknown> = [];
-    await eachLimited(checks, 32, async (c, i) => {
+    const n = tasks.length;
+    await eachLimited(new Array<undefined>(n + extras.length), 32, async (_, i) => {
+      const c = i < n ? { location: tasks[i]!.location, field: `operator_snapshots[${i}].snapshot_path` } : extras[i - n]!;
       try {
         await roots.checkFile(c.location, c.field);
       } catch (e) {
@@ -170,10 +178,11 @@ export class Savepoint {
    * is no base (ksp's relative mode, or a directory moved out of the layout).
    * Unsafe paths are refused, never cleaned.
    */
-  resolve(stored: string, field: string): { location: Location; relPath: string | null } {
-    const file = uriOf(child(this.dir, 'metadata.json'));
+  resolve(stored: string, fieldName: string | (() => string)): { location: Location; relPath: string | null } {
     let location: Location;
     if (isAbsoluteUri(stored)) {
+      const file = uriOf(child(this.dir, 'metadata.json'));
+      const field = typeof fieldName === 'string' ? fieldName : fieldName();
       const body = stored.replace(/^(s3:\/\/[^/]+|file:\/\/)\/?/, '').replace(/^\/+/, '');
       const why = unsafeReason(body);
       if (why) throw new KspError('PATH_UNSAFE', `${file}: ${field} ${JSON.stringify(stored)} is not a safe path: ${why}`, { file, field, found: stored });
@@ -186,16 +195,27 @@ export class Savepoint {
         });
       }
     } else {
-      checkRelativePath(stored, { file, field });
+      // Names made only for a refusal: this runs once per task.
+      if (unsafeReason(stored)) checkRelativePath(stored, { file: uriOf(child(this.dir, 'metadata.json')), field: typeof fieldName === 'string' ? fieldName : fieldName() });
       const prefix = checkpointPrefix(this.jobId, this.epoch);
-      if (this.pathMode === 'relative') location = child(this.dir, stored);
-      else if (stored.startsWith(prefix) && stored.length > prefix.length) location = child(this.dir, stored.slice(prefix.length));
-      else if (this.layout) location = child(this.layout.base, stored);
-      else location = child(this.dir, stored);
+      // Inside this directory the key is its key + the relative path, and
+      // the relative path is (a slice of) the stored one: no new copy of
+      // either per task (200,000 of them in a large job).
+      if (this.pathMode === 'relative') return this.inside(stored);
+      if (stored.startsWith(prefix) && stored.length > prefix.length) return this.inside(stored.slice(prefix.length));
+      location = this.layout ? child(this.layout.base, stored) : child(this.dir, stored);
     }
     const relPath = location.storage === this.dir.storage ? relativeTo(this.dir.key, location.key) : null;
     return { location, relPath };
   }
+
+  /** A safe relative path inside this directory. */
+  private inside(rel: string): { location: Location; relPath: string } {
+    this.dirSlash ??= this.dir.key === '' ? '' : `${this.dir.key}/`;
+    return { location: { storage: this.dir.storage, key: this.dirSlash + rel }, relPath: rel };
+  }
+
+  private dirSlash: string | undefined;
 
   /** Stat and first bytes of a task's file: canonical (v1/v2), stateless, native, window-join or missing. */
   async probe(task: TaskRef): Promise<TaskFormat> {

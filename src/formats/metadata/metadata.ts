@@ -52,40 +52,111 @@ export type UnalignedBufferRef = z.output<typeof bufferRef>;
 export type SinkTransaction = z.output<typeof sinkTxn>;
 export type CheckpointMetadata = z.output<typeof schema>;
 
+/** Lists longer than this are validated element by element (see MetadataDoc.validated). */
+const LONG_LIST = 1024;
+
+/** What zod's snapshotRef accepts, checked without copying the element (the common case). */
+function plainSnapshot(o: JsonValue): boolean {
+  if (!(o instanceof JsonObject)) return false;
+  const op = o.get('operator_id');
+  const task = o.get('task_id');
+  return typeof op === 'string' && op.length > 0 && typeof task === 'string' && task.length > 0 && typeof o.get('snapshot_path') === 'string';
+}
+
+/** `value[name]`, typed from the document when first read. */
+function lazyMember<K extends 'source_offsets' | 'operator_snapshots'>(value: CheckpointMetadata, name: K, make: () => CheckpointMetadata[K]): void {
+  let typed: CheckpointMetadata[K] | null = null;
+  Object.defineProperty(value, name, { enumerable: true, configurable: true, get: () => (typed ??= make()) });
+}
+
 export class MetadataDoc {
-  private constructor(readonly doc: JsonObject, readonly value: CheckpointMetadata) {}
+  private constructor(private whole: JsonObject, readonly value: CheckpointMetadata) {}
+
+  /** Set once the snapshot objects were let go (releaseSnapshots): remakes them. */
+  private remake: (() => JsonObject[]) | null = null;
+
+  /** The document as read, every member in order. */
+  get doc(): JsonObject {
+    return this.remake ? this.whole.with('operator_snapshots', this.remake()) : this.whole;
+  }
+
+  /**
+   * Lets the document's snapshot objects go once the caller holds their
+   * strings (a Savepoint's tasks): an object and a value list per snapshot
+   * is 13 MB at 200,000 tasks. They are remade from `remake` when the whole
+   * document is asked for. Done only when every snapshot has exactly the
+   * three engine fields, so nothing a remake would lose is let go.
+   */
+  releaseSnapshots(remake: () => Array<[string, string, string]>): void {
+    const snaps = this.whole.get('operator_snapshots') as JsonObject[];
+    const names = snaps[0]?.keys;
+    if (!names || names.length !== 3 || names[0] !== 'operator_id' || names[1] !== 'task_id' || names[2] !== 'snapshot_path') return;
+    if (!snaps.every((o) => o.keys === names)) return;
+    this.whole = this.whole.with('operator_snapshots', []);
+    this.remake = () => remake().map((v) => JsonObject.fromLists(names, v));
+  }
 
   static decode(bytes: Uint8Array | string, file = 'metadata.json'): MetadataDoc {
     return MetadataDoc.fromJson(parseJson(bytes, file), file);
   }
 
   static fromJson(json: JsonValue, file = 'metadata.json'): MetadataDoc {
-    const { doc, value } = MetadataDoc.validated(json, file);
+    const lazy: Array<'source_offsets' | 'operator_snapshots'> = [];
+    const { doc, value } = MetadataDoc.validated(json, file, lazy);
     if (!(METADATA_VERSIONS as readonly number[]).includes(value.version)) {
       throw new KspError('METADATA_VERSION', `${file}: field version: unsupported metadata version ${value.version}; expected 1, 2 or 3`, {
         file, field: 'version', expected: '1..3', found: value.version,
       });
     }
-    return new MetadataDoc(doc, value);
+    const md = new MetadataDoc(doc, value);
+    if (lazy.includes('source_offsets')) lazyMember(value, 'source_offsets', () => (md.doc.get('source_offsets') as JsonValue[]).map((o) => sourceOffset.parse(toPlain(o))));
+    if (lazy.includes('operator_snapshots')) lazyMember(value, 'operator_snapshots', () => (md.doc.get('operator_snapshots') as JsonValue[]).map((o) => snapshotRef.parse(toPlain(o))));
+    return md;
   }
 
   /**
-   * A long source_offsets (a source of a million partitions) is validated one
-   * entry at a time and typed only when asked for: validating it whole holds
-   * two more copies of it (plain and parsed), which took 1,000,000 offsets
-   * past a 256 MB heap. ksp itself never reads the offsets; it carries them.
+   * The two lists that grow with the job, source_offsets (a source of a
+   * million partitions) and operator_snapshots (200,000 tasks), are checked
+   * one element at a time when long, and typed only when asked for:
+   * validating them whole holds two more copies (plain and parsed), which
+   * took 1,000,000 offsets or 200,000 snapshots past a 256 MB heap. ksp
+   * never reads the offsets (it carries them), and reads the snapshots
+   * from the document itself (`snapshots`).
    */
-  private static validated(json: JsonValue, file: string): { doc: JsonObject; value: CheckpointMetadata } {
-    const offsets = json instanceof JsonObject ? json.get('source_offsets') : undefined;
-    if (!(json instanceof JsonObject) || !Array.isArray(offsets) || offsets.length <= 1024) return validateObject(schema, json, file, 'METADATA_INVALID');
-    offsets.forEach((o, i) => validate(sourceOffset, o, file, 'METADATA_INVALID', ['source_offsets', i]));
-    const { value } = validateObject(schema, json.with('source_offsets', []), file, 'METADATA_INVALID');
-    let typed: CheckpointMetadata['source_offsets'] | null = null;
-    Object.defineProperty(value, 'source_offsets', {
-      enumerable: true, configurable: true,
-      get: () => (typed ??= offsets.map((o) => sourceOffset.parse(toPlain(o)))),
-    });
+  private static validated(json: JsonValue, file: string, lazy: Array<'source_offsets' | 'operator_snapshots'>): { doc: JsonObject; value: CheckpointMetadata } {
+    if (!(json instanceof JsonObject)) return validateObject(schema, json, file, 'METADATA_INVALID');
+    const offsets = json.get('source_offsets');
+    const snaps = json.get('operator_snapshots');
+    const longOffsets = Array.isArray(offsets) && offsets.length > LONG_LIST;
+    const longSnaps = Array.isArray(snaps) && snaps.length > LONG_LIST;
+    if (!longOffsets && !longSnaps) return validateObject(schema, json, file, 'METADATA_INVALID');
+    let rest = json;
+    if (longOffsets) {
+      offsets.forEach((o, i) => validate(sourceOffset, o, file, 'METADATA_INVALID', ['source_offsets', i]));
+      rest = rest.with('source_offsets', []);
+    }
+    if (longSnaps) {
+      snaps.forEach((o, i) => {
+        if (!plainSnapshot(o)) validate(snapshotRef, o, file, 'METADATA_INVALID', ['operator_snapshots', i]);
+      });
+      rest = rest.with('operator_snapshots', []);
+    }
+    const { value } = validateObject(schema, rest, file, 'METADATA_INVALID');
+    // Typed from the document when first read (see fromJson), not from these
+    // lists: a closure over them would keep them when the document lets its
+    // snapshots go (releaseSnapshots).
+    if (longOffsets) lazy.push('source_offsets');
+    if (longSnaps) lazy.push('operator_snapshots');
     return { doc: json, value };
+  }
+
+  /**
+   * Each operator snapshot's three fields, read from the document: no typed
+   * copy of a 200,000-element list. Validated when decoded, so the casts hold.
+   */
+  forEachSnapshot(fn: (operatorId: string, taskId: string, snapshotPath: string, index: number) => void): void {
+    const snaps = this.doc.get('operator_snapshots') as JsonObject[];
+    snaps.forEach((o, i) => fn(o.get('operator_id') as string, o.get('task_id') as string, o.get('snapshot_path') as string, i));
   }
 
   encode(): Uint8Array {
