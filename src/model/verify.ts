@@ -1,5 +1,5 @@
 import { KspError, isKspError } from '../errors.js';
-import { MANIFEST_NAME, parseManifest, type ParsedManifest } from '../formats/manifest/manifest.js';
+import { MANIFEST_NAME, ManifestIndex, parseManifestIndex } from '../formats/manifest/manifest.js';
 import { epochDirName } from '../formats/metadata/metadata.js';
 import { child, locate, uriOf, type Location } from '../storage/uri.js';
 import { Savepoint, type TaskRef } from './savepoint.js';
@@ -59,7 +59,9 @@ export interface VerifyReport {
   epoch?: string;
   kind?: 'checkpoint' | 'savepoint';
   label?: string | null;
+  /** Empty when records were not kept (VerifyOptions.records). */
   files: FileCheck[];
+  /** Empty when records were not kept (VerifyOptions.records). */
   tasks: TaskCheck[];
   totals: { files: number; bytes: number; tasks: number; entries: number; nativeTasks: number };
   findings: Finding[];
@@ -77,6 +79,15 @@ export interface VerifyOptions {
   manifest?: Uint8Array;
   /** More folders the savepoint may read from (`--allow-root`). */
   allowRoots?: readonly string[];
+  /**
+   * Keep a record per file and per task in `files` and `tasks` (default
+   * true); a number keeps them only when the savepoint has at most that many
+   * tasks. Without them a report's size is bounded by its findings: at
+   * 200,000 tasks the records alone take ~90 MB.
+   */
+  records?: boolean | number;
+  /** Each task's check as it is made, kept in `tasks` or not. */
+  onTask?: (t: TaskCheck) => void;
 }
 
 /** Findings listed per code; the rest of that code are counted (see `add` in verifySavepoint). */
@@ -128,21 +139,20 @@ export async function verifySavepoint(target: string | Location, options: Verify
   const manifestUri = uriOf(manifestLoc);
 
   // 1. The manifest: present, well-formed.
-  let manifest: ParsedManifest | null = null;
+  let manifest: ManifestIndex | null = null;
   if (!options.manifest && !(await sp.dir.storage.stat(manifestLoc.key))) {
     add(finding('error', 'MANIFEST_MISSING', `${manifestUri}: no manifest; the directory is incomplete (the engine writes the manifest last)`, manifestUri));
   } else {
     try {
-      manifest = parseManifest(options.manifest ?? (await sp.dir.storage.readSmall(manifestLoc.key)), manifestUri);
-      for (const n of manifest.notes) add(finding('warning', 'MANIFEST_LAYOUT', `${manifestUri}: line ${n.line}: ${n.message}`, manifestUri, { line: n.line }));
+      const parsed = parseManifestIndex(options.manifest ?? (await sp.dir.storage.readSmall(manifestLoc.key)), manifestUri);
+      manifest = parsed.index;
+      for (const n of parsed.notes) add(finding('warning', 'MANIFEST_LAYOUT', `${manifestUri}: line ${n.line}: ${n.message}`, manifestUri, { line: n.line }));
     } catch (e) {
       if (!isKspError(e)) throw e;
       add(finding('error', e.code, e.message, manifestUri, e.data));
     }
   }
-  const listed = new Map(manifest?.entries.map((e) => [e.path, e.sha256]) ?? []);
-  // Only the map is used from here on: the entry list goes (200,000 objects for a large job).
-  if (manifest) manifest = { entries: [], notes: manifest.notes };
+  const listed = manifest ?? new ManifestIndex();
 
   // 2. Coverage: metadata.json and every snapshot inside the directory.
   if (manifest && !listed.has('metadata.json')) add(finding('error', 'MANIFEST_INCOMPLETE', `${manifestUri}: does not list metadata.json`, manifestUri));
@@ -167,7 +177,8 @@ export async function verifySavepoint(target: string | Location, options: Verify
   const taskByRel = new Map<string, number>();
   for (const t of sp.tasks) if (t.relPath) taskByRel.set(t.relPath, t.index);
   const placement = placementPlan(sp);
-  const fold = new ScanFold(sp, report, listed, placement, add);
+  const keep = options.records === undefined || options.records === true || (typeof options.records === 'number' && sp.tasks.length <= options.records);
+  const fold = new ScanFold(sp, report, listed, placement, add, keep, options.onTask);
   const scanOptions = { onBytes: options.onBytes, threads: options.threads };
   let queue: Pending[] = [];
   const flush = async (): Promise<void> => {
@@ -179,7 +190,7 @@ export async function verifySavepoint(target: string | Location, options: Verify
   // every native task: an SST its task already hashed is not read again.
   const others: Array<{ slot: number; path: string }> = [];
   let slot = 0;
-  for (const [path] of listed) {
+  for (const path of listed.paths()) {
     const t = taskByRel.get(path);
     if (t === undefined) others.push({ slot, path });
     else {
@@ -221,8 +232,9 @@ type ScanOpts = { onBytes?: (n: number) => void; threads?: number };
  * native tasks checked, per-operator placement totals) kept small.
  */
 class ScanFold {
-  private readonly files: Array<FileCheck | undefined>;
-  private readonly tasksAt: Array<TaskCheck | undefined>;
+  /** Null when records are not kept. */
+  private readonly files: Array<FileCheck | undefined> | null;
+  private readonly tasksAt: Array<TaskCheck | undefined> | null;
   private readonly seen: Uint8Array;
   /** SST uri → the hash its native task checked it against, and whether that task's check held. */
   private readonly nativeHashed = new Map<string, { sha256?: string; ok: boolean }>();
@@ -233,12 +245,14 @@ class ScanFold {
   constructor(
     private readonly sp: Savepoint,
     private readonly report: VerifyReport,
-    private readonly listed: Map<string, string>,
+    private readonly listed: ManifestIndex,
     private readonly plan: PlacementPlan,
     private readonly add: (f: Finding) => void,
+    keep: boolean,
+    private readonly onTask?: (t: TaskCheck) => void,
   ) {
-    this.files = new Array(listed.size);
-    this.tasksAt = new Array(sp.tasks.length);
+    this.files = keep ? new Array(listed.size) : null;
+    this.tasksAt = keep ? new Array(sp.tasks.length) : null;
     this.seen = new Uint8Array(sp.tasks.length);
     for (const n of plan.notes) add(finding('info', 'PLACEMENT_UNKNOWN', n.message));
   }
@@ -247,7 +261,7 @@ class ScanFold {
     if (chunk.length === 0) return;
     const reqs: ScanRequest[] = chunk.map(({ task, path }) => {
       const r: ScanRequest = { uri: uriOf(path !== undefined ? child(this.sp.dir, path) : task.location), hash: path !== undefined, decode: true, keyGroups: false };
-      const rule = this.plan.rules.get(task.index);
+      const rule = this.plan.ruleFor(task.index);
       if (rule) r.placement = rule;
       return r;
     });
@@ -263,7 +277,9 @@ class ScanFold {
       if (slot !== undefined) this.file(slot, path!, r);
       if (!this.seen[task.index]) {
         this.seen[task.index] = 1;
-        this.tasksAt[task.index] = taskResult(task, r, slot !== undefined, this.report, this.add);
+        const check = taskResult(task, r, slot !== undefined, this.report, this.add);
+        this.onTask?.(check);
+        if (this.tasksAt) this.tasksAt[task.index] = check;
       }
       this.placement(task, r);
     });
@@ -296,9 +312,9 @@ class ScanFold {
     for (const [op, n] of this.unrouted) {
       this.add(finding('info', 'PLACEMENT_UNKNOWN', `operator ${op}: ${n} entries are not in a tw:/sw:/ses: window layout; the engine's rescale broadcasts such keys, so which task owns them cannot be known and their placement is not checked`));
     }
-    this.report.files = this.files.filter((f): f is FileCheck => f !== undefined);
+    this.report.files = this.files?.filter((f): f is FileCheck => f !== undefined) ?? [];
     // In metadata order: each check sits at its task's index.
-    this.report.tasks = this.tasksAt.filter((t): t is TaskCheck => t !== undefined);
+    this.report.tasks = this.tasksAt?.filter((t): t is TaskCheck => t !== undefined) ?? [];
   }
 
   private addTotal(reqs: ScanRequest[], onTotal?: (n: number) => void): void {
@@ -311,7 +327,7 @@ class ScanFold {
     const expected = this.listed.get(path)!;
     let found = r.kind === 'missing' ? null : r.sha256 ?? null;
     if (found === expected) found = expected; // one string, not two equal ones
-    this.files[slot] = { path, size: r.size, expected, found, ok: found === expected };
+    if (this.files) this.files[slot] = { path, size: r.size, expected, found, ok: found === expected };
     this.report.totals.files++;
     this.report.totals.bytes += r.size;
     if (r.kind === 'missing') this.add(finding('error', 'FILE_MISSING', `${r.uri}: listed in the manifest but missing`, r.uri));
@@ -323,7 +339,7 @@ class ScanFold {
    * with its owner; what cannot be checked is said once per operator.
    */
   private placement(t: TaskRef, r: ScanResult): void {
-    const rule = this.plan.rules.get(t.index);
+    const rule = r.placement ? this.plan.ruleFor(t.index) : undefined;
     if (!rule || !r.placement) return;
     const broadcast = r.entryCount - r.placement.routed - r.placement.watermarks;
     if (broadcast > 0 && rule.routing === 'window') this.unrouted.set(t.operatorId, (this.unrouted.get(t.operatorId) ?? 0) + broadcast);
@@ -374,7 +390,7 @@ function taskResult(task: TaskRef, r: ScanResult, listed: boolean, report: Verif
   return t;
 }
 
-function checkTasks(sp: Savepoint, listed: Map<string, string> | null, manifestUri: string, add: (f: Finding) => void): void {
+function checkTasks(sp: Savepoint, listed: ManifestIndex | null, manifestUri: string, add: (f: Finding) => void): void {
   const ids = new Map<string, number>();
   const files = new Map<string, TaskRef>();
   for (const t of sp.tasks) {
