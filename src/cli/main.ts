@@ -1,6 +1,7 @@
 import { constants as osConstants } from 'node:os';
 import { EXIT_CODES, KspError, isKspError } from '../errors.js';
 import { takeExit } from './exit.js';
+import { tuneHeap } from './heap.js';
 import { err, shown } from './output.js';
 
 /**
@@ -27,6 +28,7 @@ S3: s3://bucket/prefix with the standard AWS credential chain; AWS_ENDPOINT_URL 
 S3-compatible server (path-style). Docs: README.md.`;
 
 export async function main(argv: string[]): Promise<number> {
+  tuneHeap();
   const { default: yargs } = await import('yargs');
   const commands = await Promise.all([
     import('./verify/command.js'), import('./inspect/command.js'), import('./list/command.js'),

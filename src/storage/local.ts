@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { KspError } from '../errors.js';
 import { notRegular } from './file-kind.js';
 import {
-  SMALL_FILE_LIMIT, collect, toAsyncChunks,
+  SMALL_FILE_LIMIT, collect, tooLarge, toAsyncChunks,
   type ByteSource, type ListEntry, type ObjectInfo, type ReadOptions, type Storage,
 } from './storage.js';
 
@@ -79,8 +79,44 @@ export class LocalStorage implements Storage {
     }
   }
 
+  /**
+   * Read into one buffer of the file's size, not gathered from a stream's
+   * chunks: a 32 MB metadata.json then costs 32 MB, not twice that while it
+   * is joined (and a stream's chunks were seen to outlive the read).
+   */
   async readSmall(key: string, maxBytes = SMALL_FILE_LIMIT): Promise<Uint8Array> {
-    return collect(this.read(key), maxBytes, this.pathOf(key));
+    const file = this.pathOf(key);
+    let fh: fsp.FileHandle;
+    try {
+      // O_NONBLOCK, as in read(): a FIFO must not wait for a writer.
+      fh = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    } catch (e) {
+      throw ioError(e, 'open', file);
+    }
+    try {
+      const st = await fh.stat().catch((e: unknown) => {
+        throw ioError(e, 'stat', file);
+      });
+      if (!st.isFile()) throw notRegular(file, undefined, st);
+      if (st.size > maxBytes) throw tooLarge(file, maxBytes);
+      const out = Buffer.allocUnsafe(st.size);
+      let n = 0;
+      for (;;) {
+        // One byte more than the stat said, to see a file that grew since.
+        const room = n < out.length ? out.length - n : 0;
+        const into = room > 0 ? out : Buffer.allocUnsafe(1);
+        const { bytesRead } = await fh.read(into, room > 0 ? n : 0, room > 0 ? room : 1, null).catch((e: unknown) => {
+          throw ioError(e, 'read', file);
+        });
+        if (bytesRead === 0) break;
+        // It grew since the stat: read it the general way, capped as ever.
+        if (room === 0) return await collect(this.read(key), maxBytes, file);
+        n += bytesRead;
+      }
+      return n === out.length ? out : out.subarray(0, n);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
   }
 
   async write(key: string, data: ByteSource): Promise<void> {

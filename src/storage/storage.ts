@@ -68,17 +68,20 @@ export async function* toAsyncChunks(data: ByteSource): AsyncIterable<Uint8Array
 }
 
 /** Collects a stream known to be small. */
+/** FILE_TOO_LARGE: a file read whole is over its cap. */
+export function tooLarge(what: string, maxBytes: number): KspError {
+  return new KspError('FILE_TOO_LARGE', `${what}: larger than ${maxBytes} bytes; refusing to read it whole`, {
+    file: what,
+    expected: `<= ${maxBytes} bytes`,
+  });
+}
+
 export async function collect(chunks: AsyncIterable<Uint8Array>, maxBytes: number, what: string): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
   for await (const c of chunks) {
     n += c.length;
-    if (n > maxBytes) {
-      throw new KspError('FILE_TOO_LARGE', `${what}: larger than ${maxBytes} bytes; refusing to read it whole`, {
-        file: what,
-        expected: `<= ${maxBytes} bytes`,
-      });
-    }
+    if (n > maxBytes) throw tooLarge(what, maxBytes);
     parts.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
   }
   return Buffer.concat(parts, n);

@@ -55,15 +55,23 @@ export async function generateLargeMetadata(dir: string, n: number): Promise<str
 
 /** One operation in this process (the child side). */
 async function runOne(op: string, sp: string, out: string): Promise<void> {
+  // As the CLI runs (src/cli/main.ts).
+  (await import('../cli/heap.js')).tuneHeap();
   const started = performance.now();
   let detail = '';
   if (op === 'verify') {
     const { verifySavepoint } = await import('../model/verify.js');
-    const r = await verifySavepoint(sp);
+    // As `ksp verify` runs it (records kept only for up to 20 tasks, see cli/verify/run.ts).
+    const r = await verifySavepoint(sp, { records: 20 });
     detail = `ok=${r.ok} findings=${r.findings.length}`;
   } else if (op === 'inspect') {
+    // As `ksp inspect` runs it: the source's integrity first, then the summary (cli/inspect/run.ts).
     const { inspectSavepoint } = await import('../model/inspect.js');
-    const r = await inspectSavepoint(sp);
+    const { Savepoint } = await import('../model/savepoint.js');
+    const { checkSourceIntegrity } = await import('../model/source-integrity.js');
+    const opened = await Savepoint.open(sp);
+    const { hashes } = await checkSourceIntegrity(opened, false);
+    const r = await inspectSavepoint(opened, { hashes, records: 16 });
     detail = `tasks=${r.totals.tasks} entries=${r.totals.entries}`;
   } else {
     const { Savepoint } = await import('../model/savepoint.js');
