@@ -1,8 +1,8 @@
 /**
- * `npm run bench:metadata [-- --sizes 20000,100000,200000 --keep]`: a
+ * `npm run bench:metadata [-- --sizes 20000,100000,200000 --zero-byte --keep]`: a
  * savepoint whose metadata.json lists many operator snapshots (10 operators
- * of N/10 tasks each; one task in 100 holds a few entries, the rest are
- * stateless) and the time and peak RSS of `verify`, `inspect` and one write
+ * of N/10 tasks each; one task in 100 holds a few entries, the rest none:
+ * see generateLargeMetadata) and the time and peak RSS of `verify`, `inspect` and one write
  * (`relocate`) on it, each in a fresh process so its peak RSS is its own.
  * Issue 12, second pass: 200,000 snapshots must stay within the 256 MB
  * budget, with time growing linearly. Benchmarks, not tests: nothing here
@@ -16,19 +16,27 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeStateBinToBuffer } from '../formats/state-bin/encoder.js';
 import { epochDirName } from '../formats/metadata/metadata.js';
+import { MALLOC_ENV } from '../cli/malloc-env.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const DIST = dirname(dirname(SELF));
 const OPERATORS = 10;
 
-/** A relative-mode savepoint with `n` snapshots under `dir`; returns its directory. */
-export async function generateLargeMetadata(dir: string, n: number): Promise<string> {
+/**
+ * A savepoint with `n` snapshots under `dir`; returns its directory. A task
+ * without entries holds what the engine writes for a stateful task with no
+ * entries, the 12-byte empty snapshot (krishiv-state backend.rs `snapshot`;
+ * the engine references no file for a stateless one). `zeroByte` makes them
+ * 0-byte files instead, as older ksp versions wrote: every writer then
+ * rewrites each one (to the 12-byte snapshot), the heaviest case per task.
+ */
+export async function generateLargeMetadata(dir: string, n: number, options: { zeroByte?: boolean } = {}): Promise<string> {
   const sp = join(dir, 'bench', 'savepoints', epochDirName(1n));
   mkdirSync(sp, { recursive: true });
   const per = Math.ceil(n / OPERATORS);
   const manifest: string[] = [];
   const snaps: string[] = [];
-  const empty = createHash('sha256').update('').digest('hex');
+  const empty12 = await encodeStateBinToBuffer([]);
   for (let o = 0; o < OPERATORS; o++) {
     const op = `op-${o}`;
     mkdirSync(join(sp, op));
@@ -36,12 +44,12 @@ export async function generateLargeMetadata(dir: string, n: number): Promise<str
       const task = `task-${t}`;
       const rel = `${op}/${task}/state.bin`;
       mkdirSync(join(sp, op, task));
-      let bytes: Buffer = Buffer.alloc(0);
+      let bytes: Buffer = options.zeroByte ? Buffer.alloc(0) : empty12;
       if (t % 100 === 0) {
         bytes = await encodeStateBinToBuffer([0, 1, 2].map((i) => ({ operatorId: op, stateName: 's', key: Buffer.from(`k-${t}-${i}`), value: Buffer.from(`v-${i}`) })));
       }
       writeFileSync(join(sp, rel), bytes);
-      manifest.push(`sha256:${bytes.length ? createHash('sha256').update(bytes).digest('hex') : empty}  ${rel}\n`);
+      manifest.push(`sha256:${createHash('sha256').update(bytes).digest('hex')}  ${rel}\n`);
       snaps.push(`    {\n      "operator_id": "${op}",\n      "task_id": "${task}",\n      "snapshot_path": "bench/checkpoints/${epochDirName(1n)}/${rel}"\n    }`);
     }
   }
@@ -89,17 +97,20 @@ async function main(): Promise<void> {
   const s = process.argv.indexOf('--sizes');
   const sizes = (s > 0 ? process.argv[s + 1]! : '20000,100000,200000').split(',').map(Number);
   const keep = process.argv.includes('--keep');
-  console.log(`bench:metadata — ${OPERATORS} operators, 1 task in 100 holds 3 entries, the rest stateless (node ${process.version})`);
+  const zeroByte = process.argv.includes('--zero-byte');
+  console.log(`bench:metadata — ${OPERATORS} operators, 1 task in 100 holds 3 entries, the rest ${zeroByte ? '0-byte files (rewritten by every writer)' : 'the 12-byte empty snapshot'} (node ${process.version})`);
   console.log('snapshots  operation  seconds  peak RSS MB  detail');
   for (const n of sizes) {
     const dir = mkdtempSync(join(tmpdir(), 'ksp-bench-md-'));
     try {
       const t0 = performance.now();
-      const sp = await generateLargeMetadata(dir, n);
+      const sp = await generateLargeMetadata(dir, n, { zeroByte });
       console.log(`${String(n).padStart(9)}  generate   ${((performance.now() - t0) / 1000).toFixed(1).padStart(7)}`);
       for (const op of ['verify', 'inspect', 'relocate']) {
         const out = join(dir, `out-${op}`);
-        const r = spawnSync(process.execPath, [SELF, '--child', op, sp, out], { encoding: 'utf8', cwd: DIST, maxBuffer: 64 * 1024 * 1024 });
+        // The write runs with the malloc setting bin/ksp.js gives writing commands (src/cli/malloc-env.ts).
+        const env = op === 'relocate' ? { ...process.env, ...MALLOC_ENV } : process.env;
+        const r = spawnSync(process.execPath, [SELF, '--child', op, sp, out], { encoding: 'utf8', cwd: DIST, maxBuffer: 64 * 1024 * 1024, env });
         const line = r.stdout.trim().split('\n').pop() ?? '';
         try {
           const x = JSON.parse(line) as { seconds: number; maxRssMb: number; detail: string };

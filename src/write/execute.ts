@@ -2,7 +2,7 @@ import { tmpdir } from 'node:os';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { KspError } from '../errors.js';
-import { MANIFEST_NAME, buildManifest, type ManifestEntry } from '../formats/manifest/manifest.js';
+import { MANIFEST_NAME, ManifestIndex } from '../formats/manifest/manifest.js';
 import { encodePointer } from '../formats/pointer/pointer.js';
 import { encodeStateBin } from '../formats/state-bin/encoder.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
@@ -89,7 +89,8 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   const started = Date.now();
   const { target } = p;
   const written: Location[] = [];
-  const hashes: ManifestEntry[] = [];
+  // Each written file's hash, compact (32 bytes a file; see ManifestIndex).
+  const hashes = new ManifestIndex();
   const expected = new Map<string, number>();
   const tempDir = options.tempDir ?? process.env.KSP_TMPDIR ?? tmpdir();
   // Spill folders of dead runs go first: a run killed with SIGKILL cannot clean up after itself.
@@ -110,7 +111,11 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   };
   const record = (out: StoredFile, sha256: string, size: number, wrote = true): void => {
     if (wrote) written.push(out.location);
-    if (out.relPath !== null && within(out.location, target.dir)) hashes.push({ path: out.relPath, sha256 });
+    if (out.relPath !== null && within(out.location, target.dir)) {
+      if (hashes.has(out.relPath)) throw new KspError('INTERNAL', `manifest lists ${out.relPath} twice`);
+      if (!/^[0-9a-f]{64}$/.test(sha256)) throw new KspError('INTERNAL', `bad sha256 for ${out.relPath}: ${sha256}`);
+      hashes.add(out.relPath, sha256);
+    }
     report.written.files++;
     report.written.bytes += size;
   };
@@ -211,25 +216,23 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     // Tasks rewritten by plain-data units run at once on the pool's threads,
     // the rest one after another here; all have settled before anything
     // further happens (a rollback must not race a thread still writing).
-    const unitRuns: Array<Promise<void>> = [];
-    for (const j of rewrites) {
-      const unit = j.kind === 'rewrite' ? rewriteUnitOf(j) : null;
-      if (!unit || j.kind !== 'rewrite') continue;
+    // A bounded number of units in flight (a few per thread): 200,000 tiny
+    // tasks queued at once held a spec and a promise each, hundreds of MB.
+    const unitJobs = rewrites.filter((j): j is Extract<Job, { kind: 'rewrite' }> => j.kind === 'rewrite' && rewriteUnitOf(j) !== null);
+    const unitsDone = pool(unitJobs, units.threads * 4, async (j) => {
       checkInterrupted();
       p.guard.assertNotSource(j.out.file.location, 'write');
       written.push(j.out.file.location);
-      unitRuns.push(track(units.run(unit)).then((r) => {
-        options.onBytes?.(r.read);
-        r.steps.forEach((c, i) => {
-          j.unit!.counts[i]!.transformed += c.transformed;
-          j.unit!.counts[i]!.passed += c.passed;
-        });
-        record(j.out.file, r.sha256, r.size, false);
-        expected.set(`${j.out.operatorId}/${j.out.taskId}`, r.entries);
-        report.written.rewritten++;
-      }));
-    }
-    const unitsDone = Promise.allSettled(unitRuns);
+      const r = await track(units.run(rewriteUnitOf(j)!));
+      options.onBytes?.(r.read);
+      r.steps.forEach((c, i) => {
+        j.unit!.counts[i]!.transformed += c.transformed;
+        j.unit!.counts[i]!.passed += c.passed;
+      });
+      record(j.out.file, r.sha256, r.size, false);
+      expected.set(`${j.out.operatorId}/${j.out.taskId}`, r.entries);
+      report.written.rewritten++;
+    }).then(() => ({ failed: null as unknown }), (e: unknown) => ({ failed: e }));
     for (const j of rewrites) {
       if (nativeDone.has(j)) continue;
       checkInterrupted();
@@ -258,8 +261,8 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
       }
       report.written.rewritten++;
     }
-    const failed = (await unitsDone).find((x) => x.status === 'rejected');
-    if (failed) throw failed.reason;
+    const { failed } = await unitsDone;
+    if (failed !== null) throw failed;
 
     // The write threads end before the re-verify takes its own.
     await units.close();
@@ -269,7 +272,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     await write(mdFile, p.metadata.encode());
     const metaRel = within(target.metaLocation, target.dir) ? target.metaLocation.key.slice(target.dir.key.length + 1) : null;
     await write({ stored: 'meta.json', location: target.metaLocation, relPath: metaRel }, p.meta.encode());
-    const manifestBytes = buildManifest(hashes);
+    const manifestBytes = hashes.encode();
 
     // Re-verify exactly as `ksp verify` does, against the manifest still in
     // memory: nothing at the target verifies until this has passed.
