@@ -77,6 +77,13 @@ export interface VerifyOptions {
   manifest?: Uint8Array;
   /** More folders the savepoint may read from (`--allow-root`). */
   allowRoots?: readonly string[];
+  /**
+   * Manifest paths whose hash a writer takes from this read-back instead of
+   * hashing the file twice: `manifest` lists them with any valid hash, and
+   * each one's FileCheck reports the hash of the bytes read here, which were
+   * decoded and checked in the same pass (write/execute.ts seals that hash).
+   */
+  adopt?: ReadonlySet<string>;
 }
 
 /** Findings listed per code; the rest of that code are counted (see `add` in verifySavepoint). */
@@ -167,7 +174,7 @@ export async function verifySavepoint(target: string | Location, options: Verify
   const taskByRel = new Map<string, number>();
   for (const t of sp.tasks) if (t.relPath) taskByRel.set(t.relPath, t.index);
   const placement = placementPlan(sp);
-  const fold = new ScanFold(sp, report, listed, placement, add);
+  const fold = new ScanFold(sp, report, listed, placement, add, options.adopt);
   const scanOptions = { onBytes: options.onBytes, threads: options.threads };
   let queue: Pending[] = [];
   const flush = async (): Promise<void> => {
@@ -236,6 +243,7 @@ class ScanFold {
     private readonly listed: Map<string, string>,
     private readonly plan: PlacementPlan,
     private readonly add: (f: Finding) => void,
+    private readonly adopt?: ReadonlySet<string>,
   ) {
     this.files = new Array(listed.size);
     this.tasksAt = new Array(sp.tasks.length);
@@ -308,8 +316,8 @@ class ScanFold {
   }
 
   private file(slot: number, path: string, r: ScanResult): void {
-    const expected = this.listed.get(path)!;
     let found = r.kind === 'missing' ? null : r.sha256 ?? null;
+    const expected = found !== null && this.adopt?.has(path) ? found : this.listed.get(path)!;
     if (found === expected) found = expected; // one string, not two equal ones
     this.files[slot] = { path, size: r.size, expected, found, ok: found === expected };
     this.report.totals.files++;

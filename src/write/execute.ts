@@ -108,6 +108,9 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     work.then(done, done);
     return work;
   };
+  // Outputs whose hash comes from the re-verify's read-back (rescale's placed
+  // path): manifest path → its entry (a placeholder hash until then) and planned size.
+  const adopted = new Map<string, { entry: ManifestEntry; size: number; uri: string }>();
   const record = (out: StoredFile, sha256: string, size: number, wrote = true): void => {
     if (wrote) written.push(out.location);
     if (out.relPath !== null && within(out.location, target.dir)) hashes.push({ path: out.relPath, sha256 });
@@ -247,6 +250,12 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
             if (!written.includes(out.location)) written.push(out.location);
           },
           commit: (out, sha256, size) => record(out, sha256, size, false),
+          adopt: (out, size) => {
+            if (out.relPath === null || !within(out.location, target.dir)) return false;
+            record(out, PLACEHOLDER_SHA256, size, false);
+            adopted.set(out.relPath, { entry: hashes[hashes.length - 1]!, size, uri: uriOf(out.location) });
+            return true;
+          },
           onBytes: options.onBytes,
         }));
         const r = placed ?? await repartition(j, tempDir, (to, data) => write(j.outs.find((o) => o.file.location === to)!.file, data).then(() => undefined), options.onBytes,
@@ -269,7 +278,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     await write(mdFile, p.metadata.encode());
     const metaRel = within(target.metaLocation, target.dir) ? target.metaLocation.key.slice(target.dir.key.length + 1) : null;
     await write({ stored: 'meta.json', location: target.metaLocation, relPath: metaRel }, p.meta.encode());
-    const manifestBytes = buildManifest(hashes);
+    let manifestBytes = buildManifest(hashes);
 
     // Re-verify exactly as `ksp verify` does, against the manifest still in
     // memory: nothing at the target verifies until this has passed.
@@ -277,7 +286,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     releaseSortMemory();
     collectGarbage();
     checkInterrupted();
-    const v = await verifySavepoint(target.dir, { threads: options.threads, manifest: manifestBytes });
+    const v = await verifySavepoint(target.dir, { threads: options.threads, manifest: manifestBytes, adopt: new Set(adopted.keys()) });
     // Entries a task held outside its key-group ranges in the source stay so
     // when the task is copied or rewritten in place: that is the source's
     // state, reported as a warning; so do entries a key migration left in
@@ -292,6 +301,19 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
       }
     }
     const errors = v.findings.filter((f) => f.severity === 'error');
+    // Adopted outputs: the hash the re-verify found while it decoded and
+    // checked the file is the one sealed, held to the planned size.
+    if (adopted.size) {
+      for (const fc of v.files) {
+        const a = adopted.get(fc.path);
+        if (!a || fc.found === null) continue;
+        if (fc.size !== a.size) errors.push({ severity: 'error', code: 'OUTPUT_VERIFY_FAILED', file: a.uri, message: `${a.uri}: ${fc.size} bytes read back, ${a.size} planned` });
+        a.entry.sha256 = fc.found;
+        adopted.delete(fc.path);
+      }
+      for (const a of adopted.values()) errors.push({ severity: 'error', code: 'OUTPUT_VERIFY_FAILED', file: a.uri, message: `${a.uri}: not read back by the re-verify` });
+      manifestBytes = buildManifest(hashes);
+    }
     for (const t of v.tasks) {
       const want = expected.get(`${t.operator}/${t.task}`);
       if (want !== undefined) report.tasks.push({ operator: t.operator, task: t.task, entries: t.entries });
@@ -420,6 +442,9 @@ function forget(written: Location[], loc: Location): void {
   const i = written.lastIndexOf(loc);
   if (i >= 0) written.splice(i, 1);
 }
+
+/** Stands in the manifest handed to the re-verify for a hash the re-verify itself supplies (`adopt`). */
+const PLACEHOLDER_SHA256 = '0'.repeat(64);
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
