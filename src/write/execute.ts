@@ -10,7 +10,7 @@ import { verifySavepoint, type Finding } from '../model/verify.js';
 import { child, uriOf, type Location } from '../storage/uri.js';
 import { copyFile, hashOf, writeHashed } from './copy.js';
 import type { Job, OutputTask } from './jobs.js';
-import { mapBatches, type StepCount } from './entry-maps.js';
+import { REWRITE_BATCH, mapBatches, type StepCount } from './entry-maps.js';
 import type { NativeWriteOptions } from './native-output.js';
 import { toAsyncChunks } from '../storage/storage.js';
 import type { WritePlan } from './plan.js';
@@ -456,7 +456,7 @@ async function rewriteTask(
   writeNative: (out: OutputTask, options: NativeWriteOptions, entries: AsyncIterable<StateEntry[]>, sorted: boolean) => Promise<number>,
   onBytes: ((n: number) => void) | undefined, report: WriteReport,
 ): Promise<number> {
-  const src = await openTask(j.source, onBytes);
+  const src = await openTask(j.source, onBytes, 'rewrite', REWRITE_BATCH);
   if (!src) {
     // An empty task is the 12-byte empty snapshot, never a 0-byte file (model/FORMAT.md §4, "Empty tasks").
     await write(j.out.file, encodeStateBin(0, []));

@@ -330,7 +330,7 @@ export type { TaskReader };
  * no entries to route or rewrite (a window join) is refused: rewriting it
  * from "its entries" would drop its state.
  */
-export async function openTask(task: SourceTask, onBytes?: (n: number) => void, purpose: 'rescale' | 'rewrite' = 'rewrite'): Promise<TaskReader | null> {
+export async function openTask(task: SourceTask, onBytes?: (n: number) => void, purpose: 'rescale' | 'rewrite' = 'rewrite', batchSize?: number): Promise<TaskReader | null> {
   const file = uriOf(task.location);
   const st = await task.location.storage.stat(task.location.key);
   if (!st) throw new KspError('NOT_FOUND', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, { file });
@@ -350,7 +350,7 @@ export async function openTask(task: SourceTask, onBytes?: (n: number) => void, 
     }
   }
   const native = task.native;
-  const r = await openBody(counted(), st.size, file, { onBytes, ...(native ? { native: () => native } : {}) });
+  const r = await openBody(counted(), st.size, file, { onBytes, ...(native ? { native: () => native } : {}), ...(batchSize ? { batchSize } : {}) });
   if (r.opaque) throw refuseOpaque(task, file, purpose);
   if (r.body === 'native' && task.ttlPrefix === 'strip') return { ...r, batches: () => stripped(r.batches(), `${file} (${task.operatorId}/${task.taskId})`) };
   return r;
