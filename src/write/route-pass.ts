@@ -265,6 +265,7 @@ export async function runPlace(u: PlaceUnit): Promise<PlaceResult> {
       if (to !== BROADCAST) {
         const out = bufs[to];
         if (!out || written[to]! + used[to]! + n > u.outs[to]!.bytes) throw changed(u.path, 'routes more bytes than in the route pass');
+        // flush swaps in the output's other buffer: copy into whichever is current after it.
         if (used[to]! + n > out.length) await flush(to);
         if (n > out.length) {
           await settle(to);
@@ -272,7 +273,7 @@ export async function runPlace(u: PlaceUnit): Promise<PlaceResult> {
           at[to]! += n;
           written[to]! += n;
         } else {
-          r.buf.copy(out, used[to]!, r.pos, r.pos + n);
+          r.buf.copy(bufs[to]!, used[to]!, r.pos, r.pos + n);
           used[to]! += n;
         }
       }
