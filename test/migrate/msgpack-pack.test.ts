@@ -79,8 +79,10 @@ describe('msgpack: the fast encoder writes msgpackr\'s bytes', () => {
     const others: unknown[] = ['naïve', 'a\ud800b', 1n, 2n ** 70n, undefined, { u: undefined }, new Map([[1, 2]]), new Date(0), new Set([1]), new Point(1), new Uint16Array([1, 2]), NaN, Object.create(null), [1, 'é'],
       Object.assign(Buffer.from([1]), { toJSON: () => 'x' })];
     others.forEach((v, i) => expect(packFast(v), `others[${i}]`).toBeNull());
-    for (const v of others.filter((x) => x !== undefined && (typeof x !== 'bigint' || x < 2n ** 64n))) {
-      expect(Buffer.compare(Buffer.from(codecs.msgpack.encode(v)), Buffer.from(packr.pack(v)))).toBe(0);
-    }
+    others.forEach((v, i) => {
+      // msgpackr refuses big bigints; it writes a Uint16Array's bytes only half (the rest is whatever its buffer held), so no two runs agree.
+      if (v === undefined || (typeof v === 'bigint' && v >= 2n ** 64n) || v instanceof Uint16Array) return;
+      expect(Buffer.from(codecs.msgpack.encode(v)).toString('hex'), `others[${i}]`).toBe(Buffer.from(packr.pack(v)).toString('hex'));
+    });
   });
 });
