@@ -60,10 +60,18 @@ export class MigrationBuilder {
     const describe = `${operator} ${from}→${to} value ${input.name}→${output.name}${options.state !== undefined ? ` (state ${options.state})` : ''}`;
     this.steps.push({
       operator, from, to, state: options.state, kind: 'value', describe,
+      // Phases caught inline, not through phase(): three closures per entry were measurable on millions of entries.
       apply: (key, value) => {
-        const old = phase('decode', () => input.decode(value));
-        const next = phase('step', () => fn(old));
-        return { key, value: phase('encode', () => output.encode(next)) };
+        let p: StepError['phase'] = 'decode';
+        try {
+          const old = input.decode(value);
+          p = 'step';
+          const next = fn(old);
+          p = 'encode';
+          return { key, value: output.encode(next) };
+        } catch (e) {
+          throw new StepError(p, e);
+        }
       },
     });
     return this;

@@ -88,6 +88,15 @@ export interface VerifyOptions {
   records?: boolean | number;
   /** Each task's check as it is made, kept in `tasks` or not. */
   onTask?: (t: TaskCheck) => void;
+  /** Each listed file's check as it is made, kept in `files` or not. */
+  onFile?: (f: FileCheck) => void;
+  /**
+   * Manifest paths whose hash a writer takes from this read-back instead of
+   * hashing the file twice: `manifest` lists them with any valid hash, and
+   * each one's FileCheck reports the hash of the bytes read here, which were
+   * decoded and checked in the same pass (write/execute.ts seals that hash).
+   */
+  adopt?: ReadonlySet<string>;
 }
 
 /** Findings listed per code; the rest of that code are counted (see `add` in verifySavepoint). */
@@ -178,7 +187,7 @@ export async function verifySavepoint(target: string | Location, options: Verify
   for (const t of sp.tasks) if (t.relPath) taskByRel.set(t.relPath, t.index);
   const placement = placementPlan(sp);
   const keep = options.records === undefined || options.records === true || (typeof options.records === 'number' && sp.tasks.length <= options.records);
-  const fold = new ScanFold(sp, report, listed, placement, add, keep, options.onTask);
+  const fold = new ScanFold(sp, report, listed, placement, add, keep, options);
   const scanOptions = { onBytes: options.onBytes, threads: options.threads };
   let queue: Pending[] = [];
   const flush = async (): Promise<void> => {
@@ -249,7 +258,7 @@ class ScanFold {
     private readonly plan: PlacementPlan,
     private readonly add: (f: Finding) => void,
     keep: boolean,
-    private readonly onTask?: (t: TaskCheck) => void,
+    private readonly hooks: Pick<VerifyOptions, 'onTask' | 'onFile' | 'adopt'> = {},
   ) {
     this.files = keep ? new Array(listed.size) : null;
     this.tasksAt = keep ? new Array(sp.tasks.length) : null;
@@ -278,7 +287,7 @@ class ScanFold {
       if (!this.seen[task.index]) {
         this.seen[task.index] = 1;
         const check = taskResult(task, r, slot !== undefined, this.report, this.add);
-        this.onTask?.(check);
+        this.hooks.onTask?.(check);
         if (this.tasksAt) this.tasksAt[task.index] = check;
       }
       this.placement(task, r);
@@ -324,10 +333,12 @@ class ScanFold {
   }
 
   private file(slot: number, path: string, r: ScanResult): void {
-    const expected = this.listed.get(path)!;
     let found = r.kind === 'missing' ? null : r.sha256 ?? null;
+    const expected = found !== null && this.hooks.adopt?.has(path) ? found : this.listed.get(path)!;
     if (found === expected) found = expected; // one string, not two equal ones
-    if (this.files) this.files[slot] = { path, size: r.size, expected, found, ok: found === expected };
+    const check: FileCheck = { path, size: r.size, expected, found, ok: found === expected };
+    this.hooks.onFile?.(check);
+    if (this.files) this.files[slot] = check;
     this.report.totals.files++;
     this.report.totals.bytes += r.size;
     if (r.kind === 'missing') this.add(finding('error', 'FILE_MISSING', `${r.uri}: listed in the manifest but missing`, r.uri));

@@ -99,11 +99,29 @@ export async function* mapBatches(batches: AsyncIterable<StateEntry[]>, map: Ent
   }
   let index = 0;
   for await (const batch of batches) {
-    const out = new Array<StateEntry>(batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      ctx.index = index++;
-      out[i] = map(batch[i]!, ctx);
+    // Mapped in slices: what a step makes (decoded values, new objects,
+    // encoded bytes) is handed on while still young, so the scavenger frees
+    // it instead of copying and promoting a whole batch of it (on the
+    // bench's msgpack step: scavenge time ~0.9 → ~0.25 s per 500K entries).
+    for (let from = 0; from < batch.length; from += MAP_SLICE) {
+      const to = Math.min(batch.length, from + MAP_SLICE);
+      const out = new Array<StateEntry>(to - from);
+      for (let i = from; i < to; i++) {
+        ctx.index = index++;
+        out[i - from] = map(batch[i]!, ctx);
+      }
+      yield out;
     }
-    yield out;
   }
 }
+
+/** Entries mapped per yielded slice (see mapBatches). */
+const MAP_SLICE = 512;
+
+/**
+ * Entries per decoded batch when a task is rewritten (write/rewrite-unit.ts,
+ * execute.ts rewriteTask): small, for the same reason as MAP_SLICE; with the
+ * decoder's default of 4096 the decoded batch itself survived scavenges
+ * (measured on the bench's msgpack step: scavenge time ~0.45 → ~0.25 s per 500K entries).
+ */
+export const REWRITE_BATCH = 512;

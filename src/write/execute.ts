@@ -10,7 +10,7 @@ import { verifySavepoint, type Finding } from '../model/verify.js';
 import { child, uriOf, type Location } from '../storage/uri.js';
 import { copyFile, hashOf, writeHashed } from './copy.js';
 import type { Job, OutputTask } from './jobs.js';
-import { mapBatches, type StepCount } from './entry-maps.js';
+import { REWRITE_BATCH, mapBatches, type StepCount } from './entry-maps.js';
 import type { NativeWriteOptions } from './native-output.js';
 import { toAsyncChunks } from '../storage/storage.js';
 import type { WritePlan } from './plan.js';
@@ -109,6 +109,9 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     work.then(done, done);
     return work;
   };
+  // Outputs whose hash comes from the re-verify's read-back (rescale's placed
+  // path): manifest path → its entry (a placeholder hash until then) and planned size.
+  const adopted = new Map<string, { size: number; uri: string }>();
   const record = (out: StoredFile, sha256: string, size: number, wrote = true): void => {
     if (wrote) written.push(out.location);
     if (out.relPath !== null && within(out.location, target.dir)) {
@@ -250,6 +253,12 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
             if (!written.includes(out.location)) written.push(out.location);
           },
           commit: (out, sha256, size) => record(out, sha256, size, false),
+          adopt: (out, size) => {
+            if (out.relPath === null || !within(out.location, target.dir)) return false;
+            record(out, PLACEHOLDER_SHA256, size, false);
+            adopted.set(out.relPath, { size, uri: uriOf(out.location) });
+            return true;
+          },
           onBytes: options.onBytes,
         }));
         const r = placed ?? await repartition(j, tempDir, (to, data) => write(j.outs.find((o) => o.file.location === to)!.file, data).then(() => undefined), options.onBytes,
@@ -272,7 +281,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     await write(mdFile, p.metadata.encode());
     const metaRel = within(target.metaLocation, target.dir) ? target.metaLocation.key.slice(target.dir.key.length + 1) : null;
     await write({ stored: 'meta.json', location: target.metaLocation, relPath: metaRel }, p.meta.encode());
-    const manifestBytes = hashes.encode();
+    let manifestBytes = hashes.encode();
 
     // Re-verify exactly as `ksp verify` does, against the manifest still in
     // memory: nothing at the target verifies until this has passed.
@@ -280,16 +289,27 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     releaseSortMemory();
     collectGarbage();
     checkInterrupted();
-    // Each task's count is checked as its check arrives: no record per task
-    // is kept (200,000 of them in a large job).
-    const countErrors: Finding[] = [];
+    // Each task's count, and each adopted output's hash, checked as its
+    // check arrives: no record per task or file is kept (200,000 of them in
+    // a large job).
+    const lateErrors: Finding[] = [];
+    const adoptedAny = adopted.size > 0;
     const v = await verifySavepoint(target.dir, {
-      threads: options.threads, manifest: manifestBytes, records: false,
+      threads: options.threads, manifest: manifestBytes, records: false, adopt: new Set(adopted.keys()),
       onTask: (t) => {
         const want = expected.get(`${t.operator}/${t.task}`);
         if (want === undefined) return;
         report.tasks.push({ operator: t.operator, task: t.task, entries: t.entries });
-        if (t.entries !== want) countErrors.push({ severity: 'error', code: 'RESCALE_COUNT_MISMATCH', file: t.file, message: `${t.file}: ${t.entries} entries verified, ${want} written` });
+        if (t.entries !== want) lateErrors.push({ severity: 'error', code: 'RESCALE_COUNT_MISMATCH', file: t.file, message: `${t.file}: ${t.entries} entries verified, ${want} written` });
+      },
+      // Adopted outputs: the hash the re-verify found while it decoded and
+      // checked the file is the one sealed, held to the planned size.
+      onFile: (fc) => {
+        const a = adopted.get(fc.path);
+        if (!a || fc.found === null) return;
+        if (fc.size !== a.size) lateErrors.push({ severity: 'error', code: 'OUTPUT_VERIFY_FAILED', file: a.uri, message: `${a.uri}: ${fc.size} bytes read back, ${a.size} planned` });
+        hashes.setHash(fc.path, fc.found);
+        adopted.delete(fc.path);
       },
     });
     // Entries a task held outside its key-group ranges in the source stay so
@@ -305,7 +325,9 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
         f.message = `as in the source: ${f.message}`;
       }
     }
-    const errors = [...v.findings.filter((f) => f.severity === 'error'), ...countErrors];
+    const errors = [...v.findings.filter((f) => f.severity === 'error'), ...lateErrors];
+    for (const a of adopted.values()) errors.push({ severity: 'error', code: 'OUTPUT_VERIFY_FAILED', file: a.uri, message: `${a.uri}: not read back by the re-verify` });
+    if (adoptedAny) manifestBytes = hashes.encode();
     report.verify = { ok: errors.length === 0, files: v.totals.files, bytes: v.totals.bytes, entries: v.totals.entries, warnings: v.findings.filter((f) => f.severity === 'warning') };
     if (errors.length) {
       // A file copied unchanged under its source manifest's hash that does
@@ -428,6 +450,9 @@ function forget(written: Location[], loc: Location): void {
   if (i >= 0) written.splice(i, 1);
 }
 
+/** Stands in the manifest handed to the re-verify for a hash the re-verify itself supplies (`adopt`). */
+const PLACEHOLDER_SHA256 = '0'.repeat(64);
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
@@ -438,7 +463,7 @@ async function rewriteTask(
   writeNative: (out: OutputTask, options: NativeWriteOptions, entries: AsyncIterable<StateEntry[]>, sorted: boolean) => Promise<number>,
   onBytes: ((n: number) => void) | undefined, report: WriteReport,
 ): Promise<number> {
-  const src = await openTask(j.source, onBytes);
+  const src = await openTask(j.source, onBytes, 'rewrite', REWRITE_BATCH);
   if (!src) {
     // An empty task is the 12-byte empty snapshot, never a 0-byte file (model/FORMAT.md §4, "Empty tasks").
     await write(j.out.file, encodeStateBin(0, []));

@@ -145,6 +145,14 @@ export interface PlacedWrites {
   begin(out: StoredFile): void;
   /** A finished output, for the manifest. */
   commit(out: StoredFile, sha256: string, size: number): void;
+  /**
+   * A finished output whose SHA-256 the caller takes from its own read-back
+   * of the stored file (the executor's re-verify, which hashes and decodes it
+   * in one pass), so it is not read and hashed here first; `size` is the
+   * planned size, for the caller to hold the read-back to. False to have it
+   * hashed here and committed.
+   */
+  adopt?(out: StoredFile, size: number): boolean;
   onBytes?: (n: number) => void;
 }
 
@@ -159,7 +167,7 @@ const PLACED_MAX_OUTPUTS = 256;
  * every source's entries at their final offsets in the outputs, which are
  * created at their full size with header and broadcast tail in place. Each
  * output is written once, with no spill, and its SHA-256 taken from the
- * written file. Null, with nothing written, when the job or a source does
+ * written file: here, or (`adopt`) by the caller's own read-back. Null, with nothing written, when the job or a source does
  * not fit (a key map, native files, another storage, a file the route pass
  * does not accept): the caller then streams as before, and that path
  * reports the exact error.
@@ -229,8 +237,10 @@ export async function repartitionPlaced(job: Extract<Job, { kind: 'repartition' 
       await fsp.rename(temps[i]!, outPaths[i]!);
       temps[i] = '';
     }
-    const hashes = await Promise.all(outPaths.map((path) => w.pool.run({ kind: 'hash', path: path! })));
+    const hashHere = job.outs.map((o, i) => !(w.adopt?.(o.file, sizesOut[i]!) ?? false));
+    const hashes = await Promise.all(outPaths.map((path, i) => (hashHere[i] ? w.pool.run({ kind: 'hash', path: path! }) : null)));
     hashes.forEach((h, i) => {
+      if (h === null) return;
       if (h.size !== sizesOut[i]) throw new KspError('OUTPUT_VERIFY_FAILED', `${outPaths[i]}: ${h.size} bytes written, ${sizesOut[i]} planned`, { file: outPaths[i]! });
       w.commit(job.outs[i]!.file, h.sha256, h.size);
     });
@@ -320,7 +330,7 @@ export type { TaskReader };
  * no entries to route or rewrite (a window join) is refused: rewriting it
  * from "its entries" would drop its state.
  */
-export async function openTask(task: SourceTask, onBytes?: (n: number) => void, purpose: 'rescale' | 'rewrite' = 'rewrite'): Promise<TaskReader | null> {
+export async function openTask(task: SourceTask, onBytes?: (n: number) => void, purpose: 'rescale' | 'rewrite' = 'rewrite', batchSize?: number): Promise<TaskReader | null> {
   const file = uriOf(task.location);
   const st = await task.location.storage.stat(task.location.key);
   if (!st) throw new KspError('NOT_FOUND', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, { file });
@@ -340,7 +350,7 @@ export async function openTask(task: SourceTask, onBytes?: (n: number) => void, 
     }
   }
   const native = task.native;
-  const r = await openBody(counted(), st.size, file, { onBytes, ...(native ? { native: () => native } : {}) });
+  const r = await openBody(counted(), st.size, file, { onBytes, ...(native ? { native: () => native } : {}), ...(batchSize ? { batchSize } : {}) });
   if (r.opaque) throw refuseOpaque(task, file, purpose);
   if (r.body === 'native' && task.ttlPrefix === 'strip') return { ...r, batches: () => stripped(r.batches(), `${file} (${task.operatorId}/${task.taskId})`) };
   return r;

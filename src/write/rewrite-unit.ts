@@ -4,7 +4,7 @@ import { loadMigrations } from '../migrate/load.js';
 import type { MigrationRegistry, Step } from '../migrate/registry.js';
 import { locate, uriOf } from '../storage/uri.js';
 import { writeHashed } from './copy.js';
-import { compose, mapBatches, migrationMap, renameMap, type EntryMap, type StepCount } from './entry-maps.js';
+import { REWRITE_BATCH, compose, mapBatches, migrationMap, renameMap, type EntryMap, type StepCount } from './entry-maps.js';
 import { openTask } from './repartition.js';
 import type { SourceTask } from './jobs.js';
 import type { RewriteResult, RewriteUnit } from './units.js';
@@ -42,7 +42,7 @@ export async function runRewrite(u: RewriteUnit): Promise<RewriteResult> {
   const map = compose([migMap, rename].filter((m): m is EntryMap => m !== null));
   const task = { operatorId: u.source.operatorId, taskId: u.source.taskId, location: locate(u.source.path), ...(u.source.sha256 ? { sha256: u.source.sha256 } : {}) } as SourceTask;
   let read = 0;
-  const src = await openTask(task, (n) => (read += n));
+  const src = await openTask(task, (n) => (read += n), 'rewrite', REWRITE_BATCH);
   const out = locate(u.out);
   const steps = (): RewriteResult['steps'] => order.map((s) => ({ transformed: counts.get(s)!.transformed, passed: counts.get(s)!.passed }));
   if (!src) {

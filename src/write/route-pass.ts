@@ -218,14 +218,32 @@ export async function runPlace(u: PlaceUnit): Promise<PlaceResult> {
   const used = new Array<number>(m).fill(0);
   const at = u.outs.map((o) => o.offset);
   const written = new Array<number>(m).fill(0);
+  // Per output, a second buffer and the write in flight from it: the next
+  // entries are copied while the last full buffer is written (one write in
+  // flight per output, so each file is written in order).
+  const spare: Array<Buffer | null> = new Array(m).fill(null);
+  const inFlight: Array<Promise<void> | null> = new Array(m).fill(null);
   const src = await fsp.open(u.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const settle = async (i: number): Promise<void> => {
+    const w = inFlight[i];
+    if (w) {
+      inFlight[i] = null;
+      await w;
+    }
+  };
   const flush = async (i: number): Promise<void> => {
     const n = used[i]!;
     if (n === 0) return;
-    await writeAt(fds[i]!, bufs[i]!, n, at[i]!);
+    await settle(i);
+    const full = bufs[i]!;
+    const w = writeAt(fds[i]!, full, n, at[i]!);
+    w.catch(() => undefined); // awaited by settle
+    inFlight[i] = w;
     at[i]! += n;
     written[i]! += n;
     used[i] = 0;
+    bufs[i] = spare[i] ?? Buffer.allocUnsafe(full.length);
+    spare[i] = full;
   };
   try {
     for (let i = 0; i < m; i++) {
@@ -247,13 +265,15 @@ export async function runPlace(u: PlaceUnit): Promise<PlaceResult> {
       if (to !== BROADCAST) {
         const out = bufs[to];
         if (!out || written[to]! + used[to]! + n > u.outs[to]!.bytes) throw changed(u.path, 'routes more bytes than in the route pass');
+        // flush swaps in the output's other buffer: copy into whichever is current after it.
         if (used[to]! + n > out.length) await flush(to);
         if (n > out.length) {
+          await settle(to);
           await writeAt(fds[to]!, r.buf.subarray(r.pos, r.pos + n), n, at[to]!);
           at[to]! += n;
           written[to]! += n;
         } else {
-          r.buf.copy(out, used[to]!, r.pos, r.pos + n);
+          r.buf.copy(bufs[to]!, used[to]!, r.pos, r.pos + n);
           used[to]! += n;
         }
       }
@@ -261,10 +281,13 @@ export async function runPlace(u: PlaceUnit): Promise<PlaceResult> {
     }
     for (let i = 0; i < m; i++) {
       await flush(i);
+      await settle(i);
       if (written[i] !== u.outs[i]!.bytes) throw changed(u.path, `gave output ${i} ${written[i]} bytes, ${u.outs[i]!.bytes} expected`);
     }
     return { kind: 'place', entries: u.routes.length };
   } finally {
+    // A failure leaves no write running on a handle about to close.
+    await Promise.allSettled(inFlight.map((w) => w ?? undefined));
     await src.close();
     for (const fd of fds) await fd?.close();
   }

@@ -176,3 +176,23 @@ describe('verify: tampering and damage', () => {
     await expect(verifySavepoint(FIXTURES)).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 });
+
+describe('verify: hashes adopted by a writer', () => {
+  it('an adopted file is hashed by the read-back that decodes it; the manifest placeholder is not compared, damage still fails', async () => {
+    const dir = copy(SHOP_SP);
+    const rel = 'windows/task-0/state.bin';
+    const real = createHash('sha256').update(readFileSync(join(dir, rel))).digest('hex');
+    const manifest = Buffer.from(readFileSync(join(dir, 'manifest.sha256'), 'utf8').replace(real, '0'.repeat(64)));
+    const plain = await verifySavepoint(dir, { manifest });
+    expect(codes(plain)).toEqual(['HASH_MISMATCH']);
+    const adopted = await verifySavepoint(dir, { manifest, adopt: new Set([rel]) });
+    expect(codes(adopted)).toEqual([]);
+    expect(adopted.files.find((f) => f.path === rel)).toMatchObject({ expected: real, found: real, ok: true });
+    // Cut short: the hash is adopted, but the decode in the same pass fails.
+    const b = readFileSync(join(dir, rel));
+    writeFileSync(join(dir, rel), b.subarray(0, b.length - 1));
+    const cut = await verifySavepoint(dir, { manifest, adopt: new Set([rel]) });
+    expect(cut.ok).toBe(false);
+    expect(codes(cut)).not.toContain('HASH_MISMATCH');
+  });
+});

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runRoute } from '../../src/write/route-pass.js';
+import { runPlace, runRoute } from '../../src/write/route-pass.js';
 import { ksp } from '../support/cli.js';
 import { buildSavepoint } from './build.js';
 import { entry, files, useTempDirs } from './support.js';
@@ -123,5 +123,34 @@ describe('route pass', () => {
     // Both window keys share the group key, so the same output.
     expect(r.routes[0]).toBe(r.routes[2]);
     expect(r.counts.reduce((a, b) => a + b, 0)).toBe(2);
+  });
+
+  it('the place pass writes every output exactly as routed, across many buffer flushes and an entry larger than the buffer', async () => {
+    const dir = tmp();
+    const list: StateEntry[] = [];
+    for (let i = 0; i < 400; i++) list.push(entry('big', 's', `key-${i}`, Buffer.alloc(8000 + ((i * 7919) % 30000), i & 0xff)));
+    list.push(entry('big', 's', 'huge', Buffer.alloc(1536 * 1024, 7)));
+    await buildSavepoint(dir, [{ id: 'big', tasks: [list] }]);
+    const path = join(dir, 'big/task-0/state.bin');
+    const src = readFileSync(path);
+    const r = await runRoute({ kind: 'route', path, size: src.length, routing: 'state-key', owners: [0, 1, 2] });
+    expect(r.fallback).toBeUndefined();
+    // What each output must hold: the source's raw entries routed to it, in order.
+    const want: Buffer[][] = [[], [], []];
+    let p = 12;
+    for (let e = 0; e < r.entries; e++) {
+      let q = p;
+      for (let f = 0; f < 4; f++) q += 8 + src.readUInt32LE(q);
+      want[r.routes[e]!]!.push(src.subarray(p, q));
+      p = q;
+    }
+    const outs = [0, 1, 2].map((i) => {
+      const out = join(dir, `out-${i}.bin`);
+      writeFileSync(out, Buffer.alloc(r.bytes[i]!));
+      return { path: out, offset: 0, bytes: r.bytes[i]! };
+    });
+    expect(Math.max(...r.bytes)).toBeGreaterThan(3 * 1024 * 1024);
+    await runPlace({ kind: 'place', path, size: src.length, routes: r.routes, outs });
+    outs.forEach((o, i) => expect(readFileSync(o.path).equals(Buffer.concat(want[i]!)), `output ${i}`).toBe(true));
   });
 });

@@ -59,6 +59,13 @@ export class ManifestIndex {
     return this.at.has(path);
   }
 
+  /** Replaces a listed path's hash (a writer's placeholder, once the file's hash is known). */
+  setHash(path: string, hex: string): void {
+    const i = this.at.get(path);
+    if (i === undefined || !/^[0-9a-f]{64}$/.test(hex)) throw new KspError('INTERNAL', `manifest: cannot set ${JSON.stringify(hex)} for ${path}`);
+    this.hashes.write(hex, 32 * i, 'hex');
+  }
+
   /** The recorded SHA-256, as lowercase hex. */
   get(path: string): string | undefined {
     const i = this.at.get(path);

@@ -27,9 +27,20 @@ class ChunkWriter {
 
   u64(v: number): void {
     if (CHUNK - this.n < 8) this.flush();
-    this.buf.writeUInt32LE(v >>> 0, this.n);
-    this.buf.writeUInt32LE(Math.floor(v / 0x1_0000_0000), this.n + 4);
-    this.n += 8;
+    // Stored by hand: Buffer's writers check their arguments on every call (four u64s per entry).
+    const b = this.buf;
+    const n = this.n;
+    const lo = v >>> 0;
+    const hi = Math.floor(v / 0x1_0000_0000);
+    b[n] = lo;
+    b[n + 1] = lo >>> 8;
+    b[n + 2] = lo >>> 16;
+    b[n + 3] = lo >>> 24;
+    b[n + 4] = hi;
+    b[n + 5] = hi >>> 8;
+    b[n + 6] = hi >>> 16;
+    b[n + 7] = hi >>> 24;
+    this.n = n + 8;
   }
 
   u32(v: number): void {
@@ -46,8 +57,14 @@ class ChunkWriter {
         return;
       }
     }
-    this.buf.set(b, this.n);
-    this.n += b.length;
+    const len = b.length;
+    if (len <= 32) {
+      // Short fields (ids, keys) copied in JS: a native copy costs more than their bytes.
+      const out = this.buf;
+      const n = this.n;
+      for (let i = 0; i < len; i++) out[n + i] = b[i]!;
+    } else this.buf.set(b, this.n);
+    this.n += len;
   }
 
   field(b: Uint8Array): void {

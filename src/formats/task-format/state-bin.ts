@@ -1,6 +1,6 @@
 import { StateBinDecoder } from '../state-bin/decoder.js';
 import { encodeStateBin, type EntrySource } from '../state-bin/encoder.js';
-import type { BodySource, TaskBodyFormat, TaskReader } from './types.js';
+import type { BodySource, OpenContext, TaskBodyFormat, TaskReader } from './types.js';
 
 /**
  * `state.bin` with a version header: v1, the portable snapshot every engine
@@ -32,8 +32,8 @@ function stateBinFormat(version: 1 | 2): TaskBodyFormat<StateBinInput> {
     // does, so a damaged file gets v1's precise error (wrong version,
     // truncated header) rather than "unknown format".
     detect: (head, size) => size > 0 && headerVersion(head) === version,
-    async open(src: BodySource): Promise<TaskReader> {
-      const dec = new StateBinDecoder(src.read(), { size: src.size, file: src.name, version });
+    async open(src: BodySource, ctx?: OpenContext): Promise<TaskReader> {
+      const dec = new StateBinDecoder(src.read(), { size: src.size, file: src.name, version, ...(ctx?.batchSize ? { batchSize: ctx.batchSize } : {}) });
       const h = await dec.header();
       return { body: kind, count: h.entryCount, opaque: false, version, batches: () => dec.batches() };
     },

@@ -26,6 +26,8 @@ export interface OpenContext {
   onBytes?: (n: number) => void;
   /** Check what the body carries beyond its structure (a window join's Arrow IPC streams), as verify and inspect do. */
   checkContent?: boolean;
+  /** Entries per batch of a state.bin body (the decoder's default when absent). */
+  batchSize?: number;
 }
 
 export interface TaskReader {
