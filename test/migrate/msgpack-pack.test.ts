@@ -2,21 +2,13 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { packFast } from '../../src/migrate/msgpack-pack.js';
 import { codecs } from '../../src/migrate/codecs.js';
+import { prng } from '../../src/tools/synthetic.js';
 
 // The msgpack codec's own msgpackr settings (src/migrate/codecs.ts).
 const packr = new Packr({ useRecords: false, int64AsType: 'auto' } as unknown as ConstructorParameters<typeof Packr>[0]);
 
-/** A small seeded generator, so a failure names a value that can be made again. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// A seeded generator (src/tools/synthetic.ts), so a failure names a value that can be made again.
+const rng = prng;
 
 const EDGE_NUMBERS = [0, -0, 1, 0x1f, 0x20, 0x3f, 0x40, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff, 0x100000000,
   -1, -0x1f, -0x20, -0x21, -0x7f, -0x80, -0x81, -0x7fff, -0x8000, -0x8001, -0x7fffffff, -0x80000000, -0x80000001,
