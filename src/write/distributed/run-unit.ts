@@ -1,0 +1,266 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { KspError } from '../../errors.js';
+import type { StateEntry } from '../../formats/state-bin/decoder.js';
+import { STATE_BIN_VERSION } from '../../formats/state-bin/decoder.js';
+import { keyGroup, taskForKeyGroup } from '../../model/key-group.js';
+import { routingKey } from '../../model/routing.js';
+import { locate, uriOf, type Location } from '../../storage/uri.js';
+import { copyFile, writeHashed } from '../copy.js';
+import type { SourceTask } from '../jobs.js';
+import { BroadcastSet, encodeEntry, openTask } from '../repartition.js';
+import { BROADCAST_LIMIT_BYTES } from '../route-pass.js';
+import { runRewrite } from '../rewrite-unit.js';
+import { makeTempDir, removeTempDir } from '../temp-dir.js';
+import type { CopyUnit, DistUnit, DoneRecord, MergeUnitSpec, OutputRecord, RewriteUnitSpec, RouteUnitSpec, Segment } from './plan-file.js';
+
+/**
+ * One distributed unit where it runs: its outputs written whole (storage
+ * writes are atomic: a temporary name then a rename, or one S3 upload), and
+ * the fields of its completion record returned. Deterministic: the same
+ * unit gives the same bytes on any shard, any number of times, which is
+ * what makes a duplicate or re-run shard harmless.
+ */
+
+export interface UnitContext {
+  /** Local folder for a route unit's spill files. */
+  tempDir: string;
+  /** Refuses a write into the source (real path, local disk); called before every write. */
+  assertWritable(loc: Location): void;
+  /** The completion record of another unit (a merge reads its route units' records). */
+  record(id: string): Promise<DoneRecord | null>;
+  onBytes?: (n: number) => void;
+}
+
+export type UnitOutcome = Omit<DoneRecord, 'unit' | 'kind' | 'shard' | 'host' | 'pid' | 'seconds' | 'finished'>;
+
+export async function runDistUnit(u: DistUnit, ctx: UnitContext): Promise<UnitOutcome> {
+  switch (u.kind) {
+    case 'copy':
+      return runCopy(u, ctx);
+    case 'route':
+      return runRoute(u, ctx);
+    case 'merge':
+      return runMerge(u, ctx);
+    case 'rewrite':
+      return runRewriteUnit(u, ctx);
+  }
+}
+
+async function runCopy(u: CopyUnit, ctx: UnitContext): Promise<UnitOutcome> {
+  const to = locate(u.to);
+  ctx.assertWritable(to);
+  const r = await copyFile(locate(u.from), to, { ...(u.sha256 ? { knownSha256: u.sha256 } : {}), onBytes: ctx.onBytes });
+  return { outputs: [{ uri: u.to, rel: u.rel, sha256: r.sha256, size: r.size }], read: r.size };
+}
+
+function sourceTask(s: { uri: string; operatorId: string; taskId: string; sha256?: string }): SourceTask {
+  return { operatorId: s.operatorId, taskId: s.taskId, location: locate(s.uri), ...(s.sha256 ? { sha256: s.sha256 } : {}) } as SourceTask;
+}
+
+async function runRewriteUnit(u: RewriteUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
+  const to = locate(u.to);
+  ctx.assertWritable(to);
+  // The same streaming rewrite the one-process write runs on its threads (write/rewrite-unit.ts), by URI.
+  const r = await runRewrite({
+    kind: 'rewrite', source: { path: u.source.uri, operatorId: u.source.operatorId, taskId: u.source.taskId, ...(u.source.sha256 ? { sha256: u.source.sha256 } : {}) },
+    out: u.to, migrations: u.migrations, renames: u.renames,
+  });
+  ctx.onBytes?.(r.read);
+  return { outputs: [{ uri: u.to, rel: u.rel, sha256: r.sha256, size: r.size }], entries: r.entries, steps: r.steps, read: r.read };
+}
+
+/** Appends encoded entries to a local spill file through one buffer, hashing what it writes. */
+class SegmentFile {
+  private readonly fd: number;
+  private readonly buf: Buffer;
+  private used = 0;
+  readonly hash = createHash('sha256');
+  bytes = 0;
+  count = 0;
+  constructor(readonly path: string, size: number) {
+    this.fd = fs.openSync(path, 'w');
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  append(e: StateEntry): number {
+    const fields = [Buffer.from(e.operatorId, 'utf8'), Buffer.from(e.stateName, 'utf8'), e.key, e.value];
+    let n = 0;
+    for (const f of fields) n += 8 + f.length;
+    if (this.used + n > this.buf.length) this.flush();
+    if (n > this.buf.length) {
+      const one = encodeEntry(e);
+      this.hash.update(one);
+      fs.writeSync(this.fd, one);
+    } else {
+      for (const f of fields) {
+        this.buf.writeBigUInt64LE(BigInt(f.length), this.used);
+        this.buf.set(f, this.used + 8);
+        this.used += 8 + f.length;
+      }
+    }
+    this.bytes += n;
+    this.count++;
+    return n;
+  }
+
+  flush(): void {
+    if (this.used === 0) return;
+    const b = this.buf.subarray(0, this.used);
+    this.hash.update(b);
+    for (let off = 0; off < b.length; ) off += fs.writeSync(this.fd, b, off, b.length - off);
+    this.used = 0;
+  }
+
+  close(): void {
+    this.flush();
+    fs.closeSync(this.fd);
+  }
+}
+
+async function* fileChunks(path: string): AsyncGenerator<Uint8Array> {
+  const s = fs.createReadStream(path, { highWaterMark: 1024 * 1024 });
+  for await (const c of s) yield c as Buffer;
+}
+
+/**
+ * The map side of the shuffle: every entry of one source task to the new
+ * task owning its routing key's key group, as `repartition` routes it
+ * (krishiv-state/src/checkpoint/rescaling.rs, `redistribute_snapshots`:
+ * window layouts by their group key, the watermark and other keys
+ * broadcast). Entries go to one local spill file per new task, in source
+ * order; the run file is those spills one after another, then the
+ * broadcast entries, so one sequential upload writes it and a merge reads
+ * its part with one ranged read.
+ */
+async function runRoute(u: RouteUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
+  const m = Math.max(...u.owners) + 1;
+  const run = locate(u.run);
+  ctx.assertWritable(run);
+  const dir = makeTempDir(ctx.tempDir, 'ksp-rescale-');
+  const bufSize = Math.max(64 * 1024, Math.min(1024 * 1024, Math.floor((32 * 1024 * 1024) / (m + 1))));
+  const segs: SegmentFile[] = [];
+  try {
+    for (let i = 0; i <= m; i++) segs.push(new SegmentFile(join(dir, `seg-${i}`), bufSize));
+    const bc = segs[m]!;
+    let read = 0;
+    const r = await openTask(sourceTask(u.source), (n) => {
+      read += n;
+      ctx.onBytes?.(n);
+    }, 'rescale');
+    if (r) {
+      for await (const batch of r.batches()) {
+        for (const e of batch) {
+          const rk = routingKey(e.key, u.routing);
+          if (rk === null) {
+            bc.append(e);
+            if (bc.bytes > BROADCAST_LIMIT_BYTES) {
+              throw new KspError('RESCALE_BROADCAST_LIMIT', `rescale ${u.operator}: more than ${BROADCAST_LIMIT_BYTES >> 20} MiB of broadcast entries in ${u.source.uri} (keys that do not follow the window layouts are copied to every task); use --routing state-key for this operator`, { operator: u.operator });
+            }
+          } else {
+            segs[u.owners[taskForKeyGroup(keyGroup(rk), m)]!]!.append(e);
+          }
+        }
+      }
+    }
+    for (const s of segs) s.close();
+    const segments: Segment[] = [];
+    let offset = 0;
+    for (const s of segs) {
+      segments.push({ offset, bytes: s.bytes, count: s.count, sha256: s.hash.digest('hex') });
+      offset += s.bytes;
+    }
+    async function* all(): AsyncGenerator<Uint8Array> {
+      for (const s of segs) if (s.bytes) yield* fileChunks(s.path);
+    }
+    const w = await writeHashed(run, all());
+    if (w.size !== offset) throw new KspError('INTERNAL', `${u.run}: ${w.size} bytes written, ${offset} spilled`, { file: u.run });
+    const broadcast = segments.pop()!;
+    return { outputs: [{ uri: u.run, rel: null, sha256: w.sha256, size: w.size }], segments, broadcast, read };
+  } finally {
+    removeTempDir(dir);
+  }
+}
+
+/** A part of a run file, checked against the hash its route record gives. */
+async function* segmentBytes(run: Location, seg: Segment, what: string): AsyncGenerator<Uint8Array> {
+  if (seg.bytes === 0) return;
+  const h = createHash('sha256');
+  let n = 0;
+  for await (const c of run.storage.read(run.key, { offset: seg.offset, length: seg.bytes })) {
+    h.update(c);
+    n += c.length;
+    yield c;
+  }
+  const found = h.digest('hex');
+  if (n !== seg.bytes || found !== seg.sha256) {
+    throw new KspError('HASH_MISMATCH', `${uriOf(run)}: ${what}: ${n} bytes with SHA-256 ${found}, but its completion record says ${seg.bytes} bytes with ${seg.sha256}; the run file changed or is damaged (run its route unit again)`, { file: uriOf(run), expected: seg.sha256, found });
+  }
+}
+
+function decodeEntries(b: Buffer, file: string): StateEntry[] {
+  const out: StateEntry[] = [];
+  let p = 0;
+  while (p < b.length) {
+    const f: Buffer[] = [];
+    for (let k = 0; k < 4; k++) {
+      if (p + 8 > b.length) throw new KspError('HASH_MISMATCH', `${file}: a broadcast segment ends inside an entry`, { file });
+      const n = Number(b.readBigUInt64LE(p));
+      if (p + 8 + n > b.length) throw new KspError('HASH_MISMATCH', `${file}: a broadcast segment ends inside an entry`, { file });
+      f.push(b.subarray(p + 8, p + 8 + n));
+      p += 8 + n;
+    }
+    out.push({ operatorId: f[0]!.toString('utf8'), stateName: f[1]!.toString('utf8'), key: f[2]!, value: f[3]! });
+  }
+  return out;
+}
+
+/**
+ * The reduce side: one new task as `repartition` writes it, byte for byte:
+ * its header (the entry count), its routed entries source by source in
+ * source order, then the broadcast entries of every source merged in
+ * first-seen order (`BroadcastSet`, shared with the one-process paths).
+ */
+async function runMerge(u: MergeUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
+  const to = locate(u.to);
+  ctx.assertWritable(to);
+  const records: DoneRecord[] = [];
+  for (const id of u.routes) {
+    const r = await ctx.record(id);
+    if (!r?.segments || !r.broadcast || !r.outputs[0]) throw new KspError('DISTRIBUTED_INCOMPLETE', `merge ${u.outOperator}/${u.outTask}: route unit ${id} has no completion record`, { unit: u.id, missing: [id] });
+    if (r.segments.length <= u.output) throw new KspError('DISTRIBUTED_PLAN_INVALID', `route unit ${id}: its record has ${r.segments.length} segments, output ${u.output} needs more`, { unit: id });
+    records.push(r);
+  }
+  const job = { operator: u.operator, sources: u.sourceTasks.map((taskId) => ({ taskId })) };
+  const broadcast = new BroadcastSet(job as never);
+  for (let si = 0; si < records.length; si++) {
+    const r = records[si]!;
+    const run = locate(r.outputs[0]!.uri);
+    const parts: Uint8Array[] = [];
+    for await (const c of segmentBytes(run, r.broadcast!, 'broadcast segment')) parts.push(c);
+    for (const e of decodeEntries(Buffer.concat(parts), uriOf(run))) broadcast.add(e, si);
+  }
+  const tail = Buffer.concat([...broadcast.entries.values()].map(({ e }) => encodeEntry(e)));
+  let count = broadcast.entries.size;
+  let read = 0;
+  for (const r of records) count += r.segments![u.output]!.count;
+  async function* body(): AsyncGenerator<Uint8Array> {
+    const header = Buffer.alloc(12);
+    header.writeUInt32LE(STATE_BIN_VERSION, 0);
+    header.writeBigUInt64LE(BigInt(count), 4);
+    yield header;
+    for (let si = 0; si < records.length; si++) {
+      const r = records[si]!;
+      for await (const c of segmentBytes(locate(r.outputs[0]!.uri), r.segments![u.output]!, `segment ${u.output} (${u.outTask}) of source ${u.sourceTasks[si]}`)) {
+        read += c.length;
+        ctx.onBytes?.(c.length);
+        yield c;
+      }
+    }
+    if (tail.length) yield tail;
+  }
+  const w = await writeHashed(to, body());
+  const out: OutputRecord = { uri: u.to, rel: u.rel, sha256: w.sha256, size: w.size };
+  return { outputs: [out], entries: count, broadcastDistinct: broadcast.entries.size, broadcastMerged: broadcast.merged, read };
+}
