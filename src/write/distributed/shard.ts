@@ -2,7 +2,7 @@ import { tmpdir } from 'node:os';
 import { KspError } from '../../errors.js';
 import { MANIFEST_NAME } from '../../formats/manifest/manifest.js';
 import { child, locate, uriOf, type Location } from '../../storage/uri.js';
-import { HOST } from '../temp-dir.js';
+import { HOST, sweepStaleTempDirs } from '../temp-dir.js';
 import { SourceGuard } from '../target-files.js';
 import { unitError } from '../unit-run.js';
 import {
@@ -126,6 +126,8 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
   const timeoutMs = o.timeoutMs ?? envMs('KSP_WORK_TIMEOUT_S', 6 * 3600) * 1000;
   const heartbeatMs = o.heartbeatMs ?? envMs('KSP_WORK_HEARTBEAT_MS', 30_000);
   const tempDir = o.tempDir ?? process.env.KSP_TMPDIR ?? tmpdir();
+  // Spill folders of shards killed on this machine before (SIGKILL leaves them).
+  sweepStaleTempDirs(tempDir);
   const done = new Map<string, DoneRecord>();
   const record = async (id: string): Promise<DoneRecord | null> => {
     const have = done.get(id);
