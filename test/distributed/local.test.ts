@@ -1,9 +1,12 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Savepoint } from '../../src/model/savepoint.js';
 import { verifySavepoint } from '../../src/model/verify.js';
 import { SavepointWriter } from '../../src/write/writer.js';
+import { loadMigrations } from '../../src/migrate/load.js';
+import { defineMigrations } from '../../src/migrate/registry.js';
+import { codecs } from '../../src/migrate/codecs.js';
 import { commitDistributed, distributedStatus, runShardsInProcess, writeDistributedPlan } from '../../src/write/distributed/index.js';
 import { useTempDirs } from '../write/support.js';
 import { buildSource, comparableTree } from './support.js';
@@ -36,5 +39,54 @@ describe('distributed rescale, in-process shards, local target', () => {
       expect(comparableTree(out)).toEqual(want);
       expect((await verifySavepoint(out)).ok).toBe(true);
     }
+  });
+
+  it('migrate (a value step from a module): N = 1, 2, 5 shards then commit give the one-process bytes', async () => {
+    const src = join(tmp(), 'src');
+    await buildSource(src, 300);
+    const mod = join(tmp(), 'm.mjs');
+    writeFileSync(mod, "export default (m, codecs) => { m.value('agg', 1, 2, codecs.utf8, codecs.utf8, (v) => v + '!', { state: 'count' }); };\n");
+    const one = join(tmp(), 'one');
+    const r = await SavepointWriter.from(await Savepoint.open(src)).migrate(await loadMigrations(mod)).write(one, { mode: 'relative' });
+    expect(r.verify.ok).toBe(true);
+    const want = comparableTree(one);
+    for (const n of [1, 2, 5]) {
+      const out = join(tmp(), `n${n}`);
+      const prepared = await SavepointWriter.from(await Savepoint.open(src)).migrate(await loadMigrations(mod)).prepare(out, { mode: 'relative' });
+      const plan = await writeDistributedPlan(prepared, { command: 'migrate' });
+      expect(plan.units.filter((u) => u.kind === 'rewrite')).toHaveLength(3);
+      expect(Object.keys(plan.modules ?? {})).toEqual([mod]);
+      await runShardsInProcess(out, n, { pollMs: 20 });
+      expect((await commitDistributed(out)).verify.ok).toBe(true);
+      expect(comparableTree(out)).toEqual(want);
+    }
+  });
+
+  it('refuses what units cannot run yet, a changed source, and a plan edited to write elsewhere', async () => {
+    const src = join(tmp(), 'src');
+    await buildSource(src, 50);
+    const out = join(tmp(), 'out');
+    // Steps defined in code cannot be loaded again by another machine.
+    const inCode = defineMigrations((m) => m.value('agg', 1, 2, codecs.utf8, codecs.utf8, (v: string) => v + '!', { state: 'count' }));
+    await expect(SavepointWriter.from(await Savepoint.open(src)).migrate(inCode).prepare(join(tmp(), 'x'), { mode: 'relative' }).then((p) => writeDistributedPlan(p, { command: 'migrate' })))
+      .rejects.toMatchObject({ code: 'DISTRIBUTED_UNSUPPORTED' });
+    const plan = await writeDistributedPlan(await SavepointWriter.from(await Savepoint.open(src)).rescale(2, { operators: ['windows'] }).prepare(out, { mode: 'relative' }), { command: 'rescale' });
+    // A second plan into the same target is refused.
+    await expect(SavepointWriter.from(await Savepoint.open(src)).rescale(2).prepare(out, { mode: 'relative' }).then((p) => writeDistributedPlan(p, { command: 'rescale' }))).rejects.toMatchObject({ code: 'TARGET_NOT_EMPTY' });
+    // The source changes after the plan: shards and commit refuse.
+    const m = join(src, 'manifest.sha256');
+    const before = readFileSync(m);
+    writeFileSync(m, Buffer.concat([before, Buffer.from('\n')]));
+    await expect(runShardsInProcess(out, 1)).rejects.toMatchObject({ code: 'DISTRIBUTED_SOURCE_CHANGED' });
+    await expect(commitDistributed(out)).rejects.toMatchObject({ code: 'DISTRIBUTED_SOURCE_CHANGED' });
+    writeFileSync(m, before);
+    // A plan edited to write outside the target.
+    const planFile = join(out, '_ksp', 'plan.json');
+    const doc = JSON.parse(readFileSync(planFile, 'utf8'));
+    const copy = doc.units.find((u: { kind: string }) => u.kind === 'copy');
+    copy.to = join(src, 'agg', 'task-0', 'state.bin');
+    writeFileSync(planFile, JSON.stringify(doc));
+    await expect(runShardsInProcess(out, 1)).rejects.toMatchObject({ code: 'DISTRIBUTED_PLAN_INVALID' });
+    expect(plan.units.length).toBeGreaterThan(0);
   });
 });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { locate } from '../../src/storage/uri.js';
@@ -71,6 +72,29 @@ describe('distributed rescale into S3, shards as processes', () => {
       expect(Object.keys(got).filter((k) => k.startsWith('_ksp/'))).toEqual([]);
       expect(got).toEqual(want);
       expect((await ksp(['verify', out])).code).toBe(0);
+    }
+  });
+
+  it('migrate (a value step from a module) with N = 1, 2, 5 shard processes then commit: the one-process bytes', { timeout: 300_000 }, async () => {
+    const src = `s3://${bucket}/src`;
+    const mod = join(tmp(), 'm.mjs');
+    writeFileSync(mod, "export default (m, codecs) => { m.value('agg', 1, 2, codecs.utf8, codecs.utf8, (v) => v + '!', { state: 'count' }); };\n");
+    const one = `s3://${bucket}/mig-one`;
+    const r = await ksp(['migrate', src, one, '--migrations', mod, '--mode', 'relative', '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    const want = await objects(one);
+    for (const n of [1, 2, 5]) {
+      const out = `s3://${bucket}/mig-n${n}`;
+      const p = await ksp(['migrate', src, out, '--migrations', mod, '--mode', 'relative', '--distributed', '--shards', String(n)]);
+      expect(p.code, p.stderr).toBe(0);
+      const shards = Array.from({ length: n }, (_, i) => start(['work', out, '--shard', `${i}/${n}`], { KSP_WORK_POLL_MS: '100' }));
+      for (const s of shards) {
+        const x = await s.done;
+        expect(x.code, x.stderr).toBe(0);
+      }
+      const c = await ksp(['commit', out]);
+      expect(c.code, c.stderr).toBe(0);
+      expect(await objects(out)).toEqual(want);
     }
   });
 });

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { KspError } from '../../errors.js';
 import { rangeOwnersByName } from '../../model/task-ranges.js';
 import { child, locate, uriOf } from '../../storage/uri.js';
@@ -8,7 +9,7 @@ import { checkTargetEmpty } from '../target-files.js';
 import { within, type StoredFile } from '../target.js';
 import type { PreparedWrite } from '../writer.js';
 import {
-  PLAN_FORMAT, PLAN_VERSION, RESERVED, createExclusive, encodeJson, planLocation, runLocation, sourceManifestHash,
+  PLAN_FORMAT, PLAN_VERSION, RESERVED, createExclusive, encodeJson, planLocation, runLocation, sha256Hex, sourceManifestHash,
   type DistUnit, type DistributedPlan, type SourceSpec,
 } from './plan-file.js';
 
@@ -49,7 +50,7 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
       case 'rewrite': {
         if (j.native) throw unsupported(`${j.out.operatorId}/${j.out.taskId} would be written as native state`);
         if (j.keyChange) throw unsupported(`a migration of ${j.out.operatorId} changes keys (collisions need one process)`);
-        if (j.map !== null && !j.unit) throw unsupported(`the steps for ${j.out.operatorId} are defined in code, not in a module every shard can load`);
+        if (j.map !== null && !j.unit) throw unsupported(`the steps for ${j.out.operatorId} are defined in code or in a TypeScript module, not in a JavaScript module every shard can load`);
         units.push({
           id: id('w'), phase: 0, kind: 'rewrite', source: spec(j.source, sizes.get(uriOf(j.source.location))), to: uriOf(j.out.file.location), rel: rel(j.out.file),
           outOperator: j.out.operatorId, outTask: j.out.taskId, migrations: j.unit?.migrations ?? [], renames: j.unit?.renames ?? [],
@@ -109,6 +110,11 @@ function outputsOf(j: Job): StoredFile[] {
 export async function writeDistributedPlan(p: PreparedWrite, o: PlanOptions): Promise<DistributedPlan> {
   const plan = distributedPlan(p, o);
   plan.source.manifestSha256 = await sourceManifestHash(p.source.dir);
+  // The migrations modules are pinned too: a shard whose copy differs is refused (shard.ts).
+  for (const u of plan.units) {
+    if (u.kind !== 'rewrite') continue;
+    for (const m of u.migrations) (plan.modules ??= {})[m.module] ??= sha256Hex(await readFile(m.module));
+  }
   // Sizes of the sources read, for balancing the shards and for status.
   await Promise.all(plan.units.map(async (u) => {
     if ((u.kind === 'route' || u.kind === 'rewrite') && u.source.size === undefined) {

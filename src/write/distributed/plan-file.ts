@@ -100,6 +100,8 @@ export interface DistributedPlan {
   target: { uri: string; mode: string };
   metadata: string;
   meta: { uri: string; rel: string | null; text: string };
+  /** SHA-256 of each migrations module rewrite units load (every shard must load the same code). */
+  modules?: Record<string, string>;
   /** Units whose output tasks are routed here (their placement must verify). */
   routedTasks: string[];
   units: DistUnit[];

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { KspError } from '../../errors.js';
 import { MANIFEST_NAME } from '../../formats/manifest/manifest.js';
@@ -6,7 +7,7 @@ import { HOST, sweepStaleTempDirs } from '../temp-dir.js';
 import { SourceGuard } from '../target-files.js';
 import { unitError } from '../unit-run.js';
 import {
-  checkSourcePinned, dependencies, describeUnit, encodeJson, readJson, readPlan, recordLocation, unitBytes,
+  checkSourcePinned, dependencies, describeUnit, encodeJson, readJson, readPlan, recordLocation, sha256Hex, unitBytes,
   type DistUnit, type DistributedPlan, type DoneRecord, type FailedRecord, type StartedRecord,
 } from './plan-file.js';
 import { runDistUnit } from './run-unit.js';
@@ -120,6 +121,7 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
   const guard = sourceGuard(plan);
   guard.assertTargetApart(dir);
   const mine = assign(plan.units, o.count)[o.index]!;
+  await checkModules(plan);
   report.assigned = mine.length;
   const byId = new Map(plan.units.map((u) => [u.id, u]));
   const pollMs = o.pollMs ?? envMs('KSP_WORK_POLL_MS', 2000);
@@ -256,4 +258,14 @@ export function sourceGuard(plan: DistributedPlan): SourceGuard {
     else if (u.kind === 'route' || u.kind === 'rewrite') files.push(locate(u.source.uri));
   }
   return new SourceGuard(locate(plan.source.uri), files);
+}
+
+/** Every migrations module the plan pinned must be, on this machine, the file the plan hashed. */
+async function checkModules(plan: DistributedPlan): Promise<void> {
+  for (const [file, want] of Object.entries(plan.modules ?? {})) {
+    const found = await readFile(file).then((b) => sha256Hex(b), () => null);
+    if (found !== want) {
+      throw new KspError('DISTRIBUTED_SOURCE_CHANGED', `${file}: the migrations module ${found === null ? 'is missing on this machine' : `hashes to ${found}`}, but the distributed plan pinned ${want}; every shard must run the same steps (ship the same file at the same path)`, { file, expected: want, found });
+    }
+  }
 }
