@@ -89,4 +89,22 @@ describe('distributed rescale, in-process shards, local target', () => {
     await expect(runShardsInProcess(out, 1)).rejects.toMatchObject({ code: 'DISTRIBUTED_PLAN_INVALID' });
     expect(plan.units.length).toBeGreaterThan(0);
   });
+
+  it('convert --to native: N = 1, 2, 5 shards then commit give the one-process bytes', async () => {
+    const src = join(tmp(), 'src');
+    await buildSource(src, 400);
+    const one = join(tmp(), 'one');
+    const r = await SavepointWriter.from(await Savepoint.open(src)).convert('native').write(one, { mode: 'relative' });
+    expect(r.verify.ok).toBe(true);
+    const want = comparableTree(one);
+    expect(Object.keys(want).some((k) => k.startsWith('incr/windows/task-0/sst/'))).toBe(true);
+    for (const n of [1, 2, 5]) {
+      const out = join(tmp(), `n${n}`);
+      const plan = await writeDistributedPlan(await SavepointWriter.from(await Savepoint.open(src)).convert('native').prepare(out, { mode: 'relative' }), { command: 'convert' });
+      expect(plan.units.filter((u) => u.kind === 'native')).toHaveLength(6);
+      await runShardsInProcess(out, n, { pollMs: 20 });
+      expect((await commitDistributed(out)).verify.ok).toBe(true);
+      expect(comparableTree(out)).toEqual(want);
+    }
+  });
 });

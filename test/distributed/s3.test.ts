@@ -97,4 +97,26 @@ describe('distributed rescale into S3, shards as processes', () => {
       expect(await objects(out)).toEqual(want);
     }
   });
+
+  it('convert --to native with N = 1, 2, 5 shard processes then commit: the one-process bytes', { timeout: 300_000 }, async () => {
+    const src = `s3://${bucket}/src`;
+    const one = `s3://${bucket}/nat-one`;
+    const r = await ksp(['convert', src, one, '--to', 'native', '--mode', 'relative', '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    const want = await objects(one);
+    expect(Object.keys(want).some((k) => k.startsWith('incr/windows/task-0/sst/'))).toBe(true);
+    for (const n of [1, 2, 5]) {
+      const out = `s3://${bucket}/nat-n${n}`;
+      const p = await ksp(['convert', src, out, '--to', 'native', '--mode', 'relative', '--distributed', '--shards', String(n)]);
+      expect(p.code, p.stderr).toBe(0);
+      const shards = Array.from({ length: n }, (_, i) => start(['work', out, '--shard', `${i}/${n}`], { KSP_WORK_POLL_MS: '100' }));
+      for (const s of shards) {
+        const x = await s.done;
+        expect(x.code, x.stderr).toBe(0);
+      }
+      const c = await ksp(['commit', out]);
+      expect(c.code, c.stderr).toBe(0);
+      expect(await objects(out)).toEqual(want);
+    }
+  });
 });

@@ -72,21 +72,27 @@ export async function commitDistributed(target: string | Location, o: CommitOpti
     for (const u of plan.units) {
       const r = done.get(u.id)!;
       const want = u.kind === 'route' ? u.run : u.to;
-      const out = r.outputs[0];
-      // A record must describe the unit's own output (a record copied from elsewhere is refused).
-      if (r.outputs.length !== 1 || !out || out.uri !== want || (u.kind !== 'route' && out.rel !== u.rel)) {
-        throw new KspError('DISTRIBUTED_PLAN_INVALID', `${uriOf(dir)}/${RESERVED}/units/${u.id}.done.json: names ${out?.uri ?? 'no output'}, but unit ${u.id} writes ${want}`, { unit: u.id });
+      const first = r.outputs[0];
+      // A record must describe the unit's own outputs (a record copied from elsewhere is refused):
+      // its one file, or for a native unit the pointer and the files of its own incr/{op}/{task}/ folder.
+      const own = (o: { uri: string; rel: string | null }): boolean => u.kind === 'native'
+        ? o.uri === u.to || (o.rel !== null && o.rel.startsWith(`incr/${u.outOperator}/${u.outTask}/`) && o.uri === uriOf(child(dir, o.rel)))
+        : o.uri === want && (u.kind === 'route' || o.rel === u.rel);
+      if (!first || first.uri !== want || (u.kind !== 'native' && r.outputs.length !== 1) || !r.outputs.every(own)) {
+        throw new KspError('DISTRIBUTED_PLAN_INVALID', `${uriOf(dir)}/${RESERVED}/units/${u.id}.done.json: names ${first?.uri ?? 'no output'}, but unit ${u.id} writes ${want}`, { unit: u.id });
       }
       if (u.kind === 'route') continue;
-      const loc = locate(out.uri);
-      const st = await loc.storage.stat(loc.key);
-      if (!st || st.size !== out.size) {
-        throw new KspError('DISTRIBUTED_INCOMPLETE', `${out.uri}: ${st ? `${st.size} bytes` : 'missing'}, but the completion record of ${u.id} says ${out.size} bytes; run the unit again (delete ${RESERVED}/units/${u.id}.done.json, then ksp work)`, { file: out.uri, unit: u.id });
+      for (const out of r.outputs) {
+        const loc = locate(out.uri);
+        const st = await loc.storage.stat(loc.key);
+        if (!st || st.size !== out.size) {
+          throw new KspError('DISTRIBUTED_INCOMPLETE', `${out.uri}: ${st ? `${st.size} bytes` : 'missing'}, but the completion record of ${u.id} says ${out.size} bytes; run the unit again (delete ${RESERVED}/units/${u.id}.done.json, then ksp work)`, { file: out.uri, unit: u.id });
+        }
+        if (out.rel !== null) hashes.push({ path: out.rel, sha256: out.sha256 });
+        report.files++;
+        report.bytes += out.size;
       }
-      if (out.rel !== null) hashes.push({ path: out.rel, sha256: out.sha256 });
-      report.files++;
-      report.bytes += out.size;
-      if ((u.kind === 'merge' || u.kind === 'rewrite') && r.entries !== undefined) expected.set(`${u.outOperator}/${u.outTask}`, r.entries);
+      if ((u.kind === 'merge' || u.kind === 'rewrite' || u.kind === 'native') && r.entries !== undefined) expected.set(`${u.outOperator}/${u.outTask}`, r.entries);
     }
 
     // Leftovers of shards killed mid-write (local disk; S3 uploads are atomic and aborted below).

@@ -48,7 +48,15 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
         units.push({ id: id('c'), phase: 0, kind: 'copy', from: uriOf(j.from), to: uriOf(j.out.location), rel: rel(j.out), ...(j.sha256 ? { sha256: j.sha256 } : {}), ...(j.size !== undefined ? { size: j.size } : {}) });
         break;
       case 'rewrite': {
-        if (j.native) throw unsupported(`${j.out.operatorId}/${j.out.taskId} would be written as native state`);
+        if (j.native) {
+          if (p.target.mode !== 'relative') throw unsupported(`native output in engine mode (its tables go to the shared {base}/{job}/incr/ folder, outside the target); write --mode relative`);
+          if (j.map !== null || j.keyChange) throw unsupported(`${j.out.operatorId}/${j.out.taskId}: native output combined with a migration or rename`);
+          units.push({
+            id: id('n'), phase: 0, kind: 'native', source: spec(j.source, sizes.get(uriOf(j.source.location))), to: uriOf(j.out.file.location), rel: j.out.file.relPath!,
+            outOperator: j.out.operatorId, outTask: j.out.taskId, epoch: p.target.epoch.toString(), options: j.native,
+          });
+          break;
+        }
         if (j.keyChange) throw unsupported(`a migration of ${j.out.operatorId} changes keys (collisions need one process)`);
         if (j.map !== null && !j.unit) throw unsupported(`the steps for ${j.out.operatorId} are defined in code or in a TypeScript module, not in a JavaScript module every shard can load`);
         units.push({
@@ -117,7 +125,7 @@ export async function writeDistributedPlan(p: PreparedWrite, o: PlanOptions): Pr
   }
   // Sizes of the sources read, for balancing the shards and for status.
   await Promise.all(plan.units.map(async (u) => {
-    if ((u.kind === 'route' || u.kind === 'rewrite') && u.source.size === undefined) {
+    if ((u.kind === 'route' || u.kind === 'rewrite' || u.kind === 'native') && u.source.size === undefined) {
       const l = locate(u.source.uri);
       const st = await l.storage.stat(l.key);
       if (st) u.source.size = st.size;

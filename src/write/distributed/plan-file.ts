@@ -10,6 +10,7 @@ import { parentKey } from '../../storage/paths.js';
 import { child, locate, uriOf, type Location } from '../../storage/uri.js';
 import type { WritePlan } from '../plan.js';
 import type { MigrationSpec } from '../units.js';
+import type { NativeWriteOptions } from '../native-output.js';
 import { within } from '../target.js';
 
 /**
@@ -87,7 +88,25 @@ export interface RewriteUnitSpec extends UnitBase {
   renames: Array<[string, string]>;
 }
 
-export type DistUnit = CopyUnit | RouteUnitSpec | MergeUnitSpec | RewriteUnitSpec;
+/**
+ * One canonical task written as a RocksDB database in the engine's
+ * incremental layout (write/native-output.ts `writeNativeTask`), relative
+ * mode: the pointer at `to`, the tables, MANIFEST, CURRENT and
+ * sst_manifest.json under `incr/{op}/{task}/` of the target.
+ */
+export interface NativeUnitSpec extends UnitBase {
+  kind: 'native';
+  source: SourceSpec;
+  to: string;
+  rel: string;
+  outOperator: string;
+  outTask: string;
+  /** The output epoch (decimal), which names the epoch folder and goes into sst_manifest.json. */
+  epoch: string;
+  options: NativeWriteOptions;
+}
+
+export type DistUnit = CopyUnit | RouteUnitSpec | MergeUnitSpec | RewriteUnitSpec | NativeUnitSpec;
 
 export interface DistributedPlan {
   format: typeof PLAN_FORMAT;
@@ -272,6 +291,7 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
       case 'copy':
       case 'merge':
       case 'rewrite':
+      case 'native':
         inside(u.to, `${f}.to`);
         break;
       case 'route':
@@ -296,7 +316,7 @@ export function dependencies(u: DistUnit): string[] {
 /** Bytes a unit reads, for balancing shards and for status. */
 export function unitBytes(u: DistUnit): number {
   if (u.kind === 'copy') return u.size ?? 0;
-  if (u.kind === 'route' || u.kind === 'rewrite') return u.source.size ?? 0;
+  if (u.kind === 'route' || u.kind === 'rewrite' || u.kind === 'native') return u.source.size ?? 0;
   return 0;
 }
 
@@ -311,5 +331,7 @@ export function describeUnit(u: DistUnit): string {
       return `merge ${u.outOperator}/${u.outTask}`;
     case 'rewrite':
       return `rewrite ${u.outOperator}/${u.outTask}`;
+    case 'native':
+      return `native ${u.outOperator}/${u.outTask}`;
   }
 }

@@ -13,7 +13,13 @@ import { BroadcastSet, encodeEntry, openTask } from '../repartition.js';
 import { BROADCAST_LIMIT_BYTES } from '../route-pass.js';
 import { runRewrite } from '../rewrite-unit.js';
 import { makeTempDir, removeTempDir } from '../temp-dir.js';
-import type { CopyUnit, DistUnit, DoneRecord, MergeUnitSpec, OutputRecord, RewriteUnitSpec, RouteUnitSpec, Segment } from './plan-file.js';
+import type { CopyUnit, DistUnit, DoneRecord, MergeUnitSpec, NativeUnitSpec, OutputRecord, RewriteUnitSpec, RouteUnitSpec, Segment } from './plan-file.js';
+import { epochDirName } from '../../formats/metadata/metadata.js';
+import { encodeStateBin } from '../../formats/state-bin/encoder.js';
+import { child, parent } from '../../storage/uri.js';
+import { writeNativeTask, type NativeLayout } from '../native-output.js';
+import type { StoredFile } from '../target.js';
+import { toAsyncChunks } from '../../storage/storage.js';
 
 /**
  * One distributed unit where it runs: its outputs written whole (storage
@@ -45,6 +51,8 @@ export async function runDistUnit(u: DistUnit, ctx: UnitContext): Promise<UnitOu
       return runMerge(u, ctx);
     case 'rewrite':
       return runRewriteUnit(u, ctx);
+    case 'native':
+      return runNativeUnit(u, ctx);
   }
 }
 
@@ -263,4 +271,51 @@ async function runMerge(u: MergeUnitSpec, ctx: UnitContext): Promise<UnitOutcome
   const w = await writeHashed(to, body());
   const out: OutputRecord = { uri: u.to, rel: u.rel, sha256: w.sha256, size: w.size };
   return { outputs: [out], entries: count, broadcastDistinct: broadcast.entries.size, broadcastMerged: broadcast.merged, read };
+}
+
+/**
+ * A canonical task as a RocksDB database in relative mode, as the
+ * one-process convert writes it (write/execute.ts `rewriteTask`, native
+ * branch): the entries key-sorted (they are not in RocksDB key order),
+ * tables, MANIFEST and CURRENT, then sst_manifest.json, then the pointer.
+ * The layout is `Target.nativeFile` of relative mode, rebuilt from plain
+ * data: `incr/{op}/{task}/sst/…` and `incr/{op}/{task}/epochs/{epoch:020}/…`.
+ */
+async function runNativeUnit(u: NativeUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
+  const pointer = locate(u.to);
+  // The target directory: the pointer is {dir}/{rel}.
+  let dir = pointer;
+  for (let i = u.rel.split('/').length; i > 0; i--) dir = parent(dir);
+  const file = (rel: string): StoredFile => ({ stored: rel, location: child(dir, rel), relPath: rel });
+  const base = `incr/${u.outOperator}/${u.outTask}`;
+  const epochDir = `${base}/epochs/${epochDirName(BigInt(u.epoch))}`;
+  const layout: NativeLayout = {
+    sst: (name) => file(`${base}/sst/${name}`),
+    meta: (name) => file(`${epochDir}/${name}`),
+    manifest: file(`${epochDir}/sst_manifest.json`),
+    pointer: { stored: u.rel, location: pointer, relPath: u.rel },
+  };
+  const outputs: OutputRecord[] = [];
+  const store = async (out: StoredFile, data: AsyncIterable<Uint8Array> | Uint8Array): Promise<{ sha256: string; size: number }> => {
+    ctx.assertWritable(out.location);
+    const r = await writeHashed(out.location, data instanceof Uint8Array ? toAsyncChunks(data) : data);
+    outputs.push({ uri: uriOf(out.location), rel: out.relPath, sha256: r.sha256, size: r.size });
+    return r;
+  };
+  let read = 0;
+  const src = await openTask(sourceTask(u.source), (n) => {
+    read += n;
+    ctx.onBytes?.(n);
+  });
+  if (!src) {
+    // As the one-process rewrite: an empty source task is the 12-byte empty snapshot (model/FORMAT.md §4).
+    const chunks: Uint8Array[] = [];
+    for await (const c of encodeStateBin(0, [])) chunks.push(c);
+    await store(layout.pointer, Buffer.concat(chunks));
+    return { outputs, entries: 0, read };
+  }
+  const r = await writeNativeTask(src.batches(), layout, BigInt(u.epoch), u.options, store, { sorted: false, tempDir: ctx.tempDir, shared: false });
+  // The pointer first in the record: it is the unit's `to`.
+  outputs.sort((a, b) => Number(b.uri === u.to) - Number(a.uri === u.to));
+  return { outputs, entries: r.entries, read };
 }

@@ -255,7 +255,7 @@ export function sourceGuard(plan: DistributedPlan): SourceGuard {
   const files: Location[] = [];
   for (const u of plan.units) {
     if (u.kind === 'copy') files.push(locate(u.from));
-    else if (u.kind === 'route' || u.kind === 'rewrite') files.push(locate(u.source.uri));
+    else if (u.kind === 'route' || u.kind === 'rewrite' || u.kind === 'native') files.push(locate(u.source.uri));
   }
   return new SourceGuard(locate(plan.source.uri), files);
 }
