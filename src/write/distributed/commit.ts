@@ -7,6 +7,7 @@ import { S3Storage } from '../../storage/s3.js';
 import { child, locate, uriOf, type Location } from '../../storage/uri.js';
 import { writeHashed } from '../copy.js';
 import { TargetLock } from '../lock.js';
+import { onInterrupt } from '../interrupt.js';
 import { TEMP_MARK, targetEntries } from '../target-files.js';
 import { toAsyncChunks } from '../../storage/storage.js';
 import { RESERVED, checkSourcePinned, readPlan, type DistributedPlan } from './plan-file.js';
@@ -49,6 +50,12 @@ export async function commitDistributed(target: string | Location, o: CommitOpti
   const manifest = child(dir, MANIFEST_NAME);
   const lock = await TargetLock.acquire(dir, { forceUnlock: o.forceUnlock, command: 'commit' });
   let wroteMeta: Location[] = [];
+  // A signal before the seal: metadata goes again (nothing may verify unsealed), and the lock is released.
+  const unregister = onInterrupt(async () => {
+    for (const l of wroteMeta) await l.storage.delete(l.key).catch(() => undefined);
+    await lock.release();
+    return wroteMeta.length ? `metadata.json and meta.json removed; nothing at ${uriOf(dir)} was sealed (run ksp commit again)` : `nothing at ${uriOf(dir)} was sealed (run ksp commit again)`;
+  });
   try {
     // Sealed already (a commit that died after the manifest): finish the cleanup only.
     if (await manifest.storage.stat(manifest.key)) {
@@ -123,12 +130,14 @@ export async function commitDistributed(target: string | Location, o: CommitOpti
       throw new KspError('OUTPUT_VERIFY_FAILED', `${uriOf(manifest)}: reads back different from what was written and verified, so it was removed`, { file: uriOf(manifest) });
     }
     wroteMeta = [];
+    unregister();
     await removeReserved(dir);
   } catch (e) {
     // Nothing may verify after a failed commit: the manifest was never written, and metadata goes too.
     for (const l of wroteMeta) await l.storage.delete(l.key).catch(() => undefined);
     throw e;
   } finally {
+    unregister();
     await lock.release();
   }
   report.seconds = (Date.now() - started) / 1000;
