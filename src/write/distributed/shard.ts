@@ -79,9 +79,16 @@ export function parseShard(text: string, env: NodeJS.ProcessEnv = process.env): 
  */
 export function assign(units: readonly DistUnit[], count: number): DistUnit[][] {
   const shards: DistUnit[][] = Array.from({ length: count }, () => []);
+  // A merge writes about its operator's bytes divided by its outputs.
+  const byId = new Map(units.map((u) => [u.id, u]));
+  const weight = (u: DistUnit): number => {
+    if (u.kind !== 'merge') return Math.max(1, unitBytes(u));
+    const outputs = units.filter((x) => x.kind === 'merge' && x.operator === u.operator).length;
+    return Math.max(1, Math.round(u.routes.reduce((n, id) => n + unitBytes(byId.get(id)!), 0) / Math.max(1, outputs)));
+  };
   for (const phase of [0, 1] as const) {
     const list = units.filter((u) => u.phase === phase);
-    const order = list.map((u, i) => ({ u, i, w: Math.max(1, unitBytes(u)) })).sort((a, b) => b.w - a.w || a.i - b.i);
+    const order = list.map((u, i) => ({ u, i, w: weight(u) })).sort((a, b) => b.w - a.w || a.i - b.i);
     const load = new Array<number>(count).fill(0);
     for (const { u, w } of order) {
       let best = 0;
@@ -107,14 +114,11 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
   const shard = `${o.index}/${o.count}`;
   const report: ShardReport = { target: uriOf(dir), shard, assigned: 0, ran: [], skipped: [], helped: [], bytes: 0, seconds: 0, committed: false };
   const manifest = child(dir, MANIFEST_NAME);
-  // A pod retried after the commit: nothing left to do.
+  // A pod retried after the commit (or during its cleanup): nothing left to do.
   if (await manifest.storage.stat(manifest.key)) {
-    const plan = await readJson(child(dir, '_ksp', 'plan.json'));
-    if (!plan) {
-      report.committed = true;
-      report.seconds = (Date.now() - started) / 1000;
-      return report;
-    }
+    report.committed = true;
+    report.seconds = (Date.now() - started) / 1000;
+    return report;
   }
   const plan = await readPlan(dir);
   await checkSourcePinned(plan);

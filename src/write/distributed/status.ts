@@ -1,7 +1,7 @@
 import { MANIFEST_NAME } from '../../formats/manifest/manifest.js';
 import { child, locate, uriOf, type Location } from '../../storage/uri.js';
 import {
-  RESERVED, describeUnit, readJson, readPlan, recordLocation, unitBytes, unitsFolder,
+  describeUnit, readJson, readPlan, recordLocation, unitBytes, unitsFolder,
   type DistUnit, type DistributedPlan, type DoneRecord, type FailedRecord, type StartedRecord,
 } from './plan-file.js';
 
@@ -82,8 +82,8 @@ export async function distributedStatus(target: string | Location): Promise<Dist
     bytes: { planned: 0, done: 0, written: 0 }, elapsedSeconds: null, etaSeconds: null, list: [],
   };
   const manifest = child(dir, MANIFEST_NAME);
-  const planLoc = child(dir, RESERVED, 'plan.json');
-  if ((await manifest.storage.stat(manifest.key)) && !(await planLoc.storage.stat(planLoc.key))) return { ...empty, committed: true };
+  // Sealed: the manifest is written only by a commit that verified (its cleanup of _ksp/ may still be under way).
+  if (await manifest.storage.stat(manifest.key)) return { ...empty, committed: true };
   const plan = await readPlan(dir);
   const { statuses, firstStart } = await unitStates(plan, dir);
   const units = { ...empty.units, total: statuses.length };
