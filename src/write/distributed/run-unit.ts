@@ -79,6 +79,17 @@ async function runRewriteUnit(u: RewriteUnitSpec, ctx: UnitContext): Promise<Uni
   return { outputs: [{ uri: u.to, rel: u.rel, sha256: r.sha256, size: r.size }], entries: r.entries, steps: r.steps, read: r.read };
 }
 
+/** Operator ids and state names as UTF-8, encoded once (a task holds a handful). */
+const texts = new Map<string, Buffer>();
+function text(s: string): Buffer {
+  let b = texts.get(s);
+  if (!b) {
+    if (texts.size > 1024) texts.clear();
+    texts.set(s, (b = Buffer.from(s, 'utf8')));
+  }
+  return b;
+}
+
 /** Appends encoded entries to a local spill file through one buffer, hashing what it writes. */
 class SegmentFile {
   private readonly fd: number;
@@ -93,20 +104,25 @@ class SegmentFile {
   }
 
   append(e: StateEntry): number {
-    const fields = [Buffer.from(e.operatorId, 'utf8'), Buffer.from(e.stateName, 'utf8'), e.key, e.value];
-    let n = 0;
-    for (const f of fields) n += 8 + f.length;
+    const op = text(e.operatorId);
+    const st = text(e.stateName);
+    const n = 32 + op.length + st.length + e.key.length + e.value.length;
     if (this.used + n > this.buf.length) this.flush();
     if (n > this.buf.length) {
       const one = encodeEntry(e);
       this.hash.update(one);
-      fs.writeSync(this.fd, one);
+      for (let off = 0; off < one.length; ) off += fs.writeSync(this.fd, one, off, one.length - off);
     } else {
-      for (const f of fields) {
-        this.buf.writeBigUInt64LE(BigInt(f.length), this.used);
-        this.buf.set(f, this.used + 8);
-        this.used += 8 + f.length;
+      // Lengths as two u32 halves (fields ksp handles are below 2^31): no BigInt per field.
+      const b = this.buf;
+      let p = this.used;
+      for (const f of [op, st, e.key, e.value]) {
+        b.writeUInt32LE(f.length, p);
+        b.writeUInt32LE(0, p + 4);
+        b.set(f, p + 8);
+        p += 8 + f.length;
       }
+      this.used = p;
     }
     this.bytes += n;
     this.count++;
