@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Savepoint } from '../../src/model/savepoint.js';
@@ -87,7 +87,20 @@ describe('distributed rescale, in-process shards, local target', () => {
     copy.to = join(src, 'agg', 'task-0', 'state.bin');
     writeFileSync(planFile, JSON.stringify(doc));
     await expect(runShardsInProcess(out, 1)).rejects.toMatchObject({ code: 'DISTRIBUTED_PLAN_INVALID' });
-    expect(plan.units.length).toBeGreaterThan(0);
+    // A plan edited to read (and copy into the target) a file outside the source.
+    const secret = join(tmp(), 'secret');
+    writeFileSync(secret, 'not yours');
+    copy.to = plan.units.find((u) => u.kind === 'copy')!.to;
+    copy.from = secret;
+    writeFileSync(planFile, JSON.stringify(doc));
+    await expect(runShardsInProcess(out, 1)).rejects.toMatchObject({ code: 'DISTRIBUTED_PLAN_INVALID' });
+    // A source file replaced by a link to elsewhere after the plan: the shard refuses to read through it.
+    writeFileSync(planFile, JSON.stringify(plan));
+    const victim = join(src, 'agg', 'task-1', 'state.bin');
+    rmSync(victim);
+    symlinkSync(secret, victim);
+    await expect(runShardsInProcess(out, 1)).rejects.toMatchObject({ code: 'PATH_UNSAFE' });
+    expect(existsSync(secret)).toBe(true);
   });
 
   it('convert --to native: N = 1, 2, 5 shards then commit give the one-process bytes', async () => {

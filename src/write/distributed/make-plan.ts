@@ -89,7 +89,7 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
   return {
     format: PLAN_FORMAT, version: PLAN_VERSION, ksp: VERSION, created: new Date().toISOString(),
     command: o.command, options: o.options ?? {},
-    source: { uri: p.source.uri, manifestSha256: null },
+    source: { uri: p.source.uri, manifestSha256: null, roots: p.source.roots.roots.map(uriOf) },
     target: { uri: p.target.uri, mode: p.target.mode },
     metadata: Buffer.from(p.metadata.encode()).toString('utf8'),
     meta: { uri: uriOf(p.target.metaLocation), rel: metaRel, text: Buffer.from(p.meta.encode()).toString('utf8') },

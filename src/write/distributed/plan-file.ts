@@ -115,7 +115,8 @@ export interface DistributedPlan {
   created: string;
   command: string;
   options: Record<string, unknown>;
-  source: { uri: string; manifestSha256: string | null };
+  /** `roots`: where the source may be read from (its directory, its storage base, --allow-root): every unit's reads must lie under one. */
+  source: { uri: string; manifestSha256: string | null; roots: string[] };
   target: { uri: string; mode: string };
   metadata: string;
   meta: { uri: string; rel: string | null; text: string };
@@ -282,6 +283,13 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
     const l = locate(uri);
     if (!within(l, dir) || l.key === dir.key || within(l, child(dir, RESERVED)) !== field.endsWith('.run')) throw bad(`${uri} is not a place this run may write (inside ${uriOf(dir)}${field.endsWith('.run') ? `/${RESERVED}` : `, outside ${RESERVED}/`})`, field);
   };
+  if (!Array.isArray(plan.source.roots) || !plan.source.roots.length || plan.source.roots.some((r) => typeof r !== 'string')) throw bad('no list of the roots the source may be read from', 'source.roots');
+  const roots = plan.source.roots.map((r) => locate(r));
+  const readable = (uri: unknown, field: string): void => {
+    if (typeof uri !== 'string') throw bad('not a string', field);
+    const l = locate(uri);
+    if (!roots.some((r) => within(l, r))) throw bad(`${uri} lies outside the source's roots (${plan.source.roots.join(', ')}); a plan may read only the source`, field);
+  };
   const ids = new Set<string>();
   plan.units.forEach((u, i) => {
     const f = `units[${i}]`;
@@ -289,12 +297,19 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
     ids.add(u.id);
     switch (u.kind) {
       case 'copy':
+        readable(u.from, `${f}.from`);
+        inside(u.to, `${f}.to`);
+        break;
       case 'merge':
+        inside(u.to, `${f}.to`);
+        break;
       case 'rewrite':
       case 'native':
+        readable(u.source?.uri, `${f}.source.uri`);
         inside(u.to, `${f}.to`);
         break;
       case 'route':
+        readable(u.source?.uri, `${f}.source.uri`);
         inside(u.run, `${f}.run`);
         break;
       default:

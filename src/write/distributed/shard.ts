@@ -4,7 +4,8 @@ import { KspError } from '../../errors.js';
 import { MANIFEST_NAME } from '../../formats/manifest/manifest.js';
 import { child, locate, uriOf, type Location } from '../../storage/uri.js';
 import { HOST, sweepStaleTempDirs } from '../temp-dir.js';
-import { SourceGuard } from '../target-files.js';
+import { SourceGuard, realPathOf } from '../target-files.js';
+import { LocalStorage } from '../../storage/local.js';
 import { unitError } from '../unit-run.js';
 import {
   checkSourcePinned, dependencies, describeUnit, encodeJson, readJson, readPlan, recordLocation, sha256Hex, unitBytes,
@@ -124,6 +125,7 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
   await checkSourcePinned(plan);
   const guard = sourceGuard(plan);
   guard.assertTargetApart(dir);
+  checkReadsByRealPath(plan);
   const mine = assign(plan.units, o.count)[o.index]!;
   await checkModules(plan);
   report.assigned = mine.length;
@@ -270,6 +272,26 @@ async function checkModules(plan: DistributedPlan): Promise<void> {
     const found = await readFile(file).then((b) => sha256Hex(b), () => null);
     if (found !== want) {
       throw new KspError('DISTRIBUTED_SOURCE_CHANGED', `${file}: the migrations module ${found === null ? 'is missing on this machine' : `hashes to ${found}`}, but the distributed plan pinned ${want}; every shard must run the same steps (ship the same file at the same path)`, { file, expected: want, found });
+    }
+  }
+}
+
+/**
+ * On local disk, every file a unit reads must resolve (symlinks followed)
+ * under one of the source's roots, as the planner's reads did
+ * (model/read-roots.ts): a link planted in the source after the plan cannot
+ * make a shard read, and copy into the target, a file elsewhere.
+ */
+function checkReadsByRealPath(plan: DistributedPlan): void {
+  const roots = plan.source.roots.map((r) => locate(r)).filter((r) => r.storage instanceof LocalStorage).map((r) => realPathOf((r.storage as LocalStorage).pathOf(r.key)));
+  for (const u of plan.units) {
+    const uri = u.kind === 'copy' ? u.from : u.kind === 'merge' ? null : u.source.uri;
+    if (uri === null) continue;
+    const l = locate(uri);
+    if (!(l.storage instanceof LocalStorage)) continue;
+    const real = realPathOf(l.storage.pathOf(l.key));
+    if (!roots.some((r) => real === r || r === '/' || real.startsWith(r + '/'))) {
+      throw new KspError('PATH_UNSAFE', `${uri}: resolves to ${real}, outside the source's roots (${plan.source.roots.join(', ')}); refused`, { file: uri, found: real });
     }
   }
 }
