@@ -8,7 +8,7 @@ import { loadMigrations } from '../../src/migrate/load.js';
 import { defineMigrations } from '../../src/migrate/registry.js';
 import { codecs } from '../../src/migrate/codecs.js';
 import { commitDistributed, distributedStatus, runShardsInProcess, writeDistributedPlan } from '../../src/write/distributed/index.js';
-import { useTempDirs } from '../write/support.js';
+import { treeHashes, useTempDirs } from '../write/support.js';
 import { buildSource, comparableTree } from './support.js';
 
 const tmp = useTempDirs('ksp-dist-');
@@ -119,5 +119,18 @@ describe('distributed rescale, in-process shards, local target', () => {
       expect((await commitDistributed(out)).verify.ok).toBe(true);
       expect(comparableTree(out)).toEqual(want);
     }
+  });
+
+  it('a reserved folder that is a link (into the source) is refused, and the source stays as it was', async () => {
+    const src = join(tmp(), 'src');
+    await buildSource(src, 50);
+    const before = treeHashes(src);
+    const out = join(tmp(), 'out');
+    await writeDistributedPlan(await SavepointWriter.from(await Savepoint.open(src)).rescale(2, { operators: ['windows'] }).prepare(out, { mode: 'relative' }), { command: 'rescale' });
+    symlinkSync(join(src, 'windows'), join(out, '_ksp', 'units'));
+    const e = await runShardsInProcess(out, 1).catch((x) => x);
+    expect(['TARGET_OVERLAPS_SOURCE', 'TARGET_FOREIGN_FILE']).toContain(e.code);
+    await expect(commitDistributed(out)).rejects.toMatchObject({ code: e.code });
+    expect(treeHashes(src)).toEqual(before);
   });
 });

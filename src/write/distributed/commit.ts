@@ -11,7 +11,7 @@ import { onInterrupt } from '../interrupt.js';
 import { TEMP_MARK, targetEntries } from '../target-files.js';
 import { toAsyncChunks } from '../../storage/storage.js';
 import { RESERVED, checkSourcePinned, readPlan, type DistributedPlan } from './plan-file.js';
-import { sourceGuard } from './shard.js';
+import { checkReserved, sourceGuard } from './shard.js';
 import { unitStates, type UnitStatus } from './status.js';
 
 /**
@@ -69,6 +69,7 @@ export async function commitDistributed(target: string | Location, o: CommitOpti
     await checkSourcePinned(plan);
     const guard = sourceGuard(plan);
     guard.assertTargetApart(dir);
+    await checkReserved(dir, guard);
     const { statuses, done } = await unitStates(plan, dir);
     const open = statuses.filter((s) => s.state !== 'done');
     if (open.length) throw incomplete(dir, open, statuses.length);

@@ -36,6 +36,8 @@ export interface UnitContext {
   assertWritable(loc: Location): void;
   /** The completion record of another unit (a merge reads its route units' records). */
   record(id: string): Promise<DoneRecord | null>;
+  /** The run file the plan gives a route unit (never the one a record names: records are not trusted for places). */
+  runOf(id: string): string;
   onBytes?: (n: number) => void;
 }
 
@@ -254,6 +256,7 @@ async function runMerge(u: MergeUnitSpec, ctx: UnitContext): Promise<UnitOutcome
     const r = await ctx.record(id);
     if (!r?.segments || !r.broadcast || !r.outputs[0]) throw new KspError('DISTRIBUTED_INCOMPLETE', `merge ${u.outOperator}/${u.outTask}: route unit ${id} has no completion record`, { unit: u.id, missing: [id] });
     if (r.segments.length <= u.output) throw new KspError('DISTRIBUTED_PLAN_INVALID', `route unit ${id}: its record has ${r.segments.length} segments, output ${u.output} needs more`, { unit: id });
+    if (r.outputs[0].uri !== ctx.runOf(id)) throw new KspError('DISTRIBUTED_PLAN_INVALID', `route unit ${id}: its record names ${r.outputs[0].uri}, the plan ${ctx.runOf(id)}`, { unit: id });
     records.push(r);
   }
   const job = { operator: u.operator, sources: u.sourceTasks.map((taskId) => ({ taskId })) };

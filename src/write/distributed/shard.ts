@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { lstat, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { KspError } from '../../errors.js';
 import { MANIFEST_NAME } from '../../formats/manifest/manifest.js';
@@ -8,7 +8,7 @@ import { SourceGuard, realPathOf } from '../target-files.js';
 import { LocalStorage } from '../../storage/local.js';
 import { unitError } from '../unit-run.js';
 import {
-  checkSourcePinned, dependencies, describeUnit, encodeJson, readJson, readPlan, recordLocation, sha256Hex, unitBytes,
+  RESERVED, checkSourcePinned, dependencies, describeUnit, encodeJson, readJson, readPlan, recordLocation, sha256Hex, unitBytes,
   type DistUnit, type DistributedPlan, type DoneRecord, type FailedRecord, type StartedRecord,
 } from './plan-file.js';
 import { runDistUnit } from './run-unit.js';
@@ -126,6 +126,7 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
   const guard = sourceGuard(plan);
   guard.assertTargetApart(dir);
   checkReadsByRealPath(plan);
+  await checkReserved(dir, guard);
   const mine = assign(plan.units, o.count)[o.index]!;
   await checkModules(plan);
   report.assigned = mine.length;
@@ -148,6 +149,11 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
     tempDir,
     assertWritable: (loc: Location): void => guard.assertNotSource(loc, 'write'),
     record,
+    runOf: (id: string): string => {
+      const r = byId.get(id);
+      if (r?.kind !== 'route') throw new KspError('DISTRIBUTED_PLAN_INVALID', `unit ${id} is not a route unit of the plan`, { unit: id });
+      return r.run;
+    },
     onBytes: (n: number): void => {
       report.bytes += n;
       o.onBytes?.(n);
@@ -293,5 +299,22 @@ function checkReadsByRealPath(plan: DistributedPlan): void {
     if (!roots.some((r) => real === r || r === '/' || real.startsWith(r + '/'))) {
       throw new KspError('PATH_UNSAFE', `${uri}: resolves to ${real}, outside the source's roots (${plan.source.roots.join(', ')}); refused`, { file: uri, found: real });
     }
+  }
+}
+
+/**
+ * The reserved folder, where shards write their records and runs: on local
+ * disk a real folder (a `_ksp`, `units` or `runs` that is a link is refused:
+ * it could lead the records into the source or anywhere else), and never
+ * inside the source by real path.
+ */
+export async function checkReserved(dir: Location, guard: SourceGuard): Promise<void> {
+  for (const sub of ['', 'units', 'runs']) {
+    const loc = sub ? child(dir, RESERVED, sub) : child(dir, RESERVED);
+    guard.assertNotSource(child(loc, 'x'), 'write');
+    if (!(loc.storage instanceof LocalStorage)) continue;
+    const p = loc.storage.pathOf(loc.key);
+    const st = await lstat(p).catch(() => null);
+    if (st && !st.isDirectory()) throw new KspError('TARGET_FOREIGN_FILE', `${p}: the reserved folder of distributed runs is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}; refused (remove it yourself)`, { file: p });
   }
 }
