@@ -133,4 +133,26 @@ describe('distributed rescale, in-process shards, local target', () => {
     await expect(commitDistributed(out)).rejects.toMatchObject({ code: e.code });
     expect(treeHashes(src)).toEqual(before);
   });
+
+  it('relocate and edit (rename and remove operators): N = 1, 3 shards then commit give the one-process bytes', async () => {
+    const src = join(tmp(), 'src');
+    await buildSource(src, 200);
+    const cases: Array<[string, (w: SavepointWriter) => SavepointWriter]> = [
+      ['relocate', (w) => w.relocate()],
+      ['edit', (w) => w.renameOperator('agg', 'counts')],
+      ['edit', (w) => w.removeOperator('agg').renameOperator('windows', 'win')],
+    ];
+    for (const [command, build] of cases) {
+      const one = join(tmp(), 'one');
+      expect((await build(SavepointWriter.from(await Savepoint.open(src))).write(one, { mode: 'relative' })).verify.ok).toBe(true);
+      const want = comparableTree(one);
+      for (const n of [1, 3]) {
+        const out = join(tmp(), `n${n}`);
+        await writeDistributedPlan(await build(SavepointWriter.from(await Savepoint.open(src))).prepare(out, { mode: 'relative' }), { command });
+        await runShardsInProcess(out, n, { pollMs: 20 });
+        expect((await commitDistributed(out)).verify.ok).toBe(true);
+        expect(comparableTree(out)).toEqual(want);
+      }
+    }
+  });
 });
