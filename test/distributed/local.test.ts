@@ -10,6 +10,7 @@ import { codecs } from '../../src/migrate/codecs.js';
 import { commitDistributed, distributedStatus, runShardsInProcess, writeDistributedPlan } from '../../src/write/distributed/index.js';
 import { treeHashes, useTempDirs } from '../write/support.js';
 import { buildSource, comparableTree } from './support.js';
+import { FIXTURES } from '../support/env.js';
 
 const tmp = useTempDirs('ksp-dist-');
 
@@ -149,6 +150,27 @@ describe('distributed rescale, in-process shards, local target', () => {
       for (const n of [1, 3]) {
         const out = join(tmp(), `n${n}`);
         await writeDistributedPlan(await build(SavepointWriter.from(await Savepoint.open(src))).prepare(out, { mode: 'relative' }), { command });
+        await runShardsInProcess(out, n, { pollMs: 20 });
+        expect((await commitDistributed(out)).verify.ok).toBe(true);
+        expect(comparableTree(out)).toEqual(want);
+      }
+    }
+  });
+
+  it('native sources: convert --to canonical and rescale of a native savepoint, N = 1, 2 shards then commit give the one-process bytes', async () => {
+    const src = join(FIXTURES, 'native', 'shop', 'savepoints', '00000000000000000007');
+    const cases: Array<[string, (w: SavepointWriter) => SavepointWriter]> = [
+      ['convert', (w) => w.convert('canonical')],
+      ['rescale', (w) => w.rescale(3, { operators: ['orders-agg'], routing: 'state-key' }).convert('canonical')],
+    ];
+    for (const [command, build] of cases) {
+      const one = join(tmp(), 'one');
+      expect((await build(SavepointWriter.from(await Savepoint.open(src))).write(one, { mode: 'relative' })).verify.ok).toBe(true);
+      const want = comparableTree(one);
+      for (const n of [1, 2]) {
+        const out = join(tmp(), `n${n}`);
+        const plan = await writeDistributedPlan(await build(SavepointWriter.from(await Savepoint.open(src))).prepare(out, { mode: 'relative' }), { command });
+        expect(plan.units.some((u) => u.kind !== 'copy' && u.kind !== 'merge' && u.source.native !== undefined)).toBe(true);
         await runShardsInProcess(out, n, { pollMs: 20 });
         expect((await commitDistributed(out)).verify.ok).toBe(true);
         expect(comparableTree(out)).toEqual(want);

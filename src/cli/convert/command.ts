@@ -31,7 +31,7 @@ export const command: CommandModule<GlobalArgs, ConvertArgs> = {
       .option('bloom-bits', { type: 'number', describe: '--to native: Bloom filter bits per key, 0 for none (default 10, the engine\'s)' })
       .option('ttl-prefix', { choices: ['strip', 'keep'] as const, describe: '--to canonical: native values of operators with a state TTL start with an 8-byte expiry (i64 LE ms). keep (default): as the engine\'s own native -> portable step at restore; strip: remove it, as the TTL backend\'s own portable snapshot does (expired entries are kept). ksp inspect/verify warn when values look prefixed' })
       .option('sst-size', { type: 'string', describe: '--to native: target size of each SST file, e.g. 64MiB (default 64 MiB)' })
-      .option('distributed', { type: 'boolean', describe: '--to native, canonical source, --mode relative: write only a plan of units to the target (_ksp/plan.json) and print how to run it as N shards (ksp work, ksp status, ksp commit); see README "Scale-out"' })
+      .option('distributed', { type: 'boolean', describe: 'Write only a plan of units to the target (_ksp/plan.json) and print how to run it as N shards (ksp work, ksp status, ksp commit); see README "Scale-out"' })
       .option('shards', { type: 'number', describe: 'With --distributed: the shard count the printed commands use' })
       .example('ksp convert s3://b/sp s3://b/sp-native --to native --mode relative --distributed --shards 8', 'plan a conversion to RocksDB for 8 shards')
       .example('ksp convert s3://prod/shop/savepoints/00000000000000000042 ./sp42 --to canonical --mode relative', 'a portable, self-contained copy of a native savepoint')
@@ -56,10 +56,13 @@ ${WRITE_EPILOG}`) as never,
       throw new KspError('USAGE', '--ttl-prefix applies to --to canonical only (native values are written as given)');
     }
     if (args.shards !== undefined && !args.distributed) throw new KspError('USAGE', '--shards applies with --distributed only');
-    if (args.distributed && args.to !== 'native') throw new KspError('DISTRIBUTED_UNSUPPORTED', '--distributed: convert --to canonical reads native state, which distributed units do not read yet; run it as one process');
     const { runWrite } = await import('../write/run.js');
     if (args.to === 'canonical') {
       const ttlPrefix = args['ttl-prefix'];
+      if (args.distributed) {
+        const { runDistributedPlan } = await import('../distributed/plan-run.js');
+        return runDistributedPlan('convert', args, (w) => w.convert('canonical', ttlPrefix ? { ttlPrefix } : {}));
+      }
       await runWrite(args, (w) => w.convert('canonical', ttlPrefix ? { ttlPrefix } : {}));
       return;
     }

@@ -100,7 +100,7 @@ export async function commitDistributed(target: string | Location, o: CommitOpti
         report.files++;
         report.bytes += out.size;
       }
-      if ((u.kind === 'merge' || u.kind === 'rewrite' || u.kind === 'native') && r.entries !== undefined) expected.set(`${u.outOperator}/${u.outTask}`, r.entries);
+      if (u.kind !== 'copy' && r.entries !== undefined) expected.set(`${u.outOperator}/${u.outTask}`, r.entries);
     }
 
     // Leftovers of shards killed mid-write (local disk; S3 uploads are atomic and aborted below).

@@ -4,6 +4,7 @@ import { rangeOwnersByName } from '../../model/task-ranges.js';
 import { child, locate, uriOf } from '../../storage/uri.js';
 import { VERSION } from '../../version.js';
 import type { Job } from '../jobs.js';
+import type { NativeFileRef } from '../../model/native-read.js';
 import { TargetLock } from '../lock.js';
 import { checkTargetEmpty } from '../target-files.js';
 import { within, type StoredFile } from '../target.js';
@@ -32,9 +33,12 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
   const unsupported = (why: string): KspError => new KspError('DISTRIBUTED_UNSUPPORTED', `--distributed: ${why}; run it as one process (without --distributed)`, { found: why });
   const rel = (f: StoredFile): string | null => (f.relPath !== null && within(f.location, dir) ? f.relPath : null);
   const id = (k: string): string => `${k}-${String(units.length).padStart(4, '0')}`;
-  const spec = (s: { location: import('../../storage/uri.js').Location; operatorId: string; taskId: string; sha256?: string; native?: unknown }, size?: number): SourceSpec => {
-    if (s.native) throw unsupported(`${s.operatorId}/${s.taskId} is native (RocksDB) state, which distributed units do not read yet`);
-    return { uri: uriOf(s.location), operatorId: s.operatorId, taskId: s.taskId, ...(s.sha256 ? { sha256: s.sha256 } : {}), ...(size !== undefined ? { size } : {}) };
+  const spec = (s: { location: import('../../storage/uri.js').Location; operatorId: string; taskId: string; sha256?: string; native?: NativeFileRef[]; ttlPrefix?: 'strip' | 'keep' }, size?: number, nativeOk = false): SourceSpec => {
+    if (s.native && !nativeOk) throw unsupported(`${s.operatorId}/${s.taskId} is native (RocksDB) state, which this kind of distributed unit does not read yet`);
+    return {
+      uri: uriOf(s.location), operatorId: s.operatorId, taskId: s.taskId, ...(s.sha256 ? { sha256: s.sha256 } : {}), ...(size !== undefined ? { size } : {}),
+      ...(s.native ? { native: s.native.map((f) => ({ ...f })) } : {}), ...(s.ttlPrefix ? { ttlPrefix: s.ttlPrefix } : {}),
+    };
   };
   const routed: string[] = [];
   const sizes = new Map(p.plan.files.filter((f) => f.from && f.bytes !== undefined).map((f) => [f.from!, f.bytes!]));
@@ -58,6 +62,10 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
           break;
         }
         if (j.keyChange) throw unsupported(`a migration of ${j.out.operatorId} changes keys (collisions need one process)`);
+        if (j.source.native && j.map === null) {
+          units.push({ id: id('k'), phase: 0, kind: 'canonical', source: spec(j.source, undefined, true), to: uriOf(j.out.file.location), rel: rel(j.out.file), outOperator: j.out.operatorId, outTask: j.out.taskId });
+          break;
+        }
         if (j.map !== null && !j.unit) throw unsupported(`the steps for ${j.out.operatorId} are defined in code or in a TypeScript module, not in a JavaScript module every shard can load`);
         units.push({
           id: id('w'), phase: 0, kind: 'rewrite', source: spec(j.source, sizes.get(uriOf(j.source.location))), to: uriOf(j.out.file.location), rel: rel(j.out.file),
@@ -70,7 +78,7 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
         if (j.native) throw unsupported(`operator ${j.operator} would be written as native state`);
         const owners = rangeOwnersByName(j.outs.map((x) => x.taskId));
         const routes = j.sources.map((s, index) => {
-          const u = { id: id('r'), phase: 0 as const, kind: 'route' as const, operator: j.operator, index, source: spec(s), routing: j.routing as 'window' | 'state-key', owners, run: '' };
+          const u = { id: id('r'), phase: 0 as const, kind: 'route' as const, operator: j.operator, index, source: spec(s, undefined, true), routing: j.routing as 'window' | 'state-key', owners, run: '' };
           u.run = uriOf(runLocation(dir, u.id));
           units.push(u);
           return u.id;
@@ -125,7 +133,7 @@ export async function writeDistributedPlan(p: PreparedWrite, o: PlanOptions): Pr
   }
   // Sizes of the sources read, for balancing the shards and for status.
   await Promise.all(plan.units.map(async (u) => {
-    if ((u.kind === 'route' || u.kind === 'rewrite' || u.kind === 'native') && u.source.size === undefined) {
+    if (u.kind !== 'copy' && u.kind !== 'merge' && u.source.size === undefined) {
       const l = locate(u.source.uri);
       const st = await l.storage.stat(l.key);
       if (st) u.source.size = st.size;

@@ -11,6 +11,7 @@ import { child, locate, uriOf, type Location } from '../../storage/uri.js';
 import type { WritePlan } from '../plan.js';
 import type { MigrationSpec } from '../units.js';
 import type { NativeWriteOptions } from '../native-output.js';
+import type { NativeFileRef } from '../../model/native-read.js';
 import { within } from '../target.js';
 
 /**
@@ -31,6 +32,9 @@ export interface SourceSpec {
   taskId: string;
   sha256?: string;
   size?: number;
+  /** A native task: its RocksDB files, resolved at plan time (each SST checked against its sst_manifest.json as read). */
+  native?: NativeFileRef[];
+  ttlPrefix?: 'strip' | 'keep';
 }
 
 interface UnitBase {
@@ -106,7 +110,29 @@ export interface NativeUnitSpec extends UnitBase {
   options: NativeWriteOptions;
 }
 
-export type DistUnit = CopyUnit | RouteUnitSpec | MergeUnitSpec | RewriteUnitSpec | NativeUnitSpec;
+/**
+ * One native task as a canonical state.bin (convert --to canonical), as the
+ * one-process convert writes it: `write/native-canonical.ts
+ * convertNativeTask` when the tables state the live count, else the
+ * entries through a local spill (the count is known only at the end).
+ */
+export interface CanonicalUnitSpec extends UnitBase {
+  kind: 'canonical';
+  source: SourceSpec;
+  to: string;
+  rel: string | null;
+  outOperator: string;
+  outTask: string;
+}
+
+export type DistUnit = CopyUnit | RouteUnitSpec | MergeUnitSpec | RewriteUnitSpec | NativeUnitSpec | CanonicalUnitSpec;
+
+/** Every file a unit reads from the source. */
+export function unitReads(u: DistUnit): string[] {
+  if (u.kind === 'copy') return [u.from];
+  if (u.kind === 'merge') return [];
+  return [u.source.uri, ...(u.source.native?.map((f) => f.uri) ?? [])];
+}
 
 export interface DistributedPlan {
   format: typeof PLAN_FORMAT;
@@ -297,24 +323,22 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
     ids.add(u.id);
     switch (u.kind) {
       case 'copy':
-        readable(u.from, `${f}.from`);
-        inside(u.to, `${f}.to`);
-        break;
       case 'merge':
-        inside(u.to, `${f}.to`);
-        break;
       case 'rewrite':
       case 'native':
-        readable(u.source?.uri, `${f}.source.uri`);
+      case 'canonical':
         inside(u.to, `${f}.to`);
         break;
       case 'route':
-        readable(u.source?.uri, `${f}.source.uri`);
         inside(u.run, `${f}.run`);
         break;
       default:
         throw bad(`unknown unit kind ${JSON.stringify((u as { kind?: unknown }).kind)}`, f);
     }
+  });
+  plan.units.forEach((u, i) => {
+    if (u.kind !== 'copy' && u.kind !== 'merge' && (typeof u.source !== 'object' || u.source === null || (u.source.native !== undefined && !Array.isArray(u.source.native)))) throw bad('no source', `units[${i}].source`);
+    unitReads(u).forEach((r, k) => readable(r, `units[${i}].${k === 0 ? (u.kind === 'copy' ? 'from' : 'source.uri') : `source.native[${k - 1}].uri`}`));
   });
   for (const u of plan.units) if (u.kind === 'merge') for (const r of u.routes) if (!ids.has(r)) throw bad(`merge ${u.id} depends on unknown unit ${r}`);
   // meta.json: in the target directory, or (engine mode) the savepoint record beside it in the same job's savepoints/ (target.ts).
@@ -331,7 +355,7 @@ export function dependencies(u: DistUnit): string[] {
 /** Bytes a unit reads, for balancing shards and for status. */
 export function unitBytes(u: DistUnit): number {
   if (u.kind === 'copy') return u.size ?? 0;
-  if (u.kind === 'route' || u.kind === 'rewrite' || u.kind === 'native') return u.source.size ?? 0;
+  if (u.kind !== 'merge') return (u.source.size ?? 0) + (u.source.native?.reduce((n, f) => n + (f.size ?? 0), 0) ?? 0);
   return 0;
 }
 
@@ -348,5 +372,7 @@ export function describeUnit(u: DistUnit): string {
       return `rewrite ${u.outOperator}/${u.outTask}`;
     case 'native':
       return `native ${u.outOperator}/${u.outTask}`;
+    case 'canonical':
+      return `canonical ${u.outOperator}/${u.outTask}`;
   }
 }

@@ -13,7 +13,9 @@ import { BroadcastSet, encodeEntry, openTask } from '../repartition.js';
 import { BROADCAST_LIMIT_BYTES } from '../route-pass.js';
 import { runRewrite } from '../rewrite-unit.js';
 import { makeTempDir, removeTempDir } from '../temp-dir.js';
-import type { CopyUnit, DistUnit, DoneRecord, MergeUnitSpec, NativeUnitSpec, OutputRecord, RewriteUnitSpec, RouteUnitSpec, Segment } from './plan-file.js';
+import type { CanonicalUnitSpec, CopyUnit, DistUnit, DoneRecord, MergeUnitSpec, NativeUnitSpec, OutputRecord, RewriteUnitSpec, RouteUnitSpec, Segment, SourceSpec } from './plan-file.js';
+import { convertNativeTask } from '../native-canonical.js';
+import { Spill } from '../spill.js';
 import { epochDirName } from '../../formats/metadata/metadata.js';
 import { encodeStateBin } from '../../formats/state-bin/encoder.js';
 import { child, parent } from '../../storage/uri.js';
@@ -55,6 +57,8 @@ export async function runDistUnit(u: DistUnit, ctx: UnitContext): Promise<UnitOu
       return runRewriteUnit(u, ctx);
     case 'native':
       return runNativeUnit(u, ctx);
+    case 'canonical':
+      return runCanonicalUnit(u, ctx);
   }
 }
 
@@ -65,8 +69,11 @@ async function runCopy(u: CopyUnit, ctx: UnitContext): Promise<UnitOutcome> {
   return { outputs: [{ uri: u.to, rel: u.rel, sha256: r.sha256, size: r.size }], read: r.size };
 }
 
-function sourceTask(s: { uri: string; operatorId: string; taskId: string; sha256?: string }): SourceTask {
-  return { operatorId: s.operatorId, taskId: s.taskId, location: locate(s.uri), ...(s.sha256 ? { sha256: s.sha256 } : {}) } as SourceTask;
+function sourceTask(s: SourceSpec): SourceTask {
+  return {
+    operatorId: s.operatorId, taskId: s.taskId, location: locate(s.uri), ...(s.sha256 ? { sha256: s.sha256 } : {}),
+    ...(s.native ? { native: s.native } : {}), ...(s.ttlPrefix ? { ttlPrefix: s.ttlPrefix } : {}),
+  } as SourceTask;
 }
 
 async function runRewriteUnit(u: RewriteUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
@@ -337,4 +344,49 @@ async function runNativeUnit(u: NativeUnitSpec, ctx: UnitContext): Promise<UnitO
   // The pointer first in the record: it is the unit's `to`.
   outputs.sort((a, b) => Number(b.uri === u.to) - Number(a.uri === u.to));
   return { outputs, entries: r.entries, read };
+}
+
+/**
+ * A native task as a canonical state.bin, as the one-process convert writes
+ * it (write/execute.ts): `convertNativeTask` in one pass when the tables
+ * state the live count; otherwise the entries through a local spill (as
+ * `rewriteTask` does when the count is known only at the end), then the
+ * header and the entries. Either way: encodeStateBin of the live entries in
+ * RocksDB key order.
+ */
+async function runCanonicalUnit(u: CanonicalUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
+  const to = locate(u.to);
+  ctx.assertWritable(to);
+  let read = 0;
+  const onBytes = (n: number): void => {
+    read += n;
+    ctx.onBytes?.(n);
+  };
+  const fast = await convertNativeTask({
+    source: u.source.uri, ...(u.source.sha256 ? { sourceSha256: u.source.sha256 } : {}), native: u.source.native ?? [],
+    ...(u.source.ttlPrefix ? { ttlPrefix: u.source.ttlPrefix } : {}), task: `${u.source.operatorId}/${u.source.taskId}`, out: u.to,
+  }, onBytes);
+  if (!fast.fallback) return { outputs: [{ uri: u.to, rel: u.rel, sha256: fast.sha256, size: fast.size }], entries: fast.entries, read };
+  const src = await openTask(sourceTask(u.source), onBytes);
+  if (!src) {
+    const w = await writeHashed(to, encodeStateBin(0, []));
+    return { outputs: [{ uri: u.to, rel: u.rel, sha256: w.sha256, size: w.size }], entries: 0, read };
+  }
+  if (src.count !== null) {
+    const w = await writeHashed(to, encodeStateBin(src.count, src.batches(), u.to));
+    return { outputs: [{ uri: u.to, rel: u.rel, sha256: w.sha256, size: w.size }], entries: src.count, read };
+  }
+  const dir = makeTempDir(ctx.tempDir, 'ksp-rewrite-');
+  const spill = new Spill(dir, 'task', 1024 * 1024, false);
+  try {
+    let index = 0;
+    for await (const batch of src.batches()) for (const e of batch) spill.append(e, { task: 0, index: index++ });
+    spill.close();
+    const { drop } = spill.collisions('fail', (x) => `${u.source.taskId} entry #${x.index}`);
+    const w = await writeHashed(to, spill.stateBin(drop));
+    return { outputs: [{ uri: u.to, rel: u.rel, sha256: w.sha256, size: w.size }], entries: spill.count - drop.size, read };
+  } finally {
+    spill.remove();
+    removeTempDir(dir);
+  }
 }

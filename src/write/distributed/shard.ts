@@ -8,7 +8,7 @@ import { SourceGuard, realPathOf } from '../target-files.js';
 import { LocalStorage } from '../../storage/local.js';
 import { unitError } from '../unit-run.js';
 import {
-  RESERVED, checkSourcePinned, dependencies, describeUnit, encodeJson, readJson, readPlan, recordLocation, sha256Hex, unitBytes,
+  RESERVED, checkSourcePinned, dependencies, unitReads, describeUnit, encodeJson, readJson, readPlan, recordLocation, sha256Hex, unitBytes,
   type DistUnit, type DistributedPlan, type DoneRecord, type FailedRecord, type StartedRecord,
 } from './plan-file.js';
 import { runDistUnit } from './run-unit.js';
@@ -264,12 +264,7 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
  * target holds.
  */
 export function sourceGuard(plan: DistributedPlan): SourceGuard {
-  const files: Location[] = [];
-  for (const u of plan.units) {
-    if (u.kind === 'copy') files.push(locate(u.from));
-    else if (u.kind === 'route' || u.kind === 'rewrite' || u.kind === 'native') files.push(locate(u.source.uri));
-  }
-  return new SourceGuard(locate(plan.source.uri), files);
+  return new SourceGuard(locate(plan.source.uri), plan.units.flatMap((u) => unitReads(u).map((r) => locate(r))));
 }
 
 /** Every migrations module the plan pinned must be, on this machine, the file the plan hashed. */
@@ -290,9 +285,7 @@ async function checkModules(plan: DistributedPlan): Promise<void> {
  */
 function checkReadsByRealPath(plan: DistributedPlan): void {
   const roots = plan.source.roots.map((r) => locate(r)).filter((r) => r.storage instanceof LocalStorage).map((r) => realPathOf((r.storage as LocalStorage).pathOf(r.key)));
-  for (const u of plan.units) {
-    const uri = u.kind === 'copy' ? u.from : u.kind === 'merge' ? null : u.source.uri;
-    if (uri === null) continue;
+  for (const uri of plan.units.flatMap(unitReads)) {
     const l = locate(uri);
     if (!(l.storage instanceof LocalStorage)) continue;
     const real = realPathOf(l.storage.pathOf(l.key));
