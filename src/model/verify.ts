@@ -77,6 +77,12 @@ export interface VerifyOptions {
   manifest?: Uint8Array;
   /** More folders the savepoint may read from (`--allow-root`). */
   allowRoots?: readonly string[];
+  /**
+   * Read only the files this accepts (a manifest path, or an unlisted task's
+   * state file URI): one shard of a distributed run's verification
+   * (write/distributed/). The metadata-level checks still run in full.
+   */
+  select?: (file: string) => boolean;
 }
 
 /** Findings listed per code; the rest of that code are counted (see `add` in verifySavepoint). */
@@ -180,6 +186,10 @@ export async function verifySavepoint(target: string | Location, options: Verify
   const others: Array<{ slot: number; path: string }> = [];
   let slot = 0;
   for (const [path] of listed) {
+    if (options.select && !options.select(path)) {
+      slot++;
+      continue;
+    }
     const t = taskByRel.get(path);
     if (t === undefined) others.push({ slot, path });
     else {
@@ -190,6 +200,7 @@ export async function verifySavepoint(target: string | Location, options: Verify
   }
   for (const t of sp.tasks) {
     if (t.relPath && listed.has(t.relPath)) continue;
+    if (options.select && !options.select(uriOf(t.location))) continue;
     queue.push({ task: t });
     if (queue.length >= SCAN_CHUNK) await flush();
   }

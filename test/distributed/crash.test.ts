@@ -121,9 +121,13 @@ describe('distributed runs survive crashes (separate processes)', () => {
       }
       expect((await ksp(['status', out])).code).toBe(0);
 
-      // The commit killed once its metadata is written (it is verifying): nothing verifies; again, and it seals.
-      const c = start(['commit', out], {});
-      await until(() => exists(out, 'metadata.json'));
+      // The shards' verify shares wrote metadata.json; without the manifest nothing verifies.
+      expect(await exists(out, 'metadata.json')).toBe(true);
+      expect((await ksp(['verify', out])).code).not.toBe(0);
+      // The commit killed while it verifies (--full-verify reads everything again): nothing verifies; again, and it seals.
+      const c = start(['commit', out, '--full-verify'], {});
+      await until(() => exists(out, '.ksp-lock'));
+      await new Promise((r) => setTimeout(r, 300));
       c.kill();
       await c.done;
       expect(await exists(out, 'manifest.sha256')).toBe(false);

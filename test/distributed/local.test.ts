@@ -177,4 +177,38 @@ describe('distributed rescale, in-process shards, local target', () => {
       }
     }
   });
+
+  it('the shards verify the output in shares before commit; a file damaged after it was written fails its share, and commit refuses', async () => {
+    const src = join(tmp(), 'src');
+    await buildSource(src, 300);
+    const one = join(tmp(), 'one');
+    await SavepointWriter.from(await Savepoint.open(src)).rescale(5, { operators: ['windows'] }).write(one, { mode: 'relative' });
+    const out = join(tmp(), 'out');
+    const plan = await writeDistributedPlan(await SavepointWriter.from(await Savepoint.open(src)).rescale(5, { operators: ['windows'] }).prepare(out, { mode: 'relative' }), { command: 'rescale', verifyUnits: 3 });
+    expect(plan.units.filter((u) => u.kind === 'verify')).toHaveLength(3);
+    await runShardsInProcess(out, 2, { pollMs: 20 });
+    // metadata.json is there (the shares verified against it), the manifest is not: nothing verifies yet.
+    expect(existsSync(join(out, 'metadata.json'))).toBe(true);
+    expect((await verifySavepoint(out)).ok).toBe(false);
+    // A byte flipped in an output after its unit finished; its share runs again.
+    const f = join(out, 'windows', 'task-3', 'state.bin');
+    const b = readFileSync(f);
+    b[b.length - 1] ^= 1;
+    writeFileSync(f, b);
+    for (const u of plan.units.filter((x) => x.kind === 'verify')) rmSync(join(out, '_ksp', 'units', `${u.id}.done.json`));
+    await expect(runShardsInProcess(out, 1, { pollMs: 20 })).rejects.toMatchObject({ code: 'OUTPUT_VERIFY_FAILED' });
+    const e = await commitDistributed(out).catch((x) => x);
+    expect(e.code).toBe('DISTRIBUTED_INCOMPLETE');
+    expect(e.message).toContain('OUTPUT_VERIFY_FAILED');
+    expect(existsSync(join(out, 'manifest.sha256'))).toBe(false);
+    // Repaired (the unit's output written again), the shares pass and the commit seals.
+    b[b.length - 1] ^= 1;
+    writeFileSync(f, b);
+    await runShardsInProcess(out, 1, { pollMs: 20 });
+    const c = await commitDistributed(out);
+    expect(c.verify.sharded).toBe(true);
+    expect(c.verify.entries).toBeGreaterThan(0);
+    expect(comparableTree(out)).toEqual(comparableTree(one));
+    expect((await verifySavepoint(out)).ok).toBe(true);
+  });
 });

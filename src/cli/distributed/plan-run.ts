@@ -1,7 +1,7 @@
 import { KspError } from '../../errors.js';
 import { Savepoint } from '../../model/savepoint.js';
 import { writeDistributedPlan } from '../../write/distributed/make-plan.js';
-import type { DistributedPlan } from '../../write/distributed/plan-file.js';
+import { unitBytes, type DistributedPlan } from '../../write/distributed/plan-file.js';
 import type { SavepointWriter } from '../../write/writer.js';
 import { setExit } from '../exit.js';
 import { bytes, err, json, out, shown } from '../output.js';
@@ -41,7 +41,7 @@ export async function runDistributedPlan(command: string, args: WriteArgs & { sh
 
 /** One shard per 256 MiB read, at most 64 and at least 1: a starting point, not a rule. */
 function suggestedShards(plan: DistributedPlan): number {
-  const read = plan.units.reduce((n, u) => n + (u.kind === 'copy' ? u.size ?? 0 : u.kind === 'merge' ? 0 : u.source.size ?? 0), 0);
+  const read = plan.units.reduce((n, u) => n + unitBytes(u), 0);
   return Math.max(1, Math.min(64, Math.ceil(read / (256 * 1024 * 1024)), plan.units.filter((u) => u.phase === 0).length));
 }
 
@@ -63,7 +63,7 @@ function launch(target: string, n: number): string[] {
 
 function human(plan: DistributedPlan, n: number): string {
   const s = summary(plan) as { kinds: Record<string, number>; units: number };
-  const read = plan.units.reduce((x, u) => x + (u.kind === 'copy' ? u.size ?? 0 : u.kind === 'merge' ? 0 : u.source.size ?? 0), 0);
+  const read = plan.units.reduce((x, u) => x + unitBytes(u), 0);
   const lines = [
     `planned ${plan.command} of ${plan.source.uri}`,
     `   → ${plan.target.uri}  (${plan.target.mode} mode), plan in ${plan.target.uri}/_ksp/plan.json`,

@@ -31,13 +31,13 @@ export async function runWork(args: WorkArgs): Promise<void> {
 
 export async function runCommit(args: CommitArgs): Promise<void> {
   const r = await commitDistributed(args.target, {
-    threads: args.threads, forceUnlock: args['force-unlock'],
+    threads: args.threads, forceUnlock: args['force-unlock'], fullVerify: args['full-verify'],
     onPhase: (p) => { if (args.verbose && !args.quiet) err(`ksp: commit: ${p}`); },
   });
   if (args.json) await out(json(r));
   else if (r.alreadyCommitted) await out(`${shown(r.target)}: already committed; the reserved folder was cleaned up\n`);
   else {
-    await out(shown(`committed ${r.target}\n  ${count(r.units)} unit(s), ${count(r.files)} file(s), ${bytes(r.bytes)}\n  verified OK: ${count(r.verify.files)} file(s) hashed, ${count(r.verify.entries)} entries decoded${r.verify.warnings.length ? `, ${r.verify.warnings.length} warning(s)` : ''} (${r.seconds.toFixed(1)} s)\n`));
+    await out(shown(`committed ${r.target}\n  ${count(r.units)} unit(s), ${count(r.files)} file(s), ${bytes(r.bytes)}\n  verified OK${r.verify.sharded ? ' (by the shards, in shares)' : ''}: ${count(r.verify.files)} file(s) hashed, ${count(r.verify.entries)} entries decoded${r.verify.warnings.length ? `, ${r.verify.warnings.length} warning(s)` : ''} (${r.seconds.toFixed(1)} s)\n`));
     if (args.verbose) for (const w of r.verify.warnings) err(`ksp: warning [${w.code}] ${shown(w.message)}`);
   }
   setExit(0);

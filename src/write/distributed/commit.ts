@@ -1,16 +1,15 @@
 import * as fsp from 'node:fs/promises';
 import { KspError } from '../../errors.js';
-import { MANIFEST_NAME, buildManifest, type ManifestEntry } from '../../formats/manifest/manifest.js';
-import { verifySavepoint, type Finding } from '../../model/verify.js';
+import { MANIFEST_NAME } from '../../formats/manifest/manifest.js';
+import type { Finding } from '../../model/verify.js';
 import { LocalStorage } from '../../storage/local.js';
 import { S3Storage } from '../../storage/s3.js';
 import { child, locate, uriOf, type Location } from '../../storage/uri.js';
-import { writeHashed } from '../copy.js';
 import { TargetLock } from '../lock.js';
 import { onInterrupt } from '../interrupt.js';
 import { TEMP_MARK, targetEntries } from '../target-files.js';
-import { toAsyncChunks } from '../../storage/storage.js';
-import { RESERVED, checkSourcePinned, readPlan, type DistributedPlan } from './plan-file.js';
+import { RESERVED, checkSourcePinned, readPlan } from './plan-file.js';
+import { recordedOutputs, verifyOutput, writeMetadata } from './seal.js';
 import { checkReserved, sourceGuard } from './shard.js';
 import { unitStates, type UnitStatus } from './status.js';
 
@@ -26,6 +25,8 @@ import { unitStates, type UnitStatus } from './status.js';
 
 export interface CommitOptions {
   threads?: number;
+  /** Read every file again here, even when the shards verified the output in shares. */
+  fullVerify?: boolean;
   forceUnlock?: boolean;
   onPhase?: (phase: 'check' | 'verify' | 'seal') => void;
 }
@@ -39,7 +40,8 @@ export interface CommitReport {
   files: number;
   bytes: number;
   tasks: Array<{ operator: string; task: string; entries: number }>;
-  verify: { ok: boolean; files: number; bytes: number; entries: number; warnings: Finding[] };
+  /** `sharded`: the files were read by the shards' verify units; the commit checked metadata, coverage and identity. */
+  verify: { ok: boolean; files: number; bytes: number; entries: number; warnings: Finding[]; sharded?: boolean };
   seconds: number;
 }
 
@@ -75,52 +77,43 @@ export async function commitDistributed(target: string | Location, o: CommitOpti
     if (open.length) throw incomplete(dir, open, statuses.length);
     report.units = statuses.length;
 
-    const hashes: ManifestEntry[] = [];
-    const expected = new Map<string, number>();
-    for (const u of plan.units) {
-      const r = done.get(u.id)!;
-      const want = u.kind === 'route' ? u.run : u.to;
-      const first = r.outputs[0];
-      // A record must describe the unit's own outputs (a record copied from elsewhere is refused):
-      // its one file, or for a native unit the pointer and the files of its own incr/{op}/{task}/ folder.
-      const own = (o: { uri: string; rel: string | null }): boolean => u.kind === 'native'
-        ? o.uri === u.to || (o.rel !== null && o.rel.startsWith(`incr/${u.outOperator}/${u.outTask}/`) && o.uri === uriOf(child(dir, o.rel)))
-        : o.uri === want && (u.kind === 'route' || o.rel === u.rel);
-      if (!first || first.uri !== want || (u.kind !== 'native' && r.outputs.length !== 1) || !r.outputs.every(own)) {
-        throw new KspError('DISTRIBUTED_PLAN_INVALID', `${uriOf(dir)}/${RESERVED}/units/${u.id}.done.json: names ${first?.uri ?? 'no output'}, but unit ${u.id} writes ${want}`, { unit: u.id });
-      }
-      if (u.kind === 'route') continue;
-      for (const out of r.outputs) {
-        const loc = locate(out.uri);
-        const st = await loc.storage.stat(loc.key);
-        if (!st || st.size !== out.size) {
-          throw new KspError('DISTRIBUTED_INCOMPLETE', `${out.uri}: ${st ? `${st.size} bytes` : 'missing'}, but the completion record of ${u.id} says ${out.size} bytes; run the unit again (delete ${RESERVED}/units/${u.id}.done.json, then ksp work)`, { file: out.uri, unit: u.id });
-        }
-        if (out.rel !== null) hashes.push({ path: out.rel, sha256: out.sha256 });
-        report.files++;
-        report.bytes += out.size;
-      }
-      if (u.kind !== 'copy' && r.entries !== undefined) expected.set(`${u.outOperator}/${u.outTask}`, r.entries);
-    }
+    const outs = await recordedOutputs(plan, done, dir);
+    report.files = outs.files;
+    report.bytes = outs.bytes;
 
     // Leftovers of shards killed mid-write (local disk; S3 uploads are atomic and aborted below).
     await removeTempFiles(dir);
     if (dir.storage instanceof S3Storage) await dir.storage.abortUploads(dir.key).catch(() => undefined);
 
-    const md = child(dir, 'metadata.json');
-    const meta = locate(plan.meta.uri);
-    for (const l of [md, meta]) guard.assertNotSource(l, 'write');
-    wroteMeta = [md, meta];
-    const a = await writeHashed(md, toAsyncChunks(Buffer.from(plan.metadata, 'utf8')));
-    hashes.push({ path: 'metadata.json', sha256: a.sha256 });
-    const b = await writeHashed(meta, toAsyncChunks(Buffer.from(plan.meta.text, 'utf8')));
-    if (plan.meta.rel !== null) hashes.push({ path: plan.meta.rel, sha256: b.sha256 });
+    wroteMeta = [child(dir, 'metadata.json'), locate(plan.meta.uri)];
+    const md = await writeMetadata(plan, dir, outs.hashes, (l) => guard.assertNotSource(l, 'write'));
     report.files += 2;
-    report.bytes += a.size + b.size;
-    const manifestBytes = buildManifest(hashes);
+    report.bytes += md.bytes;
+    const manifestBytes = md.manifest;
 
     o.onPhase?.('verify');
-    await verifyOutput(dir, plan, manifestBytes, expected, report, o.threads);
+    // The shards verified the files in shares (verify units); what is left is the metadata-level
+    // pass (coverage, identity, paths), unless the whole pass is asked for or the plan has no shares.
+    const shares = plan.units.filter((u) => u.kind === 'verify');
+    const full = o.fullVerify === true || shares.length === 0;
+    try {
+      const v = await verifyOutput(dir, plan, manifestBytes, outs.expected, { threads: o.threads, ...(full ? {} : { select: () => false }) });
+      report.tasks = v.tasks;
+      report.verify = { ok: true, files: v.files, bytes: v.bytes, entries: v.entries, warnings: v.warnings, sharded: !full };
+      if (!full) {
+        for (const u of shares) {
+          const r = done.get(u.id)!.verified;
+          if (!r) throw new KspError('DISTRIBUTED_PLAN_INVALID', `${uriOf(dir)}/${RESERVED}/units/${u.id}.done.json: a verify share's record says nothing about what it verified`, { unit: u.id });
+          report.verify.files += r.files;
+          report.verify.bytes += r.bytes;
+          report.verify.entries += r.entries;
+          for (const w of r.warnings) report.verify.warnings.push({ severity: 'warning', code: w.code, message: w.message });
+        }
+      }
+    } catch (e) {
+      if (e instanceof KspError && e.code === 'OUTPUT_VERIFY_FAILED') throw new KspError('OUTPUT_VERIFY_FAILED', `${e.message} (metadata removed; unit outputs kept)`, e.data);
+      throw e;
+    }
 
     o.onPhase?.('seal');
     await lock.assertHeld();
@@ -159,29 +152,6 @@ function incomplete(dir: Location, open: UnitStatus[], total: number): KspError 
     missing: by('missing').map((x) => x.id), running: by('running').map((x) => x.id), stalled: by('stalled').map((x) => x.id),
     failed: failed.map((x) => ({ unit: x.id, what: x.what, shard: x.shard, error: x.error })),
   });
-}
-
-/** The one-process write's re-verify (write/execute.ts), with the manifest still in memory. */
-async function verifyOutput(dir: Location, plan: DistributedPlan, manifestBytes: Uint8Array, expected: Map<string, number>, report: CommitReport, threads?: number): Promise<void> {
-  const v = await verifySavepoint(dir, { threads, manifest: manifestBytes });
-  const routedHere = new Set(plan.routedTasks);
-  for (const f of v.findings) {
-    const d = f.data as { operator?: string; task?: string } | undefined;
-    if (f.code === 'KEY_GROUP_MISPLACED' && !routedHere.has(`${d?.operator}/${d?.task}`)) {
-      f.severity = 'warning';
-      f.message = `as in the source: ${f.message}`;
-    }
-  }
-  const errors = v.findings.filter((f) => f.severity === 'error');
-  for (const t of v.tasks) {
-    const want = expected.get(`${t.operator}/${t.task}`);
-    if (want !== undefined) report.tasks.push({ operator: t.operator, task: t.task, entries: t.entries });
-    if (want !== undefined && t.entries !== want) errors.push({ severity: 'error', code: 'RESCALE_COUNT_MISMATCH', file: t.file, message: `${t.file}: ${t.entries} entries verified, ${want} written` });
-  }
-  report.verify = { ok: errors.length === 0, files: v.totals.files, bytes: v.totals.bytes, entries: v.totals.entries, warnings: v.findings.filter((f) => f.severity === 'warning') };
-  if (errors.length) {
-    throw new KspError('OUTPUT_VERIFY_FAILED', `the distributed output does not verify, so it was not committed (metadata removed; unit outputs kept): ${errors.slice(0, 3).map((f) => `[${f.code}] ${f.message}`).join('; ')}`, { file: uriOf(dir), findings: errors });
-  }
 }
 
 /** `*.ksp-tmp-*` files under the target (local disk): left by shards killed mid-write. */

@@ -10,7 +10,7 @@ import { checkTargetEmpty } from '../target-files.js';
 import { within, type StoredFile } from '../target.js';
 import type { PreparedWrite } from '../writer.js';
 import {
-  PLAN_FORMAT, PLAN_VERSION, RESERVED, createExclusive, encodeJson, planLocation, runLocation, sha256Hex, sourceManifestHash,
+  PLAN_FORMAT, PLAN_VERSION, RESERVED, createExclusive, encodeJson, planLocation, runLocation, sha256Hex, sourceManifestHash, unitBytes,
   type DistUnit, type DistributedPlan, type SourceSpec,
 } from './plan-file.js';
 
@@ -25,6 +25,8 @@ import {
 export interface PlanOptions {
   command: string;
   options?: Record<string, unknown>;
+  /** Shares of the output's verification (default: one per 512 MiB read, 1 to 64). */
+  verifyUnits?: number;
 }
 
 export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPlan {
@@ -133,7 +135,7 @@ export async function writeDistributedPlan(p: PreparedWrite, o: PlanOptions): Pr
   }
   // Sizes of the sources read, for balancing the shards and for status.
   await Promise.all(plan.units.map(async (u) => {
-    if (u.kind !== 'copy' && u.kind !== 'merge' && u.source.size === undefined) {
+    if (u.kind !== 'copy' && u.kind !== 'merge' && u.kind !== 'verify' && u.source.size === undefined) {
       const l = locate(u.source.uri);
       const st = await l.storage.stat(l.key);
       if (st) u.source.size = st.size;
@@ -143,6 +145,10 @@ export async function writeDistributedPlan(p: PreparedWrite, o: PlanOptions): Pr
       if (st) u.size = st.size;
     }
   }));
+  // The output's verification in shares, run by the shards once everything is written.
+  const read = plan.units.reduce((n, u) => n + unitBytes(u), 0);
+  const v = Math.max(1, Math.min(64, o.verifyUnits ?? Math.ceil(read / (512 * 1024 * 1024))));
+  for (let index = 0; index < v; index++) plan.units.push({ id: `v-${String(plan.units.length).padStart(4, '0')}`, phase: 2, kind: 'verify', index, count: v });
   const dir = p.target.dir;
   p.guard.assertNotSource(planLocation(dir), 'write');
   p.guard.assertNotSource(child(dir, RESERVED, 'runs', 'x'), 'write');

@@ -39,8 +39,8 @@ export interface SourceSpec {
 
 interface UnitBase {
   id: string;
-  /** 0: runs at once; 1: runs once every unit it depends on is done. */
-  phase: 0 | 1;
+  /** 0: runs at once; 1: once the units it reads are done; 2: once every unit of phases 0 and 1 is done. */
+  phase: 0 | 1 | 2;
 }
 
 export interface CopyUnit extends UnitBase {
@@ -125,12 +125,25 @@ export interface CanonicalUnitSpec extends UnitBase {
   outTask: string;
 }
 
-export type DistUnit = CopyUnit | RouteUnitSpec | MergeUnitSpec | RewriteUnitSpec | NativeUnitSpec | CanonicalUnitSpec;
+/**
+ * Share `index` of `count` of the output's verification (phase 2): once
+ * every output is written, metadata.json and meta.json from the plan, then
+ * `ksp verify`'s pass over the files whose path hashes to this share
+ * (seal.ts `verifyShardOf`), against the manifest the records add up to. The
+ * commit then checks only what is left (metadata, coverage, identity).
+ */
+export interface VerifyUnitSpec extends UnitBase {
+  kind: 'verify';
+  index: number;
+  count: number;
+}
+
+export type DistUnit = CopyUnit | RouteUnitSpec | MergeUnitSpec | RewriteUnitSpec | NativeUnitSpec | CanonicalUnitSpec | VerifyUnitSpec;
 
 /** Every file a unit reads from the source. */
 export function unitReads(u: DistUnit): string[] {
   if (u.kind === 'copy') return [u.from];
-  if (u.kind === 'merge') return [];
+  if (u.kind === 'merge' || u.kind === 'verify') return [];
   return [u.source.uri, ...(u.source.native?.map((f) => f.uri) ?? [])];
 }
 
@@ -182,6 +195,8 @@ export interface DoneRecord {
   broadcastDistinct?: number;
   broadcastMerged?: number;
   steps?: Array<{ transformed: number; passed: number }>;
+  /** Verify units: what their share of the verification read, and its warnings. */
+  verified?: { files: number; bytes: number; entries: number; warnings: Array<{ code: string; message: string }> };
   read: number;
   shard: string;
   host: string;
@@ -332,12 +347,15 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
       case 'route':
         inside(u.run, `${f}.run`);
         break;
+      case 'verify':
+        if (!Number.isSafeInteger(u.index) || !Number.isSafeInteger(u.count) || u.index < 0 || u.index >= u.count) throw bad(`verify share ${u.index} of ${u.count}`, f);
+        break;
       default:
         throw bad(`unknown unit kind ${JSON.stringify((u as { kind?: unknown }).kind)}`, f);
     }
   });
   plan.units.forEach((u, i) => {
-    if (u.kind !== 'copy' && u.kind !== 'merge' && (typeof u.source !== 'object' || u.source === null || (u.source.native !== undefined && !Array.isArray(u.source.native)))) throw bad('no source', `units[${i}].source`);
+    if (u.kind !== 'copy' && u.kind !== 'merge' && u.kind !== 'verify' && (typeof u.source !== 'object' || u.source === null || (u.source.native !== undefined && !Array.isArray(u.source.native)))) throw bad('no source', `units[${i}].source`);
     unitReads(u).forEach((r, k) => readable(r, `units[${i}].${k === 0 ? (u.kind === 'copy' ? 'from' : 'source.uri') : `source.native[${k - 1}].uri`}`));
   });
   for (const u of plan.units) if (u.kind === 'merge') for (const r of u.routes) if (!ids.has(r)) throw bad(`merge ${u.id} depends on unknown unit ${r}`);
@@ -348,13 +366,15 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
 }
 
 /** The units a unit waits for. */
-export function dependencies(u: DistUnit): string[] {
+export function dependencies(u: DistUnit, units: readonly DistUnit[]): string[] {
+  if (u.kind === 'verify') return units.filter((x) => x.kind !== 'verify').map((x) => x.id);
   return u.kind === 'merge' ? u.routes : [];
 }
 
 /** Bytes a unit reads, for balancing shards and for status. */
 export function unitBytes(u: DistUnit): number {
   if (u.kind === 'copy') return u.size ?? 0;
+  if (u.kind === 'verify') return 0;
   if (u.kind !== 'merge') return (u.source.size ?? 0) + (u.source.native?.reduce((n, f) => n + (f.size ?? 0), 0) ?? 0);
   return 0;
 }
@@ -374,5 +394,7 @@ export function describeUnit(u: DistUnit): string {
       return `native ${u.outOperator}/${u.outTask}`;
     case 'canonical':
       return `canonical ${u.outOperator}/${u.outTask}`;
+    case 'verify':
+      return `verify share ${u.index + 1} of ${u.count}`;
   }
 }

@@ -59,6 +59,8 @@ export async function runDistUnit(u: DistUnit, ctx: UnitContext): Promise<UnitOu
       return runNativeUnit(u, ctx);
     case 'canonical':
       return runCanonicalUnit(u, ctx);
+    case 'verify':
+      throw new KspError('INTERNAL', `verify unit ${u.id} runs in its shard (shard.ts), which holds the plan and the records`);
   }
 }
 

@@ -9,9 +9,10 @@ import { LocalStorage } from '../../storage/local.js';
 import { unitError } from '../unit-run.js';
 import {
   RESERVED, checkSourcePinned, dependencies, unitReads, describeUnit, encodeJson, readJson, readPlan, recordLocation, sha256Hex, unitBytes,
-  type DistUnit, type DistributedPlan, type DoneRecord, type FailedRecord, type StartedRecord,
+  type DistUnit, type DistributedPlan, type DoneRecord, type FailedRecord, type StartedRecord, type VerifyUnitSpec,
 } from './plan-file.js';
-import { runDistUnit } from './run-unit.js';
+import { runDistUnit, type UnitOutcome } from './run-unit.js';
+import { recordedOutputs, verifyOutput, verifyShardOf, writeMetadata } from './seal.js';
 
 /**
  * One shard of a distributed run: the units the plan assigns to shard i of
@@ -87,7 +88,7 @@ export function assign(units: readonly DistUnit[], count: number): DistUnit[][] 
     const outputs = units.filter((x) => x.kind === 'merge' && x.operator === u.operator).length;
     return Math.max(1, Math.round(u.routes.reduce((n, id) => n + unitBytes(byId.get(id)!), 0) / Math.max(1, outputs)));
   };
-  for (const phase of [0, 1] as const) {
+  for (const phase of [0, 1, 2] as const) {
     const list = units.filter((u) => u.phase === phase);
     const order = list.map((u, i) => ({ u, i, w: weight(u) })).sort((a, b) => b.w - a.w || a.i - b.i);
     const load = new Array<number>(count).fill(0);
@@ -175,7 +176,7 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
       o.onUnit?.(u, 'skip');
       return;
     }
-    for (const d of dependencies(u)) await waitFor(d);
+    for (const d of dependencies(u, plan.units)) await waitFor(d);
     await assertNotCommitted();
     const t0 = Date.now();
     const startedRec: StartedRecord = { unit: u.id, shard, host: HOST, pid: process.pid, started: new Date(t0).toISOString(), heartbeat: new Date(t0).toISOString() };
@@ -187,7 +188,7 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
     beat.unref();
     o.onUnit?.(u, 'start');
     try {
-      const r = await runDistUnit(u, ctx);
+      const r = u.kind === 'verify' ? await runVerifyUnit(u) : await runDistUnit(u, ctx);
       const rec: DoneRecord = { unit: u.id, kind: u.kind, ...r, shard, host: HOST, pid: process.pid, seconds: (Date.now() - t0) / 1000, finished: new Date().toISOString() };
       // The completion record last: the unit counts only from here.
       const loc = recordLocation(dir, u.id, 'done');
@@ -204,6 +205,19 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
     } finally {
       clearInterval(beat);
     }
+  };
+  /** A share of the verification: metadata from the plan, then verify's pass over this share's files. */
+  const runVerifyUnit = async (u: VerifyUnitSpec): Promise<UnitOutcome> => {
+    const done = new Map<string, DoneRecord>();
+    for (const x of plan.units) {
+      if (x.kind === 'verify') continue;
+      const r = await record(x.id);
+      if (r) done.set(x.id, r);
+    }
+    const outs = await recordedOutputs(plan, done, dir);
+    const md = await writeMetadata(plan, dir, outs.hashes, ctx.assertWritable);
+    const v = await verifyOutput(dir, plan, md.manifest, outs.expected, { select: (f) => verifyShardOf(f, u.count) === u.index });
+    return { outputs: [], verified: { files: v.files, bytes: v.bytes, entries: v.entries, warnings: v.warnings.map((w) => ({ code: w.code, message: w.message })) }, read: v.bytes };
   };
   const assertNotCommitted = async (): Promise<void> => {
     if (await manifest.storage.stat(manifest.key)) {
@@ -237,7 +251,7 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
     }
   };
   const concurrency = Math.max(1, o.concurrency ?? 2);
-  for (const phase of [0, 1] as const) {
+  for (const phase of [0, 1, 2] as const) {
     const list = mine.filter((u) => u.phase === phase);
     let next = 0;
     let failed: unknown = null;
