@@ -107,7 +107,10 @@ export async function commitDistributed(target: string | Location, o: CommitOpti
           report.verify.files += r.files;
           report.verify.bytes += r.bytes;
           report.verify.entries += r.entries;
-          for (const w of r.warnings) report.verify.warnings.push({ severity: 'warning', code: w.code, message: w.message });
+          // Each share also ran the metadata-level checks: the same warning once.
+          for (const w of r.warnings) {
+            if (!report.verify.warnings.some((x) => x.code === w.code && x.message === w.message)) report.verify.warnings.push({ severity: 'warning', code: w.code, message: w.message });
+          }
         }
       }
     } catch (e) {
