@@ -75,3 +75,20 @@ function human(plan: DistributedPlan, n: number): string {
   ];
   return lines.join('\n') + '\n';
 }
+
+/** `ksp verify <sp> --distributed <folder>`: the shares planned, and how to run them. */
+export async function runVerifyPlan(args: { savepoint: string; distributed?: string; shards?: number; json?: boolean; quiet?: boolean; 'allow-root'?: string[] }): Promise<void> {
+  const shards = args.shards ?? 8;
+  if (!Number.isInteger(shards) || shards < 1) throw new KspError('USAGE', `--shards must be a positive integer, got ${args.shards}`);
+  const { locate } = await import('../../storage/uri.js');
+  const { writeVerifyPlan } = await import('../../write/distributed/make-plan.js');
+  const sp = await Savepoint.open(args.savepoint, { allowRoots: allowRoots(args) });
+  const plan = await writeVerifyPlan(sp, locate(args.distributed!), { shares: shards });
+  await out(args.json ? json({ plan: summary(plan), shards, launch: launch(plan.target.uri, shards) }) : shown([
+    `planned verify of ${plan.source.uri} in ${shards} share(s), plan in ${plan.target.uri}/_ksp/plan.json`,
+    `source pinned by its manifest.sha256: ${plan.source.manifestSha256 ?? '(none)'}`,
+    'run the shards, then commit to merge their reports:',
+    ...launch(plan.target.uri, shards).map((l) => `  ${l}`),
+  ].join('\n') + '\n'));
+  setExit(0);
+}

@@ -34,6 +34,13 @@ export async function runCommit(args: CommitArgs): Promise<void> {
     threads: args.threads, forceUnlock: args['force-unlock'], fullVerify: args['full-verify'],
     onPhase: (p) => { if (args.verbose && !args.quiet) err(`ksp: commit: ${p}`); },
   });
+  if (r.verifyReport) {
+    // A distributed `ksp verify`: the merged report, as ksp verify prints it, and its exit code.
+    const { human } = await import('../verify/run.js');
+    await out(args.json ? json(r.verifyReport) : shown(human(r.verifyReport, args.verbose ?? false)));
+    setExit(r.verifyReport.ok ? 0 : 1);
+    return;
+  }
   if (args.json) await out(json(r));
   else if (r.alreadyCommitted) await out(`${shown(r.target)}: already committed; the reserved folder was cleaned up\n`);
   else {

@@ -1,7 +1,8 @@
 import * as fsp from 'node:fs/promises';
 import { KspError } from '../../errors.js';
 import { MANIFEST_NAME } from '../../formats/manifest/manifest.js';
-import type { Finding } from '../../model/verify.js';
+import { verifySavepoint, type Finding, type VerifyReport } from '../../model/verify.js';
+import type { DoneRecord, DistributedPlan } from './plan-file.js';
 import { LocalStorage } from '../../storage/local.js';
 import { S3Storage } from '../../storage/s3.js';
 import { child, locate, uriOf, type Location } from '../../storage/uri.js';
@@ -42,6 +43,8 @@ export interface CommitReport {
   tasks: Array<{ operator: string; task: string; entries: number }>;
   /** `sharded`: the files were read by the shards' verify units; the commit checked metadata, coverage and identity. */
   verify: { ok: boolean; files: number; bytes: number; entries: number; warnings: Finding[]; sharded?: boolean };
+  /** A distributed `ksp verify` (plan command `verify`): the merged report of its shares. */
+  verifyReport?: VerifyReport;
   seconds: number;
 }
 
@@ -76,6 +79,14 @@ export async function commitDistributed(target: string | Location, o: CommitOpti
     const open = statuses.filter((s) => s.state !== 'done');
     if (open.length) throw incomplete(dir, open, statuses.length);
     report.units = statuses.length;
+    if (plan.command === 'verify') {
+      report.verifyReport = await mergeChecks(plan, done);
+      report.verify = { ok: report.verifyReport.ok, files: report.verifyReport.totals.files, bytes: report.verifyReport.totals.bytes, entries: report.verifyReport.totals.entries, warnings: report.verifyReport.findings.filter((f) => f.severity === 'warning'), sharded: true };
+      unregister();
+      await removeReserved(dir);
+      report.seconds = (Date.now() - started) / 1000;
+      return report;
+    }
 
     const outs = await recordedOutputs(plan, done, dir);
     report.files = outs.files;
@@ -182,4 +193,31 @@ export async function removeReserved(dir: Location): Promise<void> {
   keys.sort((a, b) => Number(a.endsWith('/plan.json')) - Number(b.endsWith('/plan.json')));
   for (let i = 0; i < keys.length; i += 16) await Promise.all(keys.slice(i, i + 16).filter((k) => !k.endsWith('/plan.json')).map((k) => r.storage.delete(k)));
   for (const k of keys.filter((x) => x.endsWith('/plan.json'))) await r.storage.delete(k);
+}
+
+/**
+ * The report of a distributed `ksp verify`: the metadata-level checks run
+ * here (no file read), then every share's findings and totals, each finding
+ * once (every share also ran the metadata-level checks).
+ */
+async function mergeChecks(plan: DistributedPlan, done: Map<string, DoneRecord>): Promise<VerifyReport> {
+  const base = await verifySavepoint(plan.source.uri, { allowRoots: plan.source.roots, select: () => false });
+  const seen = new Set(base.findings.map((f) => `${f.code}\u0000${f.file ?? ''}\u0000${f.message}`));
+  for (const u of plan.units) {
+    if (u.kind !== 'check') continue;
+    const r = done.get(u.id)!;
+    if (!r.verified || !Array.isArray(r.findings)) throw new KspError('DISTRIBUTED_PLAN_INVALID', `unit ${u.id}: its record holds no findings`, { unit: u.id });
+    base.totals.files += r.verified.files;
+    base.totals.bytes += r.verified.bytes;
+    base.totals.entries += r.verified.entries;
+    for (const f of r.findings) {
+      const k = `${f.code}\u0000${f.file ?? ''}\u0000${f.message}`;
+      if (!seen.has(k)) {
+        seen.add(k);
+        base.findings.push(f);
+      }
+    }
+  }
+  base.ok = !base.findings.some((f) => f.severity === 'error');
+  return base;
 }

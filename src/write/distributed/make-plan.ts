@@ -6,7 +6,9 @@ import { VERSION } from '../../version.js';
 import type { Job } from '../jobs.js';
 import type { NativeFileRef } from '../../model/native-read.js';
 import { TargetLock } from '../lock.js';
-import { checkTargetEmpty } from '../target-files.js';
+import { SourceGuard, checkTargetEmpty } from '../target-files.js';
+import type { Savepoint } from '../../model/savepoint.js';
+import type { Location } from '../../storage/uri.js';
 import { within, type StoredFile } from '../target.js';
 import type { PreparedWrite } from '../writer.js';
 import {
@@ -135,7 +137,7 @@ export async function writeDistributedPlan(p: PreparedWrite, o: PlanOptions): Pr
   }
   // Sizes of the sources read, for balancing the shards and for status.
   await Promise.all(plan.units.map(async (u) => {
-    if (u.kind !== 'copy' && u.kind !== 'merge' && u.kind !== 'verify' && u.source.size === undefined) {
+    if (u.kind !== 'copy' && u.kind !== 'merge' && u.kind !== 'verify' && u.kind !== 'check' && u.source.size === undefined) {
       const l = locate(u.source.uri);
       const st = await l.storage.stat(l.key);
       if (st) u.source.size = st.size;
@@ -158,6 +160,40 @@ export async function writeDistributedPlan(p: PreparedWrite, o: PlanOptions): Pr
     await checkTargetEmpty(dir, p.target.metaLocation, { ownToken: lock.info.token });
     if (!(await createExclusive(planLocation(dir), encodeJson(plan)))) {
       throw new KspError('TARGET_NOT_EMPTY', `${uriOf(planLocation(dir))}: another distributed plan was made here meanwhile`, { file: uriOf(planLocation(dir)) });
+    }
+  } finally {
+    await lock.release();
+  }
+  return plan;
+}
+
+/**
+ * A distributed `ksp verify` of a savepoint: `shares` check units over its
+ * files, planned into a work folder (empty, apart from the source), pinned
+ * to the source's manifest. `ksp work` runs the shares, `ksp commit` merges
+ * their findings into one report and removes the plan.
+ */
+export async function writeVerifyPlan(sp: Savepoint, work: Location, o: { shares: number; forceUnlock?: boolean }): Promise<DistributedPlan> {
+  if (within(work, sp.dir) || within(sp.dir, work)) {
+    throw new KspError('TARGET_OVERLAPS_SOURCE', `${uriOf(work)}: the work folder overlaps the savepoint ${sp.uri}; the savepoint is never written, so choose a folder outside it`, { file: uriOf(work) });
+  }
+  const guard = new SourceGuard(sp.dir, []);
+  guard.assertTargetApart(work);
+  const shares = Math.max(1, Math.min(4096, Math.floor(o.shares)));
+  const plan: DistributedPlan = {
+    format: PLAN_FORMAT, version: PLAN_VERSION, ksp: VERSION, created: new Date().toISOString(), command: 'verify', options: { shares },
+    source: { uri: sp.uri, manifestSha256: await sourceManifestHash(sp.dir), roots: sp.roots.roots.map(uriOf) },
+    target: { uri: uriOf(work), mode: 'relative' },
+    metadata: '', meta: { uri: uriOf(child(work, 'meta.json')), rel: null, text: '' }, routedTasks: [],
+    units: Array.from({ length: shares }, (_, index) => ({ id: `v-${String(index).padStart(4, '0')}`, phase: 0 as const, kind: 'check' as const, index, count: shares })),
+    plan: { source: sp.uri, target: uriOf(work), mode: 'relative', jobId: '', epoch: '', savepointId: '', meta: '', fencingToken: '', operations: [], operators: [], files: [], metadata: [], warnings: [], totals: { files: 0, copy: { files: 0, bytes: 0 }, rewrite: { files: 0, bytes: 0 }, write: { files: 0 } } },
+  };
+  guard.assertNotSource(planLocation(work), 'write');
+  const lock = await TargetLock.acquire(work, { forceUnlock: o.forceUnlock, command: 'verify --distributed' });
+  try {
+    await checkTargetEmpty(work, child(work, 'meta.json'), { ownToken: lock.info.token });
+    if (!(await createExclusive(planLocation(work), encodeJson(plan)))) {
+      throw new KspError('TARGET_NOT_EMPTY', `${uriOf(planLocation(work))}: another distributed plan was made here meanwhile`, { file: uriOf(planLocation(work)) });
     }
   } finally {
     await lock.release();

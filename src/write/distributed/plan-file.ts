@@ -12,6 +12,7 @@ import type { WritePlan } from '../plan.js';
 import type { MigrationSpec } from '../units.js';
 import type { NativeWriteOptions } from '../native-output.js';
 import type { NativeFileRef } from '../../model/native-read.js';
+import type { Finding } from '../../model/verify.js';
 import { within } from '../target.js';
 
 /**
@@ -138,12 +139,24 @@ export interface VerifyUnitSpec extends UnitBase {
   count: number;
 }
 
-export type DistUnit = CopyUnit | RouteUnitSpec | MergeUnitSpec | RewriteUnitSpec | NativeUnitSpec | CanonicalUnitSpec | VerifyUnitSpec;
+/**
+ * A distributed `ksp verify` of the source itself (a plan whose command is
+ * `verify`, in a work folder): verify's pass over the share `index` of
+ * `count` of the source's files; its findings go into its record, and
+ * commit merges them.
+ */
+export interface CheckUnitSpec extends UnitBase {
+  kind: 'check';
+  index: number;
+  count: number;
+}
+
+export type DistUnit = CopyUnit | RouteUnitSpec | MergeUnitSpec | RewriteUnitSpec | NativeUnitSpec | CanonicalUnitSpec | VerifyUnitSpec | CheckUnitSpec;
 
 /** Every file a unit reads from the source. */
 export function unitReads(u: DistUnit): string[] {
   if (u.kind === 'copy') return [u.from];
-  if (u.kind === 'merge' || u.kind === 'verify') return [];
+  if (u.kind === 'merge' || u.kind === 'verify' || u.kind === 'check') return [];
   return [u.source.uri, ...(u.source.native?.map((f) => f.uri) ?? [])];
 }
 
@@ -197,6 +210,8 @@ export interface DoneRecord {
   steps?: Array<{ transformed: number; passed: number }>;
   /** Verify units: what their share of the verification read, and its warnings. */
   verified?: { files: number; bytes: number; entries: number; warnings: Array<{ code: string; message: string }> };
+  /** Check units: every finding of their share (errors included: finding them is the unit's work). */
+  findings?: Finding[];
   read: number;
   shard: string;
   host: string;
@@ -348,6 +363,7 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
         inside(u.run, `${f}.run`);
         break;
       case 'verify':
+      case 'check':
         if (!Number.isSafeInteger(u.index) || !Number.isSafeInteger(u.count) || u.index < 0 || u.index >= u.count) throw bad(`verify share ${u.index} of ${u.count}`, f);
         break;
       default:
@@ -355,7 +371,7 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
     }
   });
   plan.units.forEach((u, i) => {
-    if (u.kind !== 'copy' && u.kind !== 'merge' && u.kind !== 'verify' && (typeof u.source !== 'object' || u.source === null || (u.source.native !== undefined && !Array.isArray(u.source.native)))) throw bad('no source', `units[${i}].source`);
+    if (u.kind !== 'copy' && u.kind !== 'merge' && u.kind !== 'verify' && u.kind !== 'check' && (typeof u.source !== 'object' || u.source === null || (u.source.native !== undefined && !Array.isArray(u.source.native)))) throw bad('no source', `units[${i}].source`);
     unitReads(u).forEach((r, k) => readable(r, `units[${i}].${k === 0 ? (u.kind === 'copy' ? 'from' : 'source.uri') : `source.native[${k - 1}].uri`}`));
   });
   for (const u of plan.units) if (u.kind === 'merge') for (const r of u.routes) if (!ids.has(r)) throw bad(`merge ${u.id} depends on unknown unit ${r}`);
@@ -374,7 +390,7 @@ export function dependencies(u: DistUnit, units: readonly DistUnit[]): string[] 
 /** Bytes a unit reads, for balancing shards and for status. */
 export function unitBytes(u: DistUnit): number {
   if (u.kind === 'copy') return u.size ?? 0;
-  if (u.kind === 'verify') return 0;
+  if (u.kind === 'verify' || u.kind === 'check') return 0;
   if (u.kind !== 'merge') return (u.source.size ?? 0) + (u.source.native?.reduce((n, f) => n + (f.size ?? 0), 0) ?? 0);
   return 0;
 }
@@ -396,5 +412,7 @@ export function describeUnit(u: DistUnit): string {
       return `canonical ${u.outOperator}/${u.outTask}`;
     case 'verify':
       return `verify share ${u.index + 1} of ${u.count}`;
+    case 'check':
+      return `verify the source, share ${u.index + 1} of ${u.count}`;
   }
 }

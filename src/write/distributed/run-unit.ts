@@ -60,7 +60,8 @@ export async function runDistUnit(u: DistUnit, ctx: UnitContext): Promise<UnitOu
     case 'canonical':
       return runCanonicalUnit(u, ctx);
     case 'verify':
-      throw new KspError('INTERNAL', `verify unit ${u.id} runs in its shard (shard.ts), which holds the plan and the records`);
+    case 'check':
+      throw new KspError('INTERNAL', `unit ${u.id} runs in its shard (shard.ts), which holds the plan and the records`);
   }
 }
 

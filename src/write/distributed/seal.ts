@@ -28,7 +28,7 @@ export interface RecordedOutputs {
 export async function recordedOutputs(plan: DistributedPlan, done: Map<string, DoneRecord>, dir: Location): Promise<RecordedOutputs> {
   const r0: RecordedOutputs = { hashes: [], expected: new Map(), files: 0, bytes: 0 };
   for (const u of plan.units) {
-    if (u.kind === 'verify') continue;
+    if (u.kind === 'verify' || u.kind === 'check') continue;
     const r = done.get(u.id);
     if (!r) throw new KspError('DISTRIBUTED_INCOMPLETE', `${uriOf(dir)}: unit ${u.id} has no completion record`, { unit: u.id, missing: [u.id] });
     const want = u.kind === 'route' ? u.run : u.to;

@@ -9,9 +9,10 @@ import { LocalStorage } from '../../storage/local.js';
 import { unitError } from '../unit-run.js';
 import {
   RESERVED, checkSourcePinned, dependencies, unitReads, describeUnit, encodeJson, readJson, readPlan, recordLocation, sha256Hex, unitBytes,
-  type DistUnit, type DistributedPlan, type DoneRecord, type FailedRecord, type StartedRecord, type VerifyUnitSpec,
+  type CheckUnitSpec, type DistUnit, type DistributedPlan, type DoneRecord, type FailedRecord, type StartedRecord, type VerifyUnitSpec,
 } from './plan-file.js';
 import { runDistUnit, type UnitOutcome } from './run-unit.js';
+import { verifySavepoint } from '../../model/verify.js';
 import { recordedOutputs, verifyOutput, verifyShardOf, writeMetadata } from './seal.js';
 
 /**
@@ -188,7 +189,7 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
     beat.unref();
     o.onUnit?.(u, 'start');
     try {
-      const r = u.kind === 'verify' ? await runVerifyUnit(u) : await runDistUnit(u, ctx);
+      const r = u.kind === 'verify' ? await runVerifyUnit(u) : u.kind === 'check' ? await runCheckUnit(u) : await runDistUnit(u, ctx);
       const rec: DoneRecord = { unit: u.id, kind: u.kind, ...r, shard, host: HOST, pid: process.pid, seconds: (Date.now() - t0) / 1000, finished: new Date().toISOString() };
       // The completion record last: the unit counts only from here.
       const loc = recordLocation(dir, u.id, 'done');
@@ -218,6 +219,11 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
     const md = await writeMetadata(plan, dir, outs.hashes, ctx.assertWritable);
     const v = await verifyOutput(dir, plan, md.manifest, outs.expected, { select: (f) => verifyShardOf(f, u.count) === u.index });
     return { outputs: [], verified: { files: v.files, bytes: v.bytes, entries: v.entries, warnings: v.warnings.map((w) => ({ code: w.code, message: w.message })) }, read: v.bytes };
+  };
+  /** A share of a distributed `ksp verify` of the source: its findings are its result. */
+  const runCheckUnit = async (u: CheckUnitSpec): Promise<UnitOutcome> => {
+    const v = await verifySavepoint(plan.source.uri, { allowRoots: plan.source.roots, select: (f) => verifyShardOf(f, u.count) === u.index, onBytes: ctx.onBytes });
+    return { outputs: [], verified: { files: v.totals.files, bytes: v.totals.bytes, entries: v.totals.entries, warnings: [] }, findings: v.findings, read: v.totals.bytes };
   };
   const assertNotCommitted = async (): Promise<void> => {
     if (await manifest.storage.stat(manifest.key)) {
