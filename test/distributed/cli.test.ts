@@ -60,8 +60,12 @@ describe('ksp work, commit, status: the command line', () => {
     const job = JSON.parse(readFileSync(join(ROOT, 'deploy/kubernetes/work-job.json'), 'utf8'));
     const n = job.spec.completions as number;
     const args = (job.spec.template.spec.containers[0].args as string[]).map((a) => a.replace('$(KSP_TARGET)', out));
-    const runs = await Promise.all(Array.from({ length: n }, (_, i) => ksp(args, { JOB_COMPLETION_INDEX: String(i), KSP_WORK_POLL_MS: '50' })));
-    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    // Every index of the Job, four pods at a time (16 processes at once would crowd the test machine's 2 cores):
+    // a shard whose merge needs a route no pod has started yet runs it itself.
+    for (let i = 0; i < n; i += 4) {
+      const runs = await Promise.all(Array.from({ length: Math.min(4, n - i) }, (_, k) => ksp(args, { JOB_COMPLETION_INDEX: String(i + k), KSP_WORK_POLL_MS: '50' })));
+      for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    }
     const commit = JSON.parse(readFileSync(join(ROOT, 'deploy/kubernetes/commit-job.json'), 'utf8'));
     const c = await ksp((commit.spec.template.spec.containers[0].args as string[]).map((a) => a.replace('$(KSP_TARGET)', out)));
     expect(c.code, c.stderr).toBe(0);
