@@ -81,6 +81,15 @@ export const ERROR_CODES = {
   ROCKSDB_UNSUPPORTED: 'unsupported',
   ROCKSDB_KEY: 'input',
 
+  DISTRIBUTED_UNSUPPORTED: 'unsupported',
+  DISTRIBUTED_PLAN_MISSING: 'not-found',
+  DISTRIBUTED_PLAN_INVALID: 'input',
+  DISTRIBUTED_SOURCE_CHANGED: 'input',
+  DISTRIBUTED_INCOMPLETE: 'verify',
+  DISTRIBUTED_UNIT_FAILED: 'verify',
+  DISTRIBUTED_TIMEOUT: 'storage',
+  SHARD_INVALID: 'usage',
+
   VERIFY_FAILED: 'verify',
   INTERNAL: 'internal',
 } as const satisfies Record<string, ErrorFamily>;

@@ -50,3 +50,6 @@ export { locate, child, uriOf, type Location } from './storage/uri.js';
 export type { Storage, ObjectInfo, ListEntry, ByteSource } from './storage/storage.js';
 export { checkRelativePath, unsafeReason } from './formats/stored-path.js';
 export { KspError, isKspError, ERROR_CODES, EXIT_CODES, type ErrorCode, type ErrorFamily } from './errors.js';
+
+// Distributed runs (README "Scale-out"): plan, shards, commit, status.
+export { writeDistributedPlan, runShard, runShardsInProcess, commitDistributed, distributedStatus, parseShard, type ShardReport, type CommitReport, type DistributedStatus, type DistributedPlan } from './write/distributed/index.js';

@@ -97,6 +97,12 @@ export interface VerifyOptions {
    * decoded and checked in the same pass (write/execute.ts seals that hash).
    */
   adopt?: ReadonlySet<string>;
+  /**
+   * Read only the files this accepts (a manifest path, or an unlisted task's
+   * state file URI): one shard of a distributed run's verification
+   * (write/distributed/). The metadata-level checks still run in full.
+   */
+  select?: (file: string) => boolean;
 }
 
 /** Findings listed per code; the rest of that code are counted (see `add` in verifySavepoint). */
@@ -200,6 +206,10 @@ export async function verifySavepoint(target: string | Location, options: Verify
   const others: Array<{ slot: number; path: string }> = [];
   let slot = 0;
   for (const path of listed.paths()) {
+    if (options.select && !options.select(path)) {
+      slot++;
+      continue;
+    }
     const t = taskByRel.get(path);
     if (t === undefined) others.push({ slot, path });
     else {
@@ -210,6 +220,7 @@ export async function verifySavepoint(target: string | Location, options: Verify
   }
   for (const t of sp.tasks) {
     if (t.relPath && listed.has(t.relPath)) continue;
+    if (options.select && !options.select(uriOf(t.location))) continue;
     queue.push({ task: t });
     if (queue.length >= SCAN_CHUNK) await flush();
   }

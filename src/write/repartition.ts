@@ -264,7 +264,7 @@ function entryOf(raw: Uint8Array): StateEntry {
   return { operatorId: f[0]!.toString('utf8'), stateName: f[1]!.toString('utf8'), key: f[2]!, value: f[3]! };
 }
 
-function encodeEntry(e: StateEntry): Buffer {
+export function encodeEntry(e: StateEntry): Buffer {
   const parts: Buffer[] = [];
   for (const x of [Buffer.from(e.operatorId, 'utf8'), Buffer.from(e.stateName, 'utf8'), e.key, e.value]) {
     const len = Buffer.alloc(8);
@@ -279,7 +279,7 @@ function encodeEntry(e: StateEntry): Buffer {
  * first-seen order, within BROADCAST_LIMIT_BYTES: both rescale paths (the
  * streaming one and the placed one) keep them so, and must agree.
  */
-class BroadcastSet {
+export class BroadcastSet {
   readonly entries = new Map<string, { e: StateEntry; task: number }>();
   merged = 0;
   private bytes = 0;

@@ -66,7 +66,8 @@ export function kspOwned(rel: string): boolean {
   if (name.includes(TEMP_MARK)) return true;
   if (['metadata.json', 'meta.json', MANIFEST_NAME, LOCK_NAME].includes(rel)) return true;
   if (/^[^/]+\/[^/]+\/state\.bin$/.test(rel)) return true;
-  return rel.startsWith('incr/') || rel.startsWith('extra/');
+  // _ksp/: the plan, records and run files of a distributed run (write/distributed/FORMAT.md).
+  return rel.startsWith('incr/') || rel.startsWith('extra/') || rel.startsWith('_ksp/');
 }
 
 /**

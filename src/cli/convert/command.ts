@@ -12,6 +12,8 @@ interface ConvertArgs extends WriteArgs {
   'bloom-bits'?: number;
   'sst-size'?: string;
   'ttl-prefix'?: 'strip' | 'keep';
+  distributed?: boolean;
+  shards?: number;
 }
 
 const NATIVE_ONLY = ['format-version', 'compression', 'checksum', 'block-size', 'bloom-bits', 'sst-size'] as const;
@@ -29,6 +31,9 @@ export const command: CommandModule<GlobalArgs, ConvertArgs> = {
       .option('bloom-bits', { type: 'number', describe: '--to native: Bloom filter bits per key, 0 for none (default 10, the engine\'s)' })
       .option('ttl-prefix', { choices: ['strip', 'keep'] as const, describe: '--to canonical: native values of operators with a state TTL start with an 8-byte expiry (i64 LE ms). keep (default): as the engine\'s own native -> portable step at restore; strip: remove it, as the TTL backend\'s own portable snapshot does (expired entries are kept). ksp inspect/verify warn when values look prefixed' })
       .option('sst-size', { type: 'string', describe: '--to native: target size of each SST file, e.g. 64MiB (default 64 MiB)' })
+      .option('distributed', { type: 'boolean', describe: 'Write only a plan of units to the target (_ksp/plan.json) and print how to run it as N shards (ksp work, ksp status, ksp commit); see README "Scale-out"' })
+      .option('shards', { type: 'number', describe: 'With --distributed: the shard count the printed commands use' })
+      .example('ksp convert s3://b/sp s3://b/sp-native --to native --mode relative --distributed --shards 8', 'plan a conversion to RocksDB for 8 shards')
       .example('ksp convert s3://prod/shop/savepoints/00000000000000000042 ./sp42 --to canonical --mode relative', 'a portable, self-contained copy of a native savepoint')
       .example('ksp convert ./checkpoint-9 ./sp9 --to canonical --dry-run', 'which tasks would be decoded and which copied')
       .example('ksp convert ./sp9-migrated ./sp9-native --to native', 'canonical state back to RocksDB tables the engine restores directly')
@@ -50,9 +55,14 @@ ${WRITE_EPILOG}`) as never,
     } else if (args['ttl-prefix'] !== undefined) {
       throw new KspError('USAGE', '--ttl-prefix applies to --to canonical only (native values are written as given)');
     }
+    if (args.shards !== undefined && !args.distributed) throw new KspError('USAGE', '--shards applies with --distributed only');
     const { runWrite } = await import('../write/run.js');
     if (args.to === 'canonical') {
       const ttlPrefix = args['ttl-prefix'];
+      if (args.distributed) {
+        const { runDistributedPlan } = await import('../distributed/plan-run.js');
+        return runDistributedPlan('convert', args, (w) => w.convert('canonical', ttlPrefix ? { ttlPrefix } : {}));
+      }
       await runWrite(args, (w) => w.convert('canonical', ttlPrefix ? { ttlPrefix } : {}));
       return;
     }
@@ -64,6 +74,10 @@ ${WRITE_EPILOG}`) as never,
       bloomBits: args['bloom-bits'],
       sstSize: args['sst-size'] === undefined ? undefined : parseSize(args['sst-size'], '--sst-size'),
     };
+    if (args.distributed) {
+      const { runDistributedPlan } = await import('../distributed/plan-run.js');
+      return runDistributedPlan('convert', args, (w) => w.convert('native', options));
+    }
     await runWrite(args, (w) => w.convert('native', options));
   },
 };

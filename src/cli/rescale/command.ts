@@ -7,6 +7,8 @@ interface RescaleArgs extends WriteArgs {
   operator?: string[];
   routing?: 'state-key' | 'window';
   'task-ids'?: string;
+  distributed?: boolean;
+  shards?: number;
 }
 
 export const command: CommandModule<GlobalArgs, RescaleArgs> = {
@@ -20,6 +22,9 @@ export const command: CommandModule<GlobalArgs, RescaleArgs> = {
       .option('task-ids', { type: 'string', describe: 'New task ids with {i} for the index (default: the source\'s pattern, e.g. task-{i})' })
       .example('ksp rescale ./sp ./sp-p8 --parallelism 8', 'every keyed operator to 8 tasks')
       .example('ksp rescale ./sp ./out -p 3 --operator windows --dry-run', 'show the plan for one operator')
+      .option('distributed', { type: 'boolean', describe: 'Write only a plan of units to the target (_ksp/plan.json) and print how to run it as N shards (ksp work, ksp status, ksp commit); see README "Scale-out"' })
+      .option('shards', { type: 'number', describe: 'With --distributed: the shard count the printed commands use (default: one per 256 MiB read, at most 64)' })
+      .example('ksp rescale s3://prod/j/savepoints/00000000000000000042 s3://prod/j2/savepoints/00000000000000000042 -p 64 --distributed --shards 16', 'plan a rescale for 16 shards (ksp work … --shard i/16), then ksp commit')
       .example('ksp rescale ./sp ./out -p 12 --fencing-token 3', 'as the engine would at 12 tasks (task-10 owns range 2), for a cluster whose coordinator token is 3')
       .epilog(`Entries are routed by key group (32,768 groups) exactly as the engine's own rescale does: new task ids
 sorted as strings get the key-group ranges in order (at 12 tasks, task-10 owns range 2); the watermark key
@@ -28,6 +33,11 @@ the minimum); each task holds its routed entries in source order, then the broad
 must equal entries out, or the run fails as corruption. An empty task is written as the 12-byte empty
 snapshot. Spill files go to --temp-dir.\n\n${WRITE_EPILOG}`),
   handler: async (args) => {
+    if (args.distributed) {
+      const { runDistributedPlan } = await import('../distributed/plan-run.js');
+      return runDistributedPlan('rescale', args, (w) => w.rescale(args.parallelism, { operators: args.operator, routing: args.routing, taskIds: args['task-ids'] }));
+    }
+    if (args.shards !== undefined) throw new (await import('../../errors.js')).KspError('USAGE', '--shards applies with --distributed only');
     const { runWrite } = await import('../write/run.js');
     await runWrite(args, (w) => w.rescale(args.parallelism, { operators: args.operator, routing: args.routing, taskIds: args['task-ids'] }));
   },

@@ -1,0 +1,202 @@
+import { readFile } from 'node:fs/promises';
+import { KspError } from '../../errors.js';
+import { rangeOwnersByName } from '../../model/task-ranges.js';
+import { child, locate, uriOf } from '../../storage/uri.js';
+import { VERSION } from '../../version.js';
+import type { Job } from '../jobs.js';
+import type { NativeFileRef } from '../../model/native-read.js';
+import { TargetLock } from '../lock.js';
+import { SourceGuard, checkTargetEmpty } from '../target-files.js';
+import type { Savepoint } from '../../model/savepoint.js';
+import type { Location } from '../../storage/uri.js';
+import { within, type StoredFile } from '../target.js';
+import type { PreparedWrite } from '../writer.js';
+import {
+  PLAN_FORMAT, PLAN_VERSION, RESERVED, createExclusive, encodeJson, planLocation, runLocation, sha256Hex, sourceManifestHash, unitBytes,
+  type DistUnit, type DistributedPlan, type SourceSpec,
+} from './plan-file.js';
+
+/**
+ * Turns a prepared write (the same planner a one-process write uses, so the
+ * same jobs, metadata and meta.json) into a distributed plan of plain-data
+ * units, and stores it at the target as `_ksp/plan.json`, created only if
+ * absent and only into an empty target. Jobs that cannot run as plain data
+ * yet are refused here, before anything is written.
+ */
+
+export interface PlanOptions {
+  command: string;
+  options?: Record<string, unknown>;
+  /** Shares of the output's verification (default: one per 512 MiB read, 1 to 64). */
+  verifyUnits?: number;
+}
+
+export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPlan {
+  const dir = p.target.dir;
+  const units: DistUnit[] = [];
+  const unsupported = (why: string): KspError => new KspError('DISTRIBUTED_UNSUPPORTED', `--distributed: ${why}; run it as one process (without --distributed)`, { found: why });
+  const rel = (f: StoredFile): string | null => (f.relPath !== null && within(f.location, dir) ? f.relPath : null);
+  const id = (k: string): string => `${k}-${String(units.length).padStart(4, '0')}`;
+  const spec = (s: { location: import('../../storage/uri.js').Location; operatorId: string; taskId: string; sha256?: string; native?: NativeFileRef[]; ttlPrefix?: 'strip' | 'keep' }, size?: number, nativeOk = false): SourceSpec => {
+    if (s.native && !nativeOk) throw unsupported(`${s.operatorId}/${s.taskId} is native (RocksDB) state, which this kind of distributed unit does not read yet`);
+    return {
+      uri: uriOf(s.location), operatorId: s.operatorId, taskId: s.taskId, ...(s.sha256 ? { sha256: s.sha256 } : {}), ...(size !== undefined ? { size } : {}),
+      ...(s.native ? { native: s.native.map((f) => ({ ...f })) } : {}), ...(s.ttlPrefix ? { ttlPrefix: s.ttlPrefix } : {}),
+    };
+  };
+  const routed: string[] = [];
+  const sizes = new Map(p.plan.files.filter((f) => f.from && f.bytes !== undefined).map((f) => [f.from!, f.bytes!]));
+  for (const j of p.jobs) {
+    for (const out of outputsOf(j)) {
+      if (!within(out.location, dir)) throw unsupported(`${uriOf(out.location)} lies outside the target directory (engine-mode native files)`);
+      if (out.relPath !== null && out.relPath.split('/')[0] === RESERVED) throw unsupported(`output ${out.relPath} would lie in the reserved folder ${RESERVED}/ (an operator named ${RESERVED})`);
+    }
+    switch (j.kind) {
+      case 'copy':
+        units.push({ id: id('c'), phase: 0, kind: 'copy', from: uriOf(j.from), to: uriOf(j.out.location), rel: rel(j.out), ...(j.sha256 ? { sha256: j.sha256 } : {}), ...(j.size !== undefined ? { size: j.size } : {}) });
+        break;
+      case 'rewrite': {
+        if (j.native) {
+          if (p.target.mode !== 'relative') throw unsupported(`native output in engine mode (its tables go to the shared {base}/{job}/incr/ folder, outside the target); write --mode relative`);
+          if (j.map !== null || j.keyChange) throw unsupported(`${j.out.operatorId}/${j.out.taskId}: native output combined with a migration or rename`);
+          units.push({
+            id: id('n'), phase: 0, kind: 'native', source: spec(j.source, sizes.get(uriOf(j.source.location))), to: uriOf(j.out.file.location), rel: j.out.file.relPath!,
+            outOperator: j.out.operatorId, outTask: j.out.taskId, epoch: p.target.epoch.toString(), options: j.native,
+          });
+          break;
+        }
+        if (j.keyChange) throw unsupported(`a migration of ${j.out.operatorId} changes keys (collisions need one process)`);
+        if (j.source.native && j.map === null) {
+          units.push({ id: id('k'), phase: 0, kind: 'canonical', source: spec(j.source, undefined, true), to: uriOf(j.out.file.location), rel: rel(j.out.file), outOperator: j.out.operatorId, outTask: j.out.taskId });
+          break;
+        }
+        if (j.map !== null && !j.unit) throw unsupported(`the steps for ${j.out.operatorId} are defined in code or in a TypeScript module, not in a JavaScript module every shard can load`);
+        units.push({
+          id: id('w'), phase: 0, kind: 'rewrite', source: spec(j.source, sizes.get(uriOf(j.source.location))), to: uriOf(j.out.file.location), rel: rel(j.out.file),
+          outOperator: j.out.operatorId, outTask: j.out.taskId, migrations: j.unit?.migrations ?? [], renames: j.unit?.renames ?? [],
+        });
+        break;
+      }
+      case 'repartition': {
+        if (j.routing === 'moved' || j.map !== null || j.keyChange) throw unsupported(`operator ${j.operator} combines a rescale with a migration or rename`);
+        if (j.native) throw unsupported(`operator ${j.operator} would be written as native state`);
+        const owners = rangeOwnersByName(j.outs.map((x) => x.taskId));
+        const routes = j.sources.map((s, index) => {
+          const u = { id: id('r'), phase: 0 as const, kind: 'route' as const, operator: j.operator, index, source: spec(s, undefined, true), routing: j.routing as 'window' | 'state-key', owners, run: '' };
+          u.run = uriOf(runLocation(dir, u.id));
+          units.push(u);
+          return u.id;
+        });
+        j.outs.forEach((x, output) => {
+          units.push({ id: id('m'), phase: 1, kind: 'merge', operator: j.operator, output, outOperator: x.operatorId, outTask: x.taskId, to: uriOf(x.file.location), rel: rel(x.file), routes, sourceTasks: j.sources.map((s) => s.taskId) });
+          routed.push(`${x.operatorId}/${x.taskId}`);
+        });
+        break;
+      }
+      case 'native':
+        throw unsupported(`${j.out.operatorId}/${j.out.taskId} is native (RocksDB) state, which distributed units do not copy yet`);
+    }
+  }
+  const metaRel = within(p.target.metaLocation, dir) ? p.target.metaLocation.key.slice(dir.key.length + 1) : null;
+  return {
+    format: PLAN_FORMAT, version: PLAN_VERSION, ksp: VERSION, created: new Date().toISOString(),
+    command: o.command, options: o.options ?? {},
+    source: { uri: p.source.uri, manifestSha256: null, roots: p.source.roots.roots.map(uriOf) },
+    target: { uri: p.target.uri, mode: p.target.mode },
+    metadata: Buffer.from(p.metadata.encode()).toString('utf8'),
+    meta: { uri: uriOf(p.target.metaLocation), rel: metaRel, text: Buffer.from(p.meta.encode()).toString('utf8') },
+    routedTasks: routed, units, plan: p.plan,
+  };
+}
+
+function outputsOf(j: Job): StoredFile[] {
+  switch (j.kind) {
+    case 'copy':
+      return [j.out];
+    case 'rewrite':
+      return [j.out.file];
+    case 'repartition':
+      return j.outs.map((o) => o.file);
+    case 'native':
+      return [j.out.file, j.manifestOut, ...j.files.map((f) => f.out)];
+  }
+}
+
+/**
+ * Plans and stores: the target must be empty (checked under its lock, as a
+ * one-process write checks it), and the plan is created only if absent, so
+ * two planners racing on one target cannot both succeed.
+ */
+export async function writeDistributedPlan(p: PreparedWrite, o: PlanOptions): Promise<DistributedPlan> {
+  const plan = distributedPlan(p, o);
+  plan.source.manifestSha256 = await sourceManifestHash(p.source.dir);
+  // The migrations modules are pinned too: a shard whose copy differs is refused (shard.ts).
+  for (const u of plan.units) {
+    if (u.kind !== 'rewrite') continue;
+    for (const m of u.migrations) (plan.modules ??= {})[m.module] ??= sha256Hex(await readFile(m.module));
+  }
+  // Sizes of the sources read, for balancing the shards and for status.
+  await Promise.all(plan.units.map(async (u) => {
+    if (u.kind !== 'copy' && u.kind !== 'merge' && u.kind !== 'verify' && u.kind !== 'check' && u.source.size === undefined) {
+      const l = locate(u.source.uri);
+      const st = await l.storage.stat(l.key);
+      if (st) u.source.size = st.size;
+    } else if (u.kind === 'copy' && u.size === undefined) {
+      const l = locate(u.from);
+      const st = await l.storage.stat(l.key);
+      if (st) u.size = st.size;
+    }
+  }));
+  // The output's verification in shares, run by the shards once everything is written.
+  const read = plan.units.reduce((n, u) => n + unitBytes(u), 0);
+  const v = Math.max(1, Math.min(64, o.verifyUnits ?? Math.ceil(read / (512 * 1024 * 1024))));
+  for (let index = 0; index < v; index++) plan.units.push({ id: `v-${String(plan.units.length).padStart(4, '0')}`, phase: 2, kind: 'verify', index, count: v });
+  const dir = p.target.dir;
+  p.guard.assertNotSource(planLocation(dir), 'write');
+  p.guard.assertNotSource(child(dir, RESERVED, 'runs', 'x'), 'write');
+  const lock = await TargetLock.acquire(dir, { forceUnlock: p.forceUnlock, command: `${o.command} --distributed` });
+  try {
+    if (p.overwrite) throw new KspError('USAGE', '--distributed writes only into an empty target; --overwrite is not supported with it (empty the target first)');
+    await checkTargetEmpty(dir, p.target.metaLocation, { ownToken: lock.info.token });
+    if (!(await createExclusive(planLocation(dir), encodeJson(plan)))) {
+      throw new KspError('TARGET_NOT_EMPTY', `${uriOf(planLocation(dir))}: another distributed plan was made here meanwhile`, { file: uriOf(planLocation(dir)) });
+    }
+  } finally {
+    await lock.release();
+  }
+  return plan;
+}
+
+/**
+ * A distributed `ksp verify` of a savepoint: `shares` check units over its
+ * files, planned into a work folder (empty, apart from the source), pinned
+ * to the source's manifest. `ksp work` runs the shares, `ksp commit` merges
+ * their findings into one report and removes the plan.
+ */
+export async function writeVerifyPlan(sp: Savepoint, work: Location, o: { shares: number; forceUnlock?: boolean }): Promise<DistributedPlan> {
+  if (within(work, sp.dir) || within(sp.dir, work)) {
+    throw new KspError('TARGET_OVERLAPS_SOURCE', `${uriOf(work)}: the work folder overlaps the savepoint ${sp.uri}; the savepoint is never written, so choose a folder outside it`, { file: uriOf(work) });
+  }
+  const guard = new SourceGuard(sp.dir, []);
+  guard.assertTargetApart(work);
+  const shares = Math.max(1, Math.min(4096, Math.floor(o.shares)));
+  const plan: DistributedPlan = {
+    format: PLAN_FORMAT, version: PLAN_VERSION, ksp: VERSION, created: new Date().toISOString(), command: 'verify', options: { shares },
+    source: { uri: sp.uri, manifestSha256: await sourceManifestHash(sp.dir), roots: sp.roots.roots.map(uriOf) },
+    target: { uri: uriOf(work), mode: 'relative' },
+    metadata: '', meta: { uri: uriOf(child(work, 'meta.json')), rel: null, text: '' }, routedTasks: [],
+    units: Array.from({ length: shares }, (_, index) => ({ id: `v-${String(index).padStart(4, '0')}`, phase: 0 as const, kind: 'check' as const, index, count: shares })),
+    plan: { source: sp.uri, target: uriOf(work), mode: 'relative', jobId: '', epoch: '', savepointId: '', meta: '', fencingToken: '', operations: [], operators: [], files: [], metadata: [], warnings: [], totals: { files: 0, copy: { files: 0, bytes: 0 }, rewrite: { files: 0, bytes: 0 }, write: { files: 0 } } },
+  };
+  guard.assertNotSource(planLocation(work), 'write');
+  const lock = await TargetLock.acquire(work, { forceUnlock: o.forceUnlock, command: 'verify --distributed' });
+  try {
+    await checkTargetEmpty(work, child(work, 'meta.json'), { ownToken: lock.info.token });
+    if (!(await createExclusive(planLocation(work), encodeJson(plan)))) {
+      throw new KspError('TARGET_NOT_EMPTY', `${uriOf(planLocation(work))}: another distributed plan was made here meanwhile`, { file: uriOf(planLocation(work)) });
+    }
+  } finally {
+    await lock.release();
+  }
+  return plan;
+}

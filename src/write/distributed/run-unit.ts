@@ -1,0 +1,395 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { KspError } from '../../errors.js';
+import type { StateEntry } from '../../formats/state-bin/decoder.js';
+import { STATE_BIN_VERSION } from '../../formats/state-bin/decoder.js';
+import { keyGroup, taskForKeyGroup } from '../../model/key-group.js';
+import { routingKey } from '../../model/routing.js';
+import { locate, uriOf, type Location } from '../../storage/uri.js';
+import { copyFile, writeHashed } from '../copy.js';
+import type { SourceTask } from '../jobs.js';
+import { BroadcastSet, encodeEntry, openTask } from '../repartition.js';
+import { BROADCAST_LIMIT_BYTES } from '../route-pass.js';
+import { runRewrite } from '../rewrite-unit.js';
+import { makeTempDir, removeTempDir } from '../temp-dir.js';
+import type { CanonicalUnitSpec, CopyUnit, DistUnit, DoneRecord, MergeUnitSpec, NativeUnitSpec, OutputRecord, RewriteUnitSpec, RouteUnitSpec, Segment, SourceSpec } from './plan-file.js';
+import { convertNativeTask } from '../native-canonical.js';
+import { Spill } from '../spill.js';
+import { epochDirName } from '../../formats/metadata/metadata.js';
+import { encodeStateBin } from '../../formats/state-bin/encoder.js';
+import { child, parent } from '../../storage/uri.js';
+import { writeNativeTask, type NativeLayout } from '../native-output.js';
+import type { StoredFile } from '../target.js';
+import { toAsyncChunks } from '../../storage/storage.js';
+
+/**
+ * One distributed unit where it runs: its outputs written whole (storage
+ * writes are atomic: a temporary name then a rename, or one S3 upload), and
+ * the fields of its completion record returned. Deterministic: the same
+ * unit gives the same bytes on any shard, any number of times, which is
+ * what makes a duplicate or re-run shard harmless.
+ */
+
+export interface UnitContext {
+  /** Local folder for a route unit's spill files. */
+  tempDir: string;
+  /** Refuses a write into the source (real path, local disk); called before every write. */
+  assertWritable(loc: Location): void;
+  /** The completion record of another unit (a merge reads its route units' records). */
+  record(id: string): Promise<DoneRecord | null>;
+  /** The run file the plan gives a route unit (never the one a record names: records are not trusted for places). */
+  runOf(id: string): string;
+  onBytes?: (n: number) => void;
+}
+
+export type UnitOutcome = Omit<DoneRecord, 'unit' | 'kind' | 'shard' | 'host' | 'pid' | 'seconds' | 'finished'>;
+
+export async function runDistUnit(u: DistUnit, ctx: UnitContext): Promise<UnitOutcome> {
+  switch (u.kind) {
+    case 'copy':
+      return runCopy(u, ctx);
+    case 'route':
+      return runRoute(u, ctx);
+    case 'merge':
+      return runMerge(u, ctx);
+    case 'rewrite':
+      return runRewriteUnit(u, ctx);
+    case 'native':
+      return runNativeUnit(u, ctx);
+    case 'canonical':
+      return runCanonicalUnit(u, ctx);
+    case 'verify':
+    case 'check':
+      throw new KspError('INTERNAL', `unit ${u.id} runs in its shard (shard.ts), which holds the plan and the records`);
+  }
+}
+
+async function runCopy(u: CopyUnit, ctx: UnitContext): Promise<UnitOutcome> {
+  const to = locate(u.to);
+  ctx.assertWritable(to);
+  const r = await copyFile(locate(u.from), to, { ...(u.sha256 ? { knownSha256: u.sha256 } : {}), onBytes: ctx.onBytes });
+  return { outputs: [{ uri: u.to, rel: u.rel, sha256: r.sha256, size: r.size }], read: r.size };
+}
+
+function sourceTask(s: SourceSpec): SourceTask {
+  return {
+    operatorId: s.operatorId, taskId: s.taskId, location: locate(s.uri), ...(s.sha256 ? { sha256: s.sha256 } : {}),
+    ...(s.native ? { native: s.native } : {}), ...(s.ttlPrefix ? { ttlPrefix: s.ttlPrefix } : {}),
+  } as SourceTask;
+}
+
+async function runRewriteUnit(u: RewriteUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
+  const to = locate(u.to);
+  ctx.assertWritable(to);
+  // The same streaming rewrite the one-process write runs on its threads (write/rewrite-unit.ts), by URI.
+  const r = await runRewrite({
+    kind: 'rewrite', source: { path: u.source.uri, operatorId: u.source.operatorId, taskId: u.source.taskId, ...(u.source.sha256 ? { sha256: u.source.sha256 } : {}) },
+    out: u.to, migrations: u.migrations, renames: u.renames,
+  });
+  ctx.onBytes?.(r.read);
+  return { outputs: [{ uri: u.to, rel: u.rel, sha256: r.sha256, size: r.size }], entries: r.entries, steps: r.steps, read: r.read };
+}
+
+/** Operator ids and state names as UTF-8, encoded once (a task holds a handful). */
+const texts = new Map<string, Buffer>();
+function text(s: string): Buffer {
+  let b = texts.get(s);
+  if (!b) {
+    if (texts.size > 1024) texts.clear();
+    texts.set(s, (b = Buffer.from(s, 'utf8')));
+  }
+  return b;
+}
+
+/** Appends encoded entries to a local spill file through one buffer, hashing what it writes. */
+class SegmentFile {
+  private readonly fd: number;
+  private readonly buf: Buffer;
+  private used = 0;
+  readonly hash = createHash('sha256');
+  bytes = 0;
+  count = 0;
+  constructor(readonly path: string, size: number) {
+    this.fd = fs.openSync(path, 'w');
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  append(e: StateEntry): number {
+    const op = text(e.operatorId);
+    const st = text(e.stateName);
+    const n = 32 + op.length + st.length + e.key.length + e.value.length;
+    if (this.used + n > this.buf.length) this.flush();
+    if (n > this.buf.length) {
+      const one = encodeEntry(e);
+      this.hash.update(one);
+      for (let off = 0; off < one.length; ) off += fs.writeSync(this.fd, one, off, one.length - off);
+    } else {
+      // Lengths as two u32 halves (fields ksp handles are below 2^31): no BigInt per field.
+      const b = this.buf;
+      let p = this.used;
+      for (const f of [op, st, e.key, e.value]) {
+        b.writeUInt32LE(f.length, p);
+        b.writeUInt32LE(0, p + 4);
+        b.set(f, p + 8);
+        p += 8 + f.length;
+      }
+      this.used = p;
+    }
+    this.bytes += n;
+    this.count++;
+    return n;
+  }
+
+  flush(): void {
+    if (this.used === 0) return;
+    const b = this.buf.subarray(0, this.used);
+    this.hash.update(b);
+    for (let off = 0; off < b.length; ) off += fs.writeSync(this.fd, b, off, b.length - off);
+    this.used = 0;
+  }
+
+  close(): void {
+    this.flush();
+    fs.closeSync(this.fd);
+  }
+}
+
+async function* fileChunks(path: string): AsyncGenerator<Uint8Array> {
+  const s = fs.createReadStream(path, { highWaterMark: 1024 * 1024 });
+  for await (const c of s) yield c as Buffer;
+}
+
+/**
+ * The map side of the shuffle: every entry of one source task to the new
+ * task owning its routing key's key group, as `repartition` routes it
+ * (krishiv-state/src/checkpoint/rescaling.rs, `redistribute_snapshots`:
+ * window layouts by their group key, the watermark and other keys
+ * broadcast). Entries go to one local spill file per new task, in source
+ * order; the run file is those spills one after another, then the
+ * broadcast entries, so one sequential upload writes it and a merge reads
+ * its part with one ranged read.
+ */
+async function runRoute(u: RouteUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
+  const m = Math.max(...u.owners) + 1;
+  const run = locate(u.run);
+  ctx.assertWritable(run);
+  const dir = makeTempDir(ctx.tempDir, 'ksp-rescale-');
+  const bufSize = Math.max(64 * 1024, Math.min(1024 * 1024, Math.floor((32 * 1024 * 1024) / (m + 1))));
+  const segs: SegmentFile[] = [];
+  try {
+    for (let i = 0; i <= m; i++) segs.push(new SegmentFile(join(dir, `seg-${i}`), bufSize));
+    const bc = segs[m]!;
+    let read = 0;
+    const r = await openTask(sourceTask(u.source), (n) => {
+      read += n;
+      ctx.onBytes?.(n);
+    }, 'rescale');
+    if (r) {
+      for await (const batch of r.batches()) {
+        for (const e of batch) {
+          const rk = routingKey(e.key, u.routing);
+          if (rk === null) {
+            bc.append(e);
+            if (bc.bytes > BROADCAST_LIMIT_BYTES) {
+              throw new KspError('RESCALE_BROADCAST_LIMIT', `rescale ${u.operator}: more than ${BROADCAST_LIMIT_BYTES >> 20} MiB of broadcast entries in ${u.source.uri} (keys that do not follow the window layouts are copied to every task); use --routing state-key for this operator`, { operator: u.operator });
+            }
+          } else {
+            segs[u.owners[taskForKeyGroup(keyGroup(rk), m)]!]!.append(e);
+          }
+        }
+      }
+    }
+    for (const s of segs) s.close();
+    const segments: Segment[] = [];
+    let offset = 0;
+    for (const s of segs) {
+      segments.push({ offset, bytes: s.bytes, count: s.count, sha256: s.hash.digest('hex') });
+      offset += s.bytes;
+    }
+    async function* all(): AsyncGenerator<Uint8Array> {
+      for (const s of segs) if (s.bytes) yield* fileChunks(s.path);
+    }
+    const w = await writeHashed(run, all());
+    if (w.size !== offset) throw new KspError('INTERNAL', `${u.run}: ${w.size} bytes written, ${offset} spilled`, { file: u.run });
+    const broadcast = segments.pop()!;
+    return { outputs: [{ uri: u.run, rel: null, sha256: w.sha256, size: w.size }], segments, broadcast, read };
+  } finally {
+    removeTempDir(dir);
+  }
+}
+
+/** A part of a run file, checked against the hash its route record gives. */
+async function* segmentBytes(run: Location, seg: Segment, what: string): AsyncGenerator<Uint8Array> {
+  if (seg.bytes === 0) return;
+  const h = createHash('sha256');
+  let n = 0;
+  for await (const c of run.storage.read(run.key, { offset: seg.offset, length: seg.bytes })) {
+    h.update(c);
+    n += c.length;
+    yield c;
+  }
+  const found = h.digest('hex');
+  if (n !== seg.bytes || found !== seg.sha256) {
+    throw new KspError('HASH_MISMATCH', `${uriOf(run)}: ${what}: ${n} bytes with SHA-256 ${found}, but its completion record says ${seg.bytes} bytes with ${seg.sha256}; the run file changed or is damaged (run its route unit again)`, { file: uriOf(run), expected: seg.sha256, found });
+  }
+}
+
+function decodeEntries(b: Buffer, file: string): StateEntry[] {
+  const out: StateEntry[] = [];
+  let p = 0;
+  while (p < b.length) {
+    const f: Buffer[] = [];
+    for (let k = 0; k < 4; k++) {
+      if (p + 8 > b.length) throw new KspError('HASH_MISMATCH', `${file}: a broadcast segment ends inside an entry`, { file });
+      const n = Number(b.readBigUInt64LE(p));
+      if (p + 8 + n > b.length) throw new KspError('HASH_MISMATCH', `${file}: a broadcast segment ends inside an entry`, { file });
+      f.push(b.subarray(p + 8, p + 8 + n));
+      p += 8 + n;
+    }
+    out.push({ operatorId: f[0]!.toString('utf8'), stateName: f[1]!.toString('utf8'), key: f[2]!, value: f[3]! });
+  }
+  return out;
+}
+
+/**
+ * The reduce side: one new task as `repartition` writes it, byte for byte:
+ * its header (the entry count), its routed entries source by source in
+ * source order, then the broadcast entries of every source merged in
+ * first-seen order (`BroadcastSet`, shared with the one-process paths).
+ */
+async function runMerge(u: MergeUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
+  const to = locate(u.to);
+  ctx.assertWritable(to);
+  const records: DoneRecord[] = [];
+  for (const id of u.routes) {
+    const r = await ctx.record(id);
+    if (!r?.segments || !r.broadcast || !r.outputs[0]) throw new KspError('DISTRIBUTED_INCOMPLETE', `merge ${u.outOperator}/${u.outTask}: route unit ${id} has no completion record`, { unit: u.id, missing: [id] });
+    if (r.segments.length <= u.output) throw new KspError('DISTRIBUTED_PLAN_INVALID', `route unit ${id}: its record has ${r.segments.length} segments, output ${u.output} needs more`, { unit: id });
+    if (r.outputs[0].uri !== ctx.runOf(id)) throw new KspError('DISTRIBUTED_PLAN_INVALID', `route unit ${id}: its record names ${r.outputs[0].uri}, the plan ${ctx.runOf(id)}`, { unit: id });
+    records.push(r);
+  }
+  const job = { operator: u.operator, sources: u.sourceTasks.map((taskId) => ({ taskId })) };
+  const broadcast = new BroadcastSet(job as never);
+  for (let si = 0; si < records.length; si++) {
+    const r = records[si]!;
+    const run = locate(r.outputs[0]!.uri);
+    const parts: Uint8Array[] = [];
+    for await (const c of segmentBytes(run, r.broadcast!, 'broadcast segment')) parts.push(c);
+    for (const e of decodeEntries(Buffer.concat(parts), uriOf(run))) broadcast.add(e, si);
+  }
+  const tail = Buffer.concat([...broadcast.entries.values()].map(({ e }) => encodeEntry(e)));
+  let count = broadcast.entries.size;
+  let read = 0;
+  for (const r of records) count += r.segments![u.output]!.count;
+  async function* body(): AsyncGenerator<Uint8Array> {
+    const header = Buffer.alloc(12);
+    header.writeUInt32LE(STATE_BIN_VERSION, 0);
+    header.writeBigUInt64LE(BigInt(count), 4);
+    yield header;
+    for (let si = 0; si < records.length; si++) {
+      const r = records[si]!;
+      for await (const c of segmentBytes(locate(r.outputs[0]!.uri), r.segments![u.output]!, `segment ${u.output} (${u.outTask}) of source ${u.sourceTasks[si]}`)) {
+        read += c.length;
+        ctx.onBytes?.(c.length);
+        yield c;
+      }
+    }
+    if (tail.length) yield tail;
+  }
+  const w = await writeHashed(to, body());
+  const out: OutputRecord = { uri: u.to, rel: u.rel, sha256: w.sha256, size: w.size };
+  return { outputs: [out], entries: count, broadcastDistinct: broadcast.entries.size, broadcastMerged: broadcast.merged, read };
+}
+
+/**
+ * A canonical task as a RocksDB database in relative mode, as the
+ * one-process convert writes it (write/execute.ts `rewriteTask`, native
+ * branch): the entries key-sorted (they are not in RocksDB key order),
+ * tables, MANIFEST and CURRENT, then sst_manifest.json, then the pointer.
+ * The layout is `Target.nativeFile` of relative mode, rebuilt from plain
+ * data: `incr/{op}/{task}/sst/…` and `incr/{op}/{task}/epochs/{epoch:020}/…`.
+ */
+async function runNativeUnit(u: NativeUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
+  const pointer = locate(u.to);
+  // The target directory: the pointer is {dir}/{rel}.
+  let dir = pointer;
+  for (let i = u.rel.split('/').length; i > 0; i--) dir = parent(dir);
+  const file = (rel: string): StoredFile => ({ stored: rel, location: child(dir, rel), relPath: rel });
+  const base = `incr/${u.outOperator}/${u.outTask}`;
+  const epochDir = `${base}/epochs/${epochDirName(BigInt(u.epoch))}`;
+  const layout: NativeLayout = {
+    sst: (name) => file(`${base}/sst/${name}`),
+    meta: (name) => file(`${epochDir}/${name}`),
+    manifest: file(`${epochDir}/sst_manifest.json`),
+    pointer: { stored: u.rel, location: pointer, relPath: u.rel },
+  };
+  const outputs: OutputRecord[] = [];
+  const store = async (out: StoredFile, data: AsyncIterable<Uint8Array> | Uint8Array): Promise<{ sha256: string; size: number }> => {
+    ctx.assertWritable(out.location);
+    const r = await writeHashed(out.location, data instanceof Uint8Array ? toAsyncChunks(data) : data);
+    outputs.push({ uri: uriOf(out.location), rel: out.relPath, sha256: r.sha256, size: r.size });
+    return r;
+  };
+  let read = 0;
+  const src = await openTask(sourceTask(u.source), (n) => {
+    read += n;
+    ctx.onBytes?.(n);
+  });
+  if (!src) {
+    // As the one-process rewrite: an empty source task is the 12-byte empty snapshot (model/FORMAT.md §4).
+    const chunks: Uint8Array[] = [];
+    for await (const c of encodeStateBin(0, [])) chunks.push(c);
+    await store(layout.pointer, Buffer.concat(chunks));
+    return { outputs, entries: 0, read };
+  }
+  const r = await writeNativeTask(src.batches(), layout, BigInt(u.epoch), u.options, store, { sorted: false, tempDir: ctx.tempDir, shared: false });
+  // The pointer first in the record: it is the unit's `to`.
+  outputs.sort((a, b) => Number(b.uri === u.to) - Number(a.uri === u.to));
+  return { outputs, entries: r.entries, read };
+}
+
+/**
+ * A native task as a canonical state.bin, as the one-process convert writes
+ * it (write/execute.ts): `convertNativeTask` in one pass when the tables
+ * state the live count; otherwise the entries through a local spill (as
+ * `rewriteTask` does when the count is known only at the end), then the
+ * header and the entries. Either way: encodeStateBin of the live entries in
+ * RocksDB key order.
+ */
+async function runCanonicalUnit(u: CanonicalUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
+  const to = locate(u.to);
+  ctx.assertWritable(to);
+  let read = 0;
+  const onBytes = (n: number): void => {
+    read += n;
+    ctx.onBytes?.(n);
+  };
+  const fast = await convertNativeTask({
+    source: u.source.uri, ...(u.source.sha256 ? { sourceSha256: u.source.sha256 } : {}), native: u.source.native ?? [],
+    ...(u.source.ttlPrefix ? { ttlPrefix: u.source.ttlPrefix } : {}), task: `${u.source.operatorId}/${u.source.taskId}`, out: u.to,
+  }, onBytes);
+  if (!fast.fallback) return { outputs: [{ uri: u.to, rel: u.rel, sha256: fast.sha256, size: fast.size }], entries: fast.entries, read };
+  const src = await openTask(sourceTask(u.source), onBytes);
+  if (!src) {
+    const w = await writeHashed(to, encodeStateBin(0, []));
+    return { outputs: [{ uri: u.to, rel: u.rel, sha256: w.sha256, size: w.size }], entries: 0, read };
+  }
+  if (src.count !== null) {
+    const w = await writeHashed(to, encodeStateBin(src.count, src.batches(), u.to));
+    return { outputs: [{ uri: u.to, rel: u.rel, sha256: w.sha256, size: w.size }], entries: src.count, read };
+  }
+  const dir = makeTempDir(ctx.tempDir, 'ksp-rewrite-');
+  const spill = new Spill(dir, 'task', 1024 * 1024, false);
+  try {
+    let index = 0;
+    for await (const batch of src.batches()) for (const e of batch) spill.append(e, { task: 0, index: index++ });
+    spill.close();
+    const { drop } = spill.collisions('fail', (x) => `${u.source.taskId} entry #${x.index}`);
+    const w = await writeHashed(to, spill.stateBin(drop));
+    return { outputs: [{ uri: u.to, rel: u.rel, sha256: w.sha256, size: w.size }], entries: spill.count - drop.size, read };
+  } finally {
+    spill.remove();
+    removeTempDir(dir);
+  }
+}

@@ -1,0 +1,122 @@
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { locate } from '../../src/storage/uri.js';
+import { ksp } from '../support/cli.js';
+import { newBucket, upload } from '../support/s3.js';
+import { useTempDirs } from '../write/support.js';
+import { start } from './processes.js';
+import { buildSource } from './support.js';
+
+/**
+ * Distributed rescale against the real S3 server of the tests: the plan,
+ * N = 1, 2 and 5 shards as separate `ksp work` processes at once, and the
+ * commit, each byte-identical to the one-process rescale into S3.
+ */
+
+const tmp = useTempDirs('ksp-dist-s3-');
+let bucket: string;
+beforeAll(async () => {
+  bucket = await newBucket('ksp-dist');
+  const src = join(tmp(), 'src');
+  await buildSource(src, 4000);
+  await upload(src, `s3://${bucket}/src`);
+});
+
+/** Every object under a prefix with its SHA-256; meta.json without its creation time, and the manifest without meta.json's line. */
+async function objects(uri: string): Promise<Record<string, string>> {
+  const d = locate(uri);
+  const out: Record<string, string> = {};
+  for await (const e of d.storage.list(d.key)) {
+    if (e.isPrefix) continue;
+    const rel = e.key.slice(d.key.length + 1);
+    const bytes = Buffer.from(await d.storage.readSmall(e.key));
+    if (rel === 'meta.json') {
+      const doc = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+      delete doc.created_at_secs;
+      out[rel] = JSON.stringify(doc);
+    } else if (rel === 'manifest.sha256') {
+      out[rel] = bytes.toString('utf8').split('\n').filter((l) => !l.endsWith('  meta.json')).join('\n');
+    } else out[rel] = createHash('sha256').update(bytes).digest('hex');
+  }
+  return out;
+}
+
+describe('distributed rescale into S3, shards as processes', () => {
+  it('rescale 3→7 with N = 1, 2, 5 shards then commit: the one-process bytes', { timeout: 300_000 }, async () => {
+    const src = `s3://${bucket}/src`;
+    const one = `s3://${bucket}/one`;
+    const r = await ksp(['rescale', src, one, '-p', '7', '--operator', 'windows', '--mode', 'relative', '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    const want = await objects(one);
+    expect(Object.keys(want)).toContain('windows/task-6/state.bin');
+    for (const n of [1, 2, 5]) {
+      const out = `s3://${bucket}/n${n}`;
+      const p = await ksp(['rescale', src, out, '-p', '7', '--operator', 'windows', '--mode', 'relative', '--distributed', '--shards', String(n)]);
+      expect(p.code, p.stderr).toBe(0);
+      expect(p.stdout).toContain(`ksp work ${out} --shard 0/${n}`);
+      expect((await ksp(['verify', out])).code).not.toBe(0);
+      // Half the shards take their index from the environment, as pods of an Indexed Job or an AWS Batch array job do.
+      const shards = Array.from({ length: n }, (_, i) => i % 2
+        ? start(['work', out, '--shard', String(n)], { KSP_WORK_POLL_MS: '100', JOB_COMPLETION_INDEX: String(i) })
+        : start(['work', out, '--shard', `${i}/${n}`], { KSP_WORK_POLL_MS: '100', AWS_BATCH_JOB_ARRAY_INDEX: '999' }));
+      for (const s of shards) {
+        const x = await s.done;
+        expect(x.code, x.stderr).toBe(0);
+      }
+      const c = await ksp(['commit', out, '--json']);
+      expect(c.code, c.stderr).toBe(0);
+      expect(JSON.parse(c.stdout).verify.ok).toBe(true);
+      const got = await objects(out);
+      expect(Object.keys(got).filter((k) => k.startsWith('_ksp/'))).toEqual([]);
+      expect(got).toEqual(want);
+      expect((await ksp(['verify', out])).code).toBe(0);
+    }
+  });
+
+  it('migrate (a value step from a module) with N = 1, 2, 5 shard processes then commit: the one-process bytes', { timeout: 300_000 }, async () => {
+    const src = `s3://${bucket}/src`;
+    const mod = join(tmp(), 'm.mjs');
+    writeFileSync(mod, "export default (m, codecs) => { m.value('agg', 1, 2, codecs.utf8, codecs.utf8, (v) => v + '!', { state: 'count' }); };\n");
+    const one = `s3://${bucket}/mig-one`;
+    const r = await ksp(['migrate', src, one, '--migrations', mod, '--mode', 'relative', '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    const want = await objects(one);
+    for (const n of [1, 2, 5]) {
+      const out = `s3://${bucket}/mig-n${n}`;
+      const p = await ksp(['migrate', src, out, '--migrations', mod, '--mode', 'relative', '--distributed', '--shards', String(n)]);
+      expect(p.code, p.stderr).toBe(0);
+      const shards = Array.from({ length: n }, (_, i) => start(['work', out, '--shard', `${i}/${n}`], { KSP_WORK_POLL_MS: '100' }));
+      for (const s of shards) {
+        const x = await s.done;
+        expect(x.code, x.stderr).toBe(0);
+      }
+      const c = await ksp(['commit', out]);
+      expect(c.code, c.stderr).toBe(0);
+      expect(await objects(out)).toEqual(want);
+    }
+  });
+
+  it('convert --to native with N = 1, 2, 5 shard processes then commit: the one-process bytes', { timeout: 300_000 }, async () => {
+    const src = `s3://${bucket}/src`;
+    const one = `s3://${bucket}/nat-one`;
+    const r = await ksp(['convert', src, one, '--to', 'native', '--mode', 'relative', '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    const want = await objects(one);
+    expect(Object.keys(want).some((k) => k.startsWith('incr/windows/task-0/sst/'))).toBe(true);
+    for (const n of [1, 2, 5]) {
+      const out = `s3://${bucket}/nat-n${n}`;
+      const p = await ksp(['convert', src, out, '--to', 'native', '--mode', 'relative', '--distributed', '--shards', String(n)]);
+      expect(p.code, p.stderr).toBe(0);
+      const shards = Array.from({ length: n }, (_, i) => start(['work', out, '--shard', `${i}/${n}`], { KSP_WORK_POLL_MS: '100' }));
+      for (const s of shards) {
+        const x = await s.done;
+        expect(x.code, x.stderr).toBe(0);
+      }
+      const c = await ksp(['commit', out]);
+      expect(c.code, c.stderr).toBe(0);
+      expect(await objects(out)).toEqual(want);
+    }
+  });
+});
