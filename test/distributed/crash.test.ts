@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildSavepoint } from '../write/build.js';
 import { entry, useTempDirs } from '../write/support.js';
 import { ksp } from '../support/cli.js';
 import { newBucket, upload } from '../support/s3.js';
-import { locate } from '../../src/storage/uri.js';
 import { start } from './processes.js';
+import { objects } from './support.js';
+import { locate } from '../../src/storage/uri.js';
 import type { StateEntry } from '../../src/formats/state-bin/decoder.js';
 
 /**
@@ -36,25 +36,6 @@ beforeAll(async () => {
   bucket = await newBucket('ksp-dist-crash');
   await upload(localSrc, `s3://${bucket}/src`);
 }, 300_000);
-
-/** Every object or file under a target with its SHA-256 (meta.json without its creation time, the manifest without meta.json's line). */
-async function objects(uri: string): Promise<Record<string, string>> {
-  const d = locate(uri);
-  const out: Record<string, string> = {};
-  for await (const e of d.storage.list(d.key)) {
-    if (e.isPrefix) continue;
-    const rel = e.key.slice(d.key.length + 1);
-    const bytes = Buffer.from(await d.storage.readSmall(e.key, 1 << 30));
-    if (rel === 'meta.json') {
-      const doc = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
-      delete doc.created_at_secs;
-      out[rel] = JSON.stringify(doc);
-    } else if (rel === 'manifest.sha256') {
-      out[rel] = bytes.toString('utf8').split('\n').filter((l) => !l.endsWith('  meta.json')).join('\n');
-    } else out[rel] = createHash('sha256').update(bytes).digest('hex');
-  }
-  return out;
-}
 
 async function exists(uri: string, rel: string): Promise<boolean> {
   const d = locate(uri);

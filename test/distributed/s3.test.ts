@@ -1,13 +1,11 @@
-import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { locate } from '../../src/storage/uri.js';
 import { ksp } from '../support/cli.js';
 import { newBucket, upload } from '../support/s3.js';
 import { useTempDirs } from '../write/support.js';
 import { start } from './processes.js';
-import { buildSource } from './support.js';
+import { buildSource, objects } from './support.js';
 
 /**
  * Distributed rescale against the real S3 server of the tests: the plan,
@@ -24,24 +22,6 @@ beforeAll(async () => {
   await upload(src, `s3://${bucket}/src`);
 });
 
-/** Every object under a prefix with its SHA-256; meta.json without its creation time, and the manifest without meta.json's line. */
-async function objects(uri: string): Promise<Record<string, string>> {
-  const d = locate(uri);
-  const out: Record<string, string> = {};
-  for await (const e of d.storage.list(d.key)) {
-    if (e.isPrefix) continue;
-    const rel = e.key.slice(d.key.length + 1);
-    const bytes = Buffer.from(await d.storage.readSmall(e.key));
-    if (rel === 'meta.json') {
-      const doc = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
-      delete doc.created_at_secs;
-      out[rel] = JSON.stringify(doc);
-    } else if (rel === 'manifest.sha256') {
-      out[rel] = bytes.toString('utf8').split('\n').filter((l) => !l.endsWith('  meta.json')).join('\n');
-    } else out[rel] = createHash('sha256').update(bytes).digest('hex');
-  }
-  return out;
-}
 
 describe('distributed rescale into S3, shards as processes', () => {
   it('rescale 3→7 with N = 1, 2, 5 shards then commit: the one-process bytes', { timeout: 300_000 }, async () => {
@@ -87,13 +67,7 @@ describe('distributed rescale into S3, shards as processes', () => {
       const out = `s3://${bucket}/mig-n${n}`;
       const p = await ksp(['migrate', src, out, '--migrations', mod, '--mode', 'relative', '--distributed', '--shards', String(n)]);
       expect(p.code, p.stderr).toBe(0);
-      const shards = Array.from({ length: n }, (_, i) => start(['work', out, '--shard', `${i}/${n}`], { KSP_WORK_POLL_MS: '100' }));
-      for (const s of shards) {
-        const x = await s.done;
-        expect(x.code, x.stderr).toBe(0);
-      }
-      const c = await ksp(['commit', out]);
-      expect(c.code, c.stderr).toBe(0);
+      await workAndCommit(out, n);
       expect(await objects(out)).toEqual(want);
     }
   });
@@ -109,14 +83,19 @@ describe('distributed rescale into S3, shards as processes', () => {
       const out = `s3://${bucket}/nat-n${n}`;
       const p = await ksp(['convert', src, out, '--to', 'native', '--mode', 'relative', '--distributed', '--shards', String(n)]);
       expect(p.code, p.stderr).toBe(0);
-      const shards = Array.from({ length: n }, (_, i) => start(['work', out, '--shard', `${i}/${n}`], { KSP_WORK_POLL_MS: '100' }));
-      for (const s of shards) {
-        const x = await s.done;
-        expect(x.code, x.stderr).toBe(0);
-      }
-      const c = await ksp(['commit', out]);
-      expect(c.code, c.stderr).toBe(0);
+      await workAndCommit(out, n);
       expect(await objects(out)).toEqual(want);
     }
   });
 });
+
+/** N shard processes over a planned target, then its commit; each must succeed. */
+async function workAndCommit(out: string, n: number): Promise<void> {
+  const shards = Array.from({ length: n }, (_, i) => start(['work', out, '--shard', `${i}/${n}`], { KSP_WORK_POLL_MS: '100' }));
+  for (const s of shards) {
+    const x = await s.done;
+    expect(x.code, x.stderr).toBe(0);
+  }
+  const c = await ksp(['commit', out]);
+  expect(c.code, c.stderr).toBe(0);
+}

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { locate } from '../../src/storage/uri.js';
 import { join } from 'node:path';
 import { buildSavepoint } from '../write/build.js';
 import { entry, treeHashes } from '../write/support.js';
@@ -49,4 +51,23 @@ export function comparableTree(dir: string): Record<string, string> {
     }
   }
   return t;
+}
+
+/** Every object under a prefix with its SHA-256; meta.json without its creation time, and the manifest without meta.json's line. */
+export async function objects(uri: string): Promise<Record<string, string>> {
+  const d = locate(uri);
+  const out: Record<string, string> = {};
+  for await (const e of d.storage.list(d.key)) {
+    if (e.isPrefix) continue;
+    const rel = e.key.slice(d.key.length + 1);
+    const bytes = Buffer.from(await d.storage.readSmall(e.key, 1 << 30));
+    if (rel === 'meta.json') {
+      const doc = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+      delete doc.created_at_secs;
+      out[rel] = JSON.stringify(doc);
+    } else if (rel === 'manifest.sha256') {
+      out[rel] = bytes.toString('utf8').split('\n').filter((l) => !l.endsWith('  meta.json')).join('\n');
+    } else out[rel] = createHash('sha256').update(bytes).digest('hex');
+  }
+  return out;
 }

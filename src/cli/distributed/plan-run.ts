@@ -7,6 +7,7 @@ import { setExit } from '../exit.js';
 import { bytes, err, json, out, shown } from '../output.js';
 import { allowRoots } from '../source-options.js';
 import type { WriteArgs } from '../write/options.js';
+import { identityOptions } from '../write/run.js';
 
 /**
  * `--distributed` on a writing command: the same planner as a one-process
@@ -18,16 +19,7 @@ export async function runDistributedPlan(command: string, args: WriteArgs & { sh
   if (args['dry-run']) throw new KspError('USAGE', '--distributed writes a plan to the target; for a plan that writes nothing use --dry-run without --distributed');
   if (args.overwrite) throw new KspError('USAGE', '--distributed writes only into an empty target; --overwrite is not supported with it');
   if (args.link) throw new KspError('USAGE', '--link does not apply to --distributed (shards copy on their own machines)');
-  let epoch: bigint | undefined;
-  if (args.epoch !== undefined) {
-    if (!/^\d+$/.test(args.epoch)) throw new KspError('USAGE', `--epoch must be a non-negative integer, got ${JSON.stringify(args.epoch)}`);
-    epoch = BigInt(args.epoch);
-  }
-  let fencingToken: bigint | undefined;
-  if (args['fencing-token'] !== undefined) {
-    if (!/^\d+$/.test(args['fencing-token'])) throw new KspError('USAGE', `--fencing-token must be a positive integer, got ${JSON.stringify(args['fencing-token'])}`);
-    fencingToken = BigInt(args['fencing-token']);
-  }
+  const { epoch, fencingToken } = identityOptions(args);
   const sp = await Savepoint.open(args.src, { allowRoots: allowRoots(args) });
   const writer = await build((await import('../../write/writer.js')).SavepointWriter.from(sp), sp);
   const prepared = await writer.prepare(args.dst, { mode: args.mode, jobId: args['job-id'], epoch, base: args.base, fencingToken, forceUnlock: args['force-unlock'], trustSource: args['trust-source'] });

@@ -14,18 +14,23 @@ import { allowRoots } from '../source-options.js';
  * the source, let the command add its operations, then print the plan
  * (--dry-run) or write and print what was written.
  */
-export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: Savepoint) => Promise<SavepointWriter> | SavepointWriter): Promise<void> {
-  if (args.dst === undefined && args.base === undefined) throw new KspError('USAGE', 'name the target: <dst>, or --base in engine mode');
-  let epoch: bigint | undefined;
+/** --epoch and --fencing-token as integers, refused (USAGE) when they are not. */
+export function identityOptions(args: Pick<WriteArgs, 'epoch' | 'fencing-token'>): { epoch?: bigint; fencingToken?: bigint } {
+  const out: { epoch?: bigint; fencingToken?: bigint } = {};
   if (args.epoch !== undefined) {
     if (!/^\d+$/.test(args.epoch)) throw new KspError('USAGE', `--epoch must be a non-negative integer, got ${JSON.stringify(args.epoch)}`);
-    epoch = BigInt(args.epoch);
+    out.epoch = BigInt(args.epoch);
   }
-  let fencingToken: bigint | undefined;
   if (args['fencing-token'] !== undefined) {
     if (!/^\d+$/.test(args['fencing-token'])) throw new KspError('USAGE', `--fencing-token must be a positive integer, got ${JSON.stringify(args['fencing-token'])}`);
-    fencingToken = BigInt(args['fencing-token']);
+    out.fencingToken = BigInt(args['fencing-token']);
   }
+  return out;
+}
+
+export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: Savepoint) => Promise<SavepointWriter> | SavepointWriter): Promise<void> {
+  if (args.dst === undefined && args.base === undefined) throw new KspError('USAGE', 'name the target: <dst>, or --base in engine mode');
+  const { epoch, fencingToken } = identityOptions(args);
   const sp = await Savepoint.open(args.src, { allowRoots: allowRoots(args) });
   const writer = await build(SavepointWriter.from(sp), sp);
   const options = { mode: args.mode, jobId: args['job-id'], epoch, base: args.base, overwrite: args.overwrite, fencingToken, forceUnlock: args['force-unlock'], trustSource: args['trust-source'] };
