@@ -49,6 +49,7 @@ export async function attachNative(sp: Savepoint, reqs: Array<{ req: ScanRequest
       const f = await sp.probe(task);
       // The probe's stat gives the size, so the scan need not stat again.
       if (f.kind !== 'missing' && req.size === undefined) req.size = f.size;
+      if (f.kind === 'missing') req.missing = true;
       if (f.kind !== 'native') return;
       const refs = await nativeFileRefs(sp, task, f.pointer);
       req.native = refs;

@@ -25,6 +25,12 @@ export interface ScanRequest {
   uri: string;
   /** Known size (saves a stat); the scan still checks the file exists. */
   size?: number;
+  /**
+   * A stat just found no file: the scan reports it missing without asking
+   * storage again (a savepoint of 200,000 missing files cost four system
+   * calls and an error object each).
+   */
+  missing?: boolean;
   hash: boolean;
   /** Decode as state.bin (canonical), or recognise a pointer blob. */
   decode: boolean;
@@ -101,7 +107,7 @@ export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void):
   const loc = locate(req.uri);
   // `states` is replaced, never appended to: files without entries share one empty list.
   const res: ScanResult = { uri: req.uri, size: 0, kind: 'file', entryCount: 0, states: NO_STATES, windowKeys: 0, watermarkKeys: 0 };
-  const size = req.size ?? (await loc.storage.stat(loc.key))?.size;
+  const size = req.missing ? undefined : req.size ?? (await loc.storage.stat(loc.key))?.size;
   if (size === undefined) return { ...res, kind: 'missing' };
   res.size = size;
   if (size === 0) {

@@ -32,7 +32,25 @@ function workerUrl(): URL | null {
   return url.protocol === 'file:' && existsSync(fileURLToPath(url)) ? url : null;
 }
 
-export async function scanFiles(reqs: ScanRequest[], options: PoolOptions = {}): Promise<ScanResult[]> {
+export async function scanFiles(all: ScanRequest[], options: PoolOptions = {}): Promise<ScanResult[]> {
+  // Files a stat found missing are answered here, and never counted as work
+  // that would start worker threads.
+  if (all.some((r) => r.missing)) {
+    const out = new Array<ScanResult>(all.length);
+    const rest: number[] = [];
+    for (let i = 0; i < all.length; i++) {
+      if (!all[i]!.missing) rest.push(i);
+      else {
+        out[i] = await scanFile(all[i]!);
+        options.onResult?.(i, out[i]!);
+      }
+    }
+    const onResult = options.onResult;
+    const scanned = await scanFiles(rest.map((i) => all[i]!), { ...options, onResult: onResult && ((j, r) => onResult(rest[j]!, r)) });
+    rest.forEach((i, j) => (out[i] = scanned[j]!));
+    return out;
+  }
+  const reqs = all;
   // A worker costs its own heap (tens of MB): only files big enough to keep
   // one busy earn one, and the small rest share the workers there are.
   const big = reqs.filter((r) => (r.work ?? r.size ?? INLINE_BYTES) >= INLINE_BYTES / 16).length;

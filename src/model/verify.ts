@@ -382,10 +382,11 @@ async function statAll(reqs: ScanRequest[]): Promise<void> {
   const worker = async (): Promise<void> => {
     while (i < reqs.length) {
       const r = reqs[i++]!;
-      if (r.size !== undefined) continue; // known from the probe
+      if (r.size !== undefined || r.missing) continue; // known from the probe
       const loc = locate(r.uri);
       const st = await loc.storage.stat(loc.key);
       if (st) r.size = st.size;
+      else r.missing = true;
     }
   };
   await Promise.all(Array.from({ length: Math.min(16, reqs.length) }, worker));
