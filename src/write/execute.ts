@@ -16,6 +16,7 @@ import { toAsyncChunks } from '../storage/storage.js';
 import type { WritePlan } from './plan.js';
 import { openTask, repartition, repartitionPlaced } from './repartition.js';
 import { UnitPool } from './unit-pool.js';
+import { pool } from './pool.js';
 import { unitPathOf, type RewriteUnit } from './units.js';
 import { Spill, type CollisionReport } from './spill.js';
 import { nativeLayout, writeNativeTask, type NativeTaskResult } from './native-output.js';
@@ -559,19 +560,3 @@ function collectGarbage(): void {
   }
 }
 
-async function pool<T>(items: readonly T[], n: number, run: (item: T) => Promise<void>): Promise<void> {
-  let i = 0;
-  let failed: unknown = null;
-  const worker = async (): Promise<void> => {
-    while (i < items.length && failed === null) {
-      const item = items[i++]!;
-      try {
-        await run(item);
-      } catch (e) {
-        failed ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
-  if (failed !== null) throw failed;
-}

@@ -1,3 +1,4 @@
+import { pool } from '../pool.js';
 import { lstat, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { KspError } from '../../errors.js';
@@ -258,21 +259,8 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
   };
   const concurrency = Math.max(1, o.concurrency ?? 2);
   for (const phase of [0, 1, 2] as const) {
-    const list = mine.filter((u) => u.phase === phase);
-    let next = 0;
-    let failed: unknown = null;
-    const worker = async (): Promise<void> => {
-      while (next < list.length && failed === null) {
-        const u = list[next++]!;
-        try {
-          await run(u, false);
-        } catch (e) {
-          failed ??= e;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, list.length) }, worker));
-    if (failed !== null) throw failed;
+    // The units of one phase, a few at a time; a later phase waits for this one.
+    await pool(mine.filter((u) => u.phase === phase), concurrency, (u) => run(u, false));
   }
   report.seconds = (Date.now() - started) / 1000;
   return report;
