@@ -74,9 +74,11 @@ export interface VerifyOptions {
   threads?: number;
   /**
    * Check against these manifest bytes instead of the stored manifest.sha256:
-   * a writer verifies its output before it seals it with the manifest.
+   * a writer verifies its output before it seals it with the manifest. A
+   * writer may hand its index itself, sorted (ManifestIndex.sort), when it
+   * encodes the manifest from that same index afterwards.
    */
-  manifest?: Uint8Array;
+  manifest?: Uint8Array | ManifestIndex;
   /** More folders the savepoint may read from (`--allow-root`). */
   allowRoots?: readonly string[];
   /**
@@ -159,9 +161,12 @@ export async function verifySavepoint(target: string | Location, options: Verify
     add(finding('error', 'MANIFEST_MISSING', `${manifestUri}: no manifest; the directory is incomplete (the engine writes the manifest last)`, manifestUri));
   } else {
     try {
-      const parsed = parseManifestIndex(options.manifest ?? (await sp.dir.storage.readSmall(manifestLoc.key)), manifestUri);
-      manifest = parsed.index;
-      for (const n of parsed.notes) add(finding('warning', 'MANIFEST_LAYOUT', `${manifestUri}: line ${n.line}: ${n.message}`, manifestUri, { line: n.line }));
+      if (options.manifest instanceof ManifestIndex) manifest = options.manifest;
+      else {
+        const parsed = parseManifestIndex(options.manifest ?? (await sp.dir.storage.readSmall(manifestLoc.key)), manifestUri);
+        manifest = parsed.index;
+        for (const n of parsed.notes) add(finding('warning', 'MANIFEST_LAYOUT', `${manifestUri}: line ${n.line}: ${n.message}`, manifestUri, { line: n.line }));
+      }
     } catch (e) {
       if (!isKspError(e)) throw e;
       add(finding('error', e.code, e.message, manifestUri, e.data));

@@ -84,7 +84,8 @@ async function runOne(op: string, sp: string, out: string): Promise<void> {
   } else {
     const { Savepoint } = await import('../model/savepoint.js');
     const { SavepointWriter } = await import('../write/writer.js');
-    const r = await SavepointWriter.from(await Savepoint.open(sp)).relocate().write(out, { mode: 'relative' });
+    // As `ksp relocate` runs it without --json or --verbose: no per-file records (cli/write/run.ts).
+    const r = await SavepointWriter.from(await Savepoint.open(sp)).relocate().write(out, { mode: 'relative', records: false });
     detail = `files=${r.written.files}`;
   }
   const seconds = (performance.now() - started) / 1000;

@@ -57,6 +57,13 @@ export interface ExecuteOptions {
   onPhase?: (phase: 'write' | 'verify') => void;
   /** Things the user should hear about (stale temporary folders removed). */
   onNote?: (message: string) => void;
+  /**
+   * Keep the per-file and per-task records in the report (`plan.files`,
+   * `tasks`; default true). Without them the plan's jobs go before the
+   * re-verify, which a write of 200,000 tasks needs to stay within its
+   * memory budget; the CLI keeps them for `--json` and `--verbose`.
+   */
+  records?: boolean;
 }
 
 export interface TaskCount {
@@ -93,6 +100,11 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   // Each written file's hash, compact (32 bytes a file; see ManifestIndex).
   const hashes = new ManifestIndex();
   const expected = new Map<string, number>();
+  // Files this run wrote that the manifest index lists, by its position, once
+  // taken out of `written` (keepOutsideOnly): one byte a file, not a Location.
+  let ownInManifest: Uint8Array = new Uint8Array(0);
+  // Outputs copied under the source manifest's hash (manifest path → source file).
+  const trusted = new Map<string, Location>();
   const tempDir = options.tempDir ?? process.env.KSP_TMPDIR ?? tmpdir();
   // Spill folders of dead runs go first: a run killed with SIGKILL cannot clean up after itself.
   const swept = sweepStaleTempDirs(tempDir);
@@ -136,7 +148,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     report.native.push({ operator: out.operatorId, task: out.taskId, ...r });
     return r.entries;
   };
-  options.onTotal?.(p.plan.files.reduce((s, f) => s + (f.bytes ?? 0), 0));
+  options.onTotal?.(p.plan.totals.copy.bytes + p.plan.totals.rewrite.bytes);
 
   // One writer per target: held from before the target is checked or cleared until sealed or rolled back.
   // A target folder this run makes is removed again by a rollback, so a failed run leaves no trace.
@@ -152,7 +164,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   let touched = false;
   const undo = (): Promise<number> => {
     if (!touched) return Promise.resolve(0);
-    rolledBack ??= rollback(target.dir, written);
+    rolledBack ??= rollback(target.dir, [...hashes.paths().filter((_, i) => ownInManifest[i] === 1).map((r) => child(target.dir, r)), ...written]);
     return rolledBack;
   };
   // Threads for the write units (rescale's route and place passes), sized like the re-verify's.
@@ -185,9 +197,13 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
       if (j.kind === 'copy') {
         p.guard.assertNotSource(j.out.location, 'write');
         written.push(j.out.location);
-        const r = await track(copyFile(j.from, j.out.location, { knownSha256: j.sha256, link: options.link, onBytes: options.onBytes }));
+        const known = j.sha256 ?? p.sourceHash(j.from);
+        const r = await track(copyFile(j.from, j.out.location, { knownSha256: known, link: options.link, onBytes: options.onBytes }));
         if (!r.wrote) forget(written, j.out.location);
         record(j.out, r.sha256, r.size, false);
+        // Copied on the storage without reading, under the source manifest's
+        // hash: the re-verify is the first to hash it (see the check after it).
+        if (r.wrote && known !== undefined && j.from.storage === j.out.location.storage && j.out.relPath !== null) trusted.set(j.out.relPath, j.from);
         report.written.copied++;
       } else if (j.kind === 'native') {
         await copyNative(j, options, p.guard, written, record, write, track);
@@ -276,13 +292,27 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
 
     // The write threads end before the re-verify takes its own.
     await units.close();
+    // This frame's own lists of the jobs go too, or they would keep every
+    // job through the re-verify whatever the plan lets go (p.release).
+    for (const l of [copies, rewrites, nativeUnits, unitJobs]) l.length = 0;
+    nativeDone.clear();
 
     // Metadata and the record; the manifest only once the output verified.
     const mdFile: StoredFile = { stored: 'metadata.json', location: child(target.dir, 'metadata.json'), relPath: 'metadata.json' };
     await write(mdFile, p.metadata.encode());
     const metaRel = within(target.metaLocation, target.dir) ? target.metaLocation.key.slice(target.dir.key.length + 1) : null;
     await write({ stored: 'meta.json', location: target.metaLocation, relPath: metaRel }, p.meta.encode());
-    let manifestBytes = hashes.encode();
+    // The re-verify reads the index itself, in manifest order; the bytes are
+    // encoded from it once the re-verify has passed (and supplied any hash).
+    hashes.sort();
+    const routedHere = new Set(p.jobs.flatMap((j) => (j.kind === 'repartition' && j.routing !== 'moved' ? j.outs.map((o) => `${o.operatorId}/${o.taskId}`) : [])));
+    if (options.records === false) {
+      // What the re-verify and a rollback need is in the manifest index, the
+      // counts and the list of files written outside it: the jobs, the
+      // output task list and the planned file list go (200,000 tasks' worth).
+      p.release();
+      ownInManifest = keepOutsideOnly(written, hashes, target.dir);
+    }
 
     // Re-verify exactly as `ksp verify` does, against the manifest still in
     // memory: nothing at the target verifies until this has passed.
@@ -294,13 +324,12 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     // check arrives: no record per task or file is kept (200,000 of them in
     // a large job).
     const lateErrors: Finding[] = [];
-    const adoptedAny = adopted.size > 0;
     const v = await verifySavepoint(target.dir, {
-      threads: options.threads, manifest: manifestBytes, records: false, adopt: new Set(adopted.keys()),
+      threads: options.threads, manifest: hashes, records: false, adopt: new Set(adopted.keys()),
       onTask: (t) => {
         const want = expected.get(`${t.operator}/${t.task}`);
         if (want === undefined) return;
-        report.tasks.push({ operator: t.operator, task: t.task, entries: t.entries });
+        if (options.records !== false) report.tasks.push({ operator: t.operator, task: t.task, entries: t.entries });
         if (t.entries !== want) lateErrors.push({ severity: 'error', code: 'RESCALE_COUNT_MISMATCH', file: t.file, message: `${t.file}: ${t.entries} entries verified, ${want} written` });
       },
       // Adopted outputs: the hash the re-verify found while it decoded and
@@ -318,7 +347,6 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     // state, reported as a warning; so do entries a key migration left in
     // place because they did not sit on their old key's owner. Tasks this run
     // rescaled must be placed right.
-    const routedHere = new Set(p.jobs.flatMap((j) => (j.kind === 'repartition' && j.routing !== 'moved' ? j.outs.map((o) => `${o.operatorId}/${o.taskId}`) : [])));
     for (const f of v.findings) {
       const d = f.data as { operator?: string; task?: string } | undefined;
       if (f.code === 'KEY_GROUP_MISPLACED' && !routedHere.has(`${d?.operator}/${d?.task}`)) {
@@ -328,18 +356,21 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     }
     const errors = [...v.findings.filter((f) => f.severity === 'error'), ...lateErrors];
     for (const a of adopted.values()) errors.push({ severity: 'error', code: 'OUTPUT_VERIFY_FAILED', file: a.uri, message: `${a.uri}: not read back by the re-verify` });
-    if (adoptedAny) manifestBytes = hashes.encode();
+    const manifestBytes = hashes.encode();
     report.verify = { ok: errors.length === 0, files: v.totals.files, bytes: v.totals.bytes, entries: v.totals.entries, warnings: v.findings.filter((f) => f.severity === 'warning') };
     if (errors.length) {
       // A file copied unchanged under its source manifest's hash that does
       // not match it: when the source file itself differs from its manifest
       // (hashed again here, on this rare path), the source is corrupt and the
       // error names it; otherwise the copy was damaged at the target.
+      const dirUri = uriOf(target.dir) + '/';
       for (const f of errors) {
-        const j = f.code === 'HASH_MISMATCH' ? p.jobs.find((x) => x.kind === 'copy' && x.sha256 !== undefined && uriOf(x.out.location) === f.file) : undefined;
-        if (j?.kind === 'copy' && (await hashOf(j.from).catch(() => null)) !== j.sha256) {
-          const src = uriOf(j.from);
-          throw new KspError('HASH_MISMATCH', `${src}: SHA-256 differs from ${j.sha256} in the source's manifest.sha256 (found on its copy ${f.file}, which was removed; pass --trust-source to use it anyway)`, { file: src, expected: j.sha256, copy: f.file });
+        const rel = f.code === 'HASH_MISMATCH' && f.file?.startsWith(dirUri) ? f.file.slice(dirUri.length) : undefined;
+        const from = rel === undefined ? undefined : trusted.get(rel);
+        const claimed = rel === undefined ? undefined : hashes.get(rel);
+        if (from && claimed && (await hashOf(from).catch(() => null)) !== claimed) {
+          const src = uriOf(from);
+          throw new KspError('HASH_MISMATCH', `${src}: SHA-256 differs from ${claimed} in the source's manifest.sha256 (found on its copy ${f.file}, which was removed; pass --trust-source to use it anyway)`, { file: src, expected: claimed, copy: f.file });
         }
       }
       throw new KspError('OUTPUT_VERIFY_FAILED', `the written savepoint does not verify, so it was removed: ${errors.slice(0, 3).map((f) => `[${f.code}] ${f.message}`).join('; ')}`, { file: target.uri, findings: errors });
@@ -443,6 +474,23 @@ async function* stopOnSignal(data: AsyncIterable<Uint8Array>): AsyncGenerator<Ui
     checkInterrupted();
     yield c;
   }
+}
+
+/**
+ * Takes the files the manifest index lists out of `written`, and returns
+ * which of its paths they were (one byte each): a rollback lists them again
+ * from the index. 200,000 Locations held through the re-verify were ~20 MB.
+ */
+function keepOutsideOnly(written: Location[], hashes: ManifestIndex, dir: Location): Uint8Array {
+  const own = new Uint8Array(hashes.size);
+  const outside = written.filter((l) => {
+    const i = within(l, dir) ? hashes.indexOf(l.key.slice(dir.key.length + 1)) : -1;
+    if (i >= 0) own[i] = 1;
+    return i < 0;
+  });
+  written.length = 0;
+  for (const l of outside) written.push(l);
+  return own;
 }
 
 /** Drops a file that turned out not to be written by this run (the source's own, shared) from the rollback list. */

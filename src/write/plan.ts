@@ -68,10 +68,11 @@ export interface WritePlan {
   totals: { files: number; copy: { files: number; bytes: number }; rewrite: { files: number; bytes: number }; write: { files: number } };
 }
 
+/** Freezes data members all the way down; a member made by a getter (the plan's `files`) is not called. */
 export function deepFreeze<T>(v: T): T {
   if (v && typeof v === 'object' && !Object.isFrozen(v)) {
     Object.freeze(v);
-    for (const x of Object.values(v as object)) deepFreeze(x);
+    for (const d of Object.values(Object.getOwnPropertyDescriptors(v))) if ('value' in d) deepFreeze(d.value);
   }
   return v;
 }

@@ -103,9 +103,25 @@ export interface PreparedWrite {
   plan: WritePlan;
   source: Savepoint;
   target: Target;
+  /**
+   * The units of work. The executor lets them go once they ran (and the
+   * plan's file list, made from them, with them) unless the report keeps
+   * its records: 200,000 tasks' jobs are ~50 MB that the re-verify does not need.
+   */
   jobs: Job[];
   metadata: MetadataDoc;
   meta: MetaDoc;
+  /**
+   * The source manifest's hash of a file, looked up when it is copied: a
+   * hex string per copy job held from plan to copy was 16 MB at 200,000 tasks.
+   */
+  sourceHash: (file: Location) => string | undefined;
+  /**
+   * Lets the jobs, the output task list and the plan's file list go (the
+   * executor calls it once metadata.json is written, when the report keeps
+   * no records). Encoding the metadata again after it is an internal error.
+   */
+  release: () => void;
   /** Replace a non-empty target (checked at plan time otherwise). */
   overwrite: boolean;
   /** Counters of the migration steps, filled as the jobs run. */
@@ -364,7 +380,7 @@ class Planner {
           } else if (f.kind === 'native') {
             jobs.push(await this.nativeJob(t, f.pointer, out));
           } else {
-            jobs.push({ kind: 'copy', from: t.location, out: out.file, sha256: this.knownHash(t.location), size: f.size, task: out });
+            jobs.push({ kind: 'copy', from: t.location, out: out.file, size: f.size });
           }
         }
       }
@@ -382,30 +398,30 @@ class Planner {
     const nativeNotes = await checkNativeFolders(target, jobs, this.options.overwrite ?? false);
     this.warnings.push(...nativeNotes);
 
-    const metadata = this.sp.metadata.with({
+    // Everything the executor keeps is made outside this method (assemble):
+    // a closure made here would keep the planner's scope, and with it its
+    // per-task records (formats, census, the source manifest's hashes).
+    const changes = {
       job_id: target.jobId,
       epoch: target.epoch,
-      operator_snapshots: outTasks.map((t) => ({ operator_id: t.operatorId, task_id: t.taskId, snapshot_path: t.file.stored })),
       is_savepoint: true,
       savepoint_label: this.sp.label,
       fencing_token: this.fencingToken,
       unaligned_buffer_refs: extras.buffers,
       sink_transactions: extras.sinks,
-    });
+    };
     const outVersions = new Map<string, bigint>();
     for (const [id, v] of versions) if (!removed.has(id)) outVersions.set(current(id), v);
     const meta = this.buildMeta(outVersions, records);
-
-    const files = jobs.flatMap((j) => plannedFiles(j, target));
-    const sum = (a: FileActionFilter): { files: number; bytes: number } => ({ files: files.filter((f) => f.action === a).length, bytes: files.filter((f) => f.action === a).reduce((s, f) => s + (f.bytes ?? 0), 0) });
-    const plan: WritePlan = {
+    const plan = {
       source: sp.uri, target: target.uri, mode: target.mode, jobId: target.jobId, epoch: target.epoch.toString(), savepointId: target.savepointId,
-      meta: uriOf(target.metaLocation), fencingToken: this.fencingToken.toString(), operations: records, operators: opPlans, files,
+      meta: uriOf(target.metaLocation), fencingToken: this.fencingToken.toString(), operations: records, operators: opPlans,
+      files: [] as PlannedFile[],
       metadata: this.describeMetadata(outVersions, renames, removed),
       warnings: this.warnings,
-      totals: { files: files.length + 2 + (target.metaLocation.key.startsWith(target.dir.key + '/') ? 1 : 0), copy: sum('copy'), rewrite: sum('rewrite'), write: { files: files.filter((f) => f.action === 'write').length } },
-    };
-    return { plan: deepFreeze(plan), source: sp, target, jobs, metadata, meta, overwrite: this.options.overwrite ?? false, stepCounts: [...this.stepCounts.values()], forceUnlock: this.options.forceUnlock ?? false, guard };
+      totals: planTotals(jobs, target),
+    } satisfies WritePlan;
+    return assemble(plan, { source: sp, target, jobs, meta, overwrite: this.options.overwrite ?? false, stepCounts: [...this.stepCounts.values()], forceUnlock: this.options.forceUnlock ?? false, guard }, changes, outTasks, this.manifestHashes);
   }
 
   private sourceOperators(): SourceOperator[] {
@@ -572,7 +588,7 @@ class Planner {
           const r = this.sp.resolve(p, `${field}[${i}].${pathField}`);
           const rel = r.relPath ?? `${field}/${i}/${r.location.key.split('/').pop()}`;
           const outFile = this.target.extraFile(rel);
-          jobs.push({ kind: 'copy', from: r.location, out: outFile, sha256: this.knownHash(r.location) });
+          jobs.push({ kind: 'copy', from: r.location, out: outFile });
           o = o.with(pathField, outFile.stored);
         }
         out.push(o);
@@ -671,7 +687,57 @@ class Planner {
   }
 }
 
-type FileActionFilter = PlannedFile['action'];
+
+/**
+ * Totals counted file by file; the list itself is made when read (the
+ * plan's `files`, from the jobs): 200,000 planned files with two URIs each
+ * were ~60 MB held for the whole write.
+ */
+function planTotals(jobs: Job[], target: Target): WritePlan['totals'] {
+  const totals: WritePlan['totals'] = { files: 2 + (target.metaLocation.key.startsWith(target.dir.key + '/') ? 1 : 0), copy: { files: 0, bytes: 0 }, rewrite: { files: 0, bytes: 0 }, write: { files: 0 } };
+  for (const j of jobs) {
+    for (const f of plannedFiles(j, target)) {
+      totals.files++;
+      if (f.action === 'write') totals.write.files++;
+      else {
+        totals[f.action].files++;
+        totals[f.action].bytes += f.bytes ?? 0;
+      }
+    }
+  }
+  return totals;
+}
+
+/**
+ * The prepared write, with its lazy parts: the output metadata's snapshot
+ * list made from the output tasks when encoded (not 200,000 JSON objects
+ * held from plan to write), the plan's file list made from the jobs when
+ * read, and the source manifest's hashes looked up when a file is copied.
+ */
+function assemble(plan: WritePlan, parts: Omit<PreparedWrite, 'plan' | 'metadata' | 'sourceHash' | 'release'>, changes: Record<string, unknown>, outTasks: OutputTask[], sourceHashes: HashLookup): PreparedWrite {
+  let released = false;
+  let hashes: HashLookup | null = sourceHashes;
+  // Closures here name only what they need: one naming `parts` would keep its job list.
+  const target = parts.target;
+  const metadata = parts.source.metadata.withSnapshots(changes, () => {
+    if (released) throw new KspError('INTERNAL', 'the output metadata was asked for after the write let its task list go');
+    return outTasks.map((t) => [t.operatorId, t.taskId, t.file.stored]);
+  });
+  const prepared: PreparedWrite = {
+    plan, metadata, ...parts,
+    sourceHash: (loc) => hashes?.get(uriOf(loc)),
+    release: () => {
+      released = true;
+      hashes = null;
+      prepared.jobs = [];
+      outTasks.length = 0;
+    },
+  };
+  // Enumerable, so JSON and the dry run list the files as before.
+  Object.defineProperty(plan, 'files', { enumerable: true, get: () => prepared.jobs.flatMap((j) => plannedFiles(j, target)) });
+  deepFreeze(plan);
+  return prepared;
+}
 
 function plannedFiles(j: Job, target: Target): PlannedFile[] {
   const f = (out: StoredFile, action: PlannedFile['action'], extra: Partial<PlannedFile> = {}): PlannedFile => ({ target: uriOf(out.location), stored: out.stored, action, ...extra });

@@ -44,6 +44,9 @@ export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: 
   const progress = new Progress('write', args.progress !== false && !args.quiet);
   const report = await writer.write(args.dst, {
     ...options, tempDir: args['temp-dir'], link: args.link, threads: args.threads,
+    // Per-file and per-task records only where they are shown: a write of
+    // 200,000 tasks holds them through its re-verify otherwise.
+    records: args.json === true || args.verbose === true,
     onBytes: progress.add, onTotal: (n) => progress.setTotal(n),
     onNote: (m) => { if (!args.quiet) err(`ksp: ${shown(m)}`); },
   });

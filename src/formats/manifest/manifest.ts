@@ -59,6 +59,11 @@ export class ManifestIndex {
     return this.at.has(path);
   }
 
+  /** The path's position in `paths()`, or -1. */
+  indexOf(path: string): number {
+    return this.at.get(path) ?? -1;
+  }
+
   /** Replaces a listed path's hash (a writer's placeholder, once the file's hash is known). */
   setHash(path: string, hex: string): void {
     const i = this.at.get(path);
@@ -75,6 +80,31 @@ export class ManifestIndex {
   /** Paths in manifest order. */
   paths(): readonly string[] {
     return this.order;
+  }
+
+  /**
+   * Puts the paths in the order the encoded manifest lists them (UTF-8
+   * bytes): a writer's index fills in completion order, and a re-verify
+   * handed the index itself (no second parsed copy, ~20 MB at 200,000 files)
+   * then reads the files in the order it would read them from the bytes.
+   */
+  sort(): void {
+    const paths = this.order;
+    const at = Int32Array.from(paths, (_, i) => i).sort((a, b) => byteOrder(paths[a]!, paths[b]!));
+    const hashes = Buffer.allocUnsafe(Math.max(32, 32 * at.length));
+    const order = new Array<string>(at.length);
+    for (let k = 0; k < at.length; k++) {
+      const i = at[k]!;
+      // What encode() refuses, refused here already.
+      checkManifestPath(paths[i]!);
+      if (k > 0 && paths[at[k - 1]!] === paths[i]) throw new KspError('INTERNAL', `manifest lists ${paths[i]} twice`);
+      this.hashes.copy(hashes, 32 * k, 32 * i, 32 * i + 32);
+      order[k] = paths[i]!;
+      this.at.set(paths[i]!, k);
+    }
+    this.hashes = hashes;
+    this.order.length = 0;
+    for (const p of order) this.order.push(p);
   }
 
   *entries(): IterableIterator<ManifestEntry> {

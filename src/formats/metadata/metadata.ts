@@ -69,6 +69,9 @@ function lazyMember<K extends 'source_offsets' | 'operator_snapshots'>(value: Ch
   Object.defineProperty(value, name, { enumerable: true, configurable: true, get: () => (typed ??= make()) });
 }
 
+/** The engine's three snapshot fields, in its order (one key list shared by every remade snapshot). */
+const SNAPSHOT_FIELDS: readonly string[] = ['operator_id', 'task_id', 'snapshot_path'];
+
 export class MetadataDoc {
   private constructor(private whole: JsonObject, readonly value: CheckpointMetadata) {}
 
@@ -94,6 +97,21 @@ export class MetadataDoc {
     if (!snaps.every((o) => o.keys === names)) return;
     this.whole = this.whole.with('operator_snapshots', []);
     this.remake = () => remake().map((v) => JsonObject.fromLists(names, v));
+  }
+
+  /**
+   * A copy with members set (as `with`) whose snapshot list is made by
+   * `snapshots` (operator id, task id, snapshot path each) whenever the
+   * document is read or encoded: a writer holds its output tasks anyway,
+   * and 200,000 JSON objects built from them at plan time stayed until the
+   * metadata was written. The list is not validated here: writers make it
+   * from ids and paths they checked.
+   */
+  withSnapshots(changes: Partial<Record<(typeof FIELD_ORDER)[number] | string, unknown>>, snapshots: () => Array<[string, string, string]>): MetadataDoc {
+    const md = this.with({ ...changes, operator_snapshots: [] });
+    md.remake = () => snapshots().map((v) => JsonObject.fromLists(SNAPSHOT_FIELDS, v));
+    lazyMember(md.value, 'operator_snapshots', () => snapshots().map(([operator_id, task_id, snapshot_path]) => ({ operator_id, task_id, snapshot_path })));
+    return md;
   }
 
   static decode(bytes: Uint8Array | string, file = 'metadata.json'): MetadataDoc {
@@ -168,7 +186,8 @@ export class MetadataDoc {
    * (bigint/number for integers, arrays, objects); the result is re-validated.
    */
   with(changes: Partial<Record<(typeof FIELD_ORDER)[number] | string, unknown>>): MetadataDoc {
-    let doc = this.doc;
+    // A snapshot list being replaced is not remade first.
+    let doc = this.remake && 'operator_snapshots' in changes ? this.whole : this.doc;
     for (const [name, value] of Object.entries(changes)) {
       if (value === undefined) {
         doc = doc.without(name);
