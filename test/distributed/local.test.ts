@@ -85,6 +85,8 @@ describe('distributed rescale, in-process shards, local target', () => {
     const planFile = join(out, '_ksp', 'plan.json');
     const doc = JSON.parse(readFileSync(planFile, 'utf8'));
     const copy = doc.units.find((u: { kind: string }) => u.kind === 'copy');
+    // A copy unit carries the source manifest's hash, checked as it copies.
+    expect(copy.sha256).toMatch(/^[0-9a-f]{64}$/);
     copy.to = join(src, 'agg', 'task-0', 'state.bin');
     writeFileSync(planFile, JSON.stringify(doc));
     await expect(runShardsInProcess(out, 1)).rejects.toMatchObject({ code: 'DISTRIBUTED_PLAN_INVALID' });

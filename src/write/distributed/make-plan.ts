@@ -52,9 +52,12 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
       if (out.relPath !== null && out.relPath.split('/')[0] === RESERVED) throw unsupported(`output ${out.relPath} would lie in the reserved folder ${RESERVED}/ (an operator named ${RESERVED})`);
     }
     switch (j.kind) {
-      case 'copy':
-        units.push({ id: id('c'), phase: 0, kind: 'copy', from: uriOf(j.from), to: uriOf(j.out.location), rel: rel(j.out), ...(j.sha256 ? { sha256: j.sha256 } : {}), ...(j.size !== undefined ? { size: j.size } : {}) });
+      case 'copy': {
+        // The source manifest's hash, checked as the unit copies (looked up here: copy jobs carry none).
+        const sha256 = j.sha256 ?? p.sourceHash(j.from);
+        units.push({ id: id('c'), phase: 0, kind: 'copy', from: uriOf(j.from), to: uriOf(j.out.location), rel: rel(j.out), ...(sha256 ? { sha256 } : {}), ...(j.size !== undefined ? { size: j.size } : {}) });
         break;
+      }
       case 'rewrite': {
         if (j.native) {
           if (p.target.mode !== 'relative') throw unsupported(`native output in engine mode (its tables go to the shared {base}/{job}/incr/ folder, outside the target); write --mode relative`);
