@@ -116,6 +116,37 @@ describe('sharded inspect --out', () => {
     expect(n[0]!.n).toBe(readFileSync(one, 'utf8').split('\n').length - 1);
   });
 
+  it('a shard killed mid-part and run again beside a duplicate: the same part bytes as a clean run, no leftovers', { timeout: 240_000 }, async () => {
+    const src = join(tmp(), 'src');
+    await buildSource(src, 6000);
+    const clean = join(tmp(), 'clean');
+    expect((await ksp(['inspect', src, '--out', clean, '--distributed', '--shards', '2', ...CODECS])).code).toBe(0);
+    await runShards(clean, 2);
+    expect((await ksp(['commit', clean])).code).toBe(0);
+    const dir = join(tmp(), 'parts');
+    expect((await ksp(['inspect', src, '--out', dir, '--distributed', '--shards', '2', ...CODECS])).code).toBe(0);
+    const a = start(['work', dir, '--shard', '0/1']);
+    const units = join(dir, '_ksp', 'units');
+    const end = Date.now() + 60_000;
+    while (!(existsSync(units) && readdirSync(units).some((f) => f.endsWith('.started.json')))) {
+      if (Date.now() > end) throw new Error('no unit started');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 150));
+    a.kill();
+    expect((await a.done).signal).toBe('SIGKILL');
+    expect(readdirSync(units).filter((f) => f.endsWith('.done.json')).length).toBeLessThan(2);
+    const c0 = await ksp(['commit', dir]);
+    expect(c0.code).toBe(1);
+    expect(c0.stderr).toContain('DISTRIBUTED_INCOMPLETE');
+    await Promise.all([runShards(dir, 2), runShards(dir, 1)]);
+    const c = await ksp(['commit', dir]);
+    expect(c.code, c.stderr).toBe(0);
+    const files = readdirSync(dir).sort();
+    expect(files).toEqual(readdirSync(clean).sort());
+    for (const f of files.filter((x) => x.startsWith('part-'))) expect(readFileSync(join(dir, f)).equals(readFileSync(join(clean, f))), f).toBe(true);
+  });
+
   it('commit refuses while a unit is missing; a source changed after the plan is refused', { timeout: 120_000 }, async () => {
     const src = join(tmp(), 'src');
     await buildSource(src, 200);
