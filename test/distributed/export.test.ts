@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { locate } from '../../src/storage/uri.js';
+import { tableFromIPC } from 'apache-arrow';
 import { contiguousGroups } from '../../src/write/distributed/export-plan.js';
+import { commitDistributed, runShardsInProcess } from '../../src/write/distributed/index.js';
 import { ksp } from '../support/cli.js';
 import { newBucket, upload } from '../support/s3.js';
 import { useTempDirs } from '../write/support.js';
@@ -145,6 +147,26 @@ describe('sharded inspect --out', () => {
     const files = readdirSync(dir).sort();
     expect(files).toEqual(readdirSync(clean).sort());
     for (const f of files.filter((x) => x.startsWith('part-'))) expect(readFileSync(join(dir, f)).equals(readFileSync(join(clean, f))), f).toBe(true);
+  });
+
+  it('Arrow IPC parts, shards run in this process (the library path): the one-process rows', { timeout: 120_000 }, async () => {
+    const src = join(tmp(), 'src');
+    await buildSource(src, 300);
+    const one = join(tmp(), 'one.arrow');
+    expect((await ksp(['inspect', src, '--out', one, '--state', 'sum', '-q'])).code).toBe(0);
+    const dir = join(tmp(), 'entries.arrow');
+    expect((await ksp(['inspect', src, '--out', dir, '--distributed', '--shards', '3', '--state', 'sum'])).code).toBe(0);
+    const reports = await runShardsInProcess(dir, 2, { pollMs: 20 });
+    expect(reports.flatMap((r) => r.ran).sort()).toEqual(['e-0000', 'e-0001', 'e-0002']);
+    const c = await commitDistributed(dir);
+    expect(c.export).toMatchObject({ format: 'arrow', parts: 3 });
+    const rows = (t: ReturnType<typeof tableFromIPC>): string[] => t.toArray().map((r) => JSON.stringify([r.task_id, Buffer.from(r.key).toString('hex'), Buffer.from(r.value).toString('hex'), r.key_group]));
+    const want = rows(tableFromIPC(readFileSync(one)));
+    const parts = readdirSync(dir).filter((f) => f.endsWith('.arrow')).sort();
+    expect(parts).toHaveLength(3);
+    const got = parts.flatMap((f) => rows(tableFromIPC(readFileSync(join(dir, f)))));
+    expect(got).toEqual(want);
+    expect(c.export!.rows).toBe(want.length);
   });
 
   it('commit refuses while a unit is missing; a source changed after the plan is refused', { timeout: 120_000 }, async () => {
