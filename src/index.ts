@@ -52,4 +52,4 @@ export { checkRelativePath, unsafeReason } from './formats/stored-path.js';
 export { KspError, isKspError, ERROR_CODES, EXIT_CODES, type ErrorCode, type ErrorFamily } from './errors.js';
 
 // Distributed runs (README "Scale-out"): plan, shards, commit, status.
-export { writeDistributedPlan, runShard, runShardsInProcess, commitDistributed, distributedStatus, parseShard, type ShardReport, type CommitReport, type DistributedStatus, type DistributedPlan } from './write/distributed/index.js';
+export { writeDistributedPlan, writeExportPlan, runShard, runShardsInProcess, commitDistributed, distributedStatus, parseShard, type ShardReport, type CommitReport, type DistributedStatus, type DistributedPlan } from './write/distributed/index.js';

@@ -25,6 +25,8 @@ export interface ExportOptions {
   codecs?: ExportCodecs;
   compression?: ParquetCompression;
   onRows?: (n: number) => void;
+  /** Each chunk of the output as it is written (a sharded export hashes its part with it). */
+  onChunk?: (chunk: Uint8Array) => void;
 }
 
 export interface ExportResult {
@@ -59,6 +61,7 @@ export async function exportEntries(rows: RowSource, out: Location, options: Exp
   const sized = (async function* (): AsyncGenerator<Uint8Array> {
     for await (const c of chunks) {
       bytes += c.length;
+      options.onChunk?.(c);
       yield c;
     }
   })();

@@ -24,7 +24,8 @@ meta.json from the plan and checks the output as ksp verify does, with the manif
 already read and decoded every file in shares (the plan's verify units, each task's entry count against its
 record), so the commit checks metadata, coverage and identity (--full-verify reads everything again). Only then
 it writes manifest.sha256 and removes the reserved folder
-_ksp/. A failed verification removes metadata.json and meta.json again, so the target never verifies unsealed.
+_ksp/. A sharded export (inspect --out FOLDER --distributed): checks each part against its record (--full-verify
+hashes them), refuses a file in the folder that is not a part, writes _SUCCESS and prints the row totals. A failed verification removes metadata.json and meta.json again, so the target never verifies unsealed.
 Running commit again on a sealed target only finishes the cleanup. Exit codes: 0 committed and verified,
 1 units not done or the output does not verify, 2 usage, 3 bad input or a changed source, 4 no plan, 5 storage.`),
   handler: async (args) => {

@@ -43,7 +43,7 @@ function summary(plan: DistributedPlan): Record<string, unknown> {
   return { target: plan.target.uri, source: plan.source.uri, sourceManifestSha256: plan.source.manifestSha256, command: plan.command, units: plan.units.length, kinds, created: plan.created };
 }
 
-function launch(target: string, n: number): string[] {
+export function launch(target: string, n: number): string[] {
   const t = /^[\w@%+=:,./-]+$/.test(target) ? target : `'${target.replaceAll("'", "'\\''")}'`;
   return [
     ...Array.from({ length: Math.min(n, 3) }, (_, i) => `ksp work ${t} --shard ${i}/${n}`),

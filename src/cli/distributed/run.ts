@@ -42,7 +42,12 @@ export async function runCommit(args: CommitArgs): Promise<void> {
     return;
   }
   if (args.json) await out(json(r));
-  else if (r.alreadyCommitted) await out(`${shown(r.target)}: already committed; the reserved folder was cleaned up\n`);
+  else if (r.export) {
+    const x = r.export;
+    await out(shown(`committed export ${r.target}\n  ${count(x.rows)} row(s) in ${count(x.parts)} ${x.format} part(s), ${bytes(x.bytes)}; _SUCCESS written (${r.seconds.toFixed(1)} s)\n`));
+    if (!args.quiet && x.keyFailures) err(`note: ${count(x.keyFailures)} key(s) could not be decoded; their key_decoded is null`);
+    if (!args.quiet && x.valueFailures) err(`note: ${count(x.valueFailures)} value(s) could not be decoded; their value_decoded is null`);
+  } else if (r.alreadyCommitted) await out(`${shown(r.target)}: already committed; the reserved folder was cleaned up\n`);
   else {
     await out(shown(`committed ${r.target}\n  ${count(r.units)} unit(s), ${count(r.files)} file(s), ${bytes(r.bytes)}\n  verified OK${r.verify.sharded ? ' (by the shards, in shares)' : ''}: ${count(r.verify.files)} file(s) hashed, ${count(r.verify.entries)} entries decoded${r.verify.warnings.length ? `, ${r.verify.warnings.length} warning(s)` : ''} (${r.seconds.toFixed(1)} s)\n`));
     if (args.verbose) for (const w of r.verify.warnings) err(`ksp: warning [${w.code}] ${shown(w.message)}`);

@@ -20,6 +20,8 @@ export interface InspectArgs extends GlobalArgs, SourceArgs {
   threads?: number;
   allTasks?: boolean;
   trustSource?: boolean;
+  distributed?: boolean;
+  shards?: number;
 }
 
 const CODECS = ['utf8', 'json', 'msgpack', 'i64le', 'u64le', 'f64le', 'hex'];
@@ -46,11 +48,14 @@ export const command: CommandModule<GlobalArgs, InspectArgs> = {
       .option('all-tasks', { type: 'boolean', default: false, describe: 'With --key: read every task instead of only those owning the key\'s key group' })
       .option('trust-source', { type: 'boolean', describe: 'Look inside a savepoint whose manifest.sha256 is missing, malformed or disagrees with its metadata (each problem becomes a warning); refused by default. The summary also checks every state file it reads against the manifest; --entries reads without re-hashing (ksp verify checks every file)' })
       .option('threads', { type: 'number', describe: 'Files read at once for the summary (default: one per core)' })
+      .option('distributed', { type: 'boolean', describe: 'With --out FOLDER: plan a sharded export (one part file per unit of tasks) instead of running it; ksp work FOLDER --shard i/N, then ksp commit FOLDER (README "Scale-out")' })
+      .option('shards', { type: 'number', describe: 'With --distributed: the number of part files (units) and of shards in the printed commands (default: one per 256 MiB read, at most 64)' })
       .conflicts('key', 'key-utf8')
       .conflicts('key-prefix', 'key-prefix-utf8')
       .example('ksp inspect ./sp', 'summary: operators, tasks, states, entry counts, key-group spread')
       .example('ksp inspect ./sp --operator fraud --key-utf8 customer-42 --value-codec msgpack', 'one key, value decoded')
       .example('ksp inspect ./sp --out entries.parquet --value-codec i64le', 'export every entry to Parquet (DuckDB: SELECT * FROM \'entries.parquet\')')
-      .example('ksp inspect s3://bucket/job/savepoints/00000000000000000042 --state tumbling --limit 10 --json', 'ten entries as JSON Lines'),
+      .example('ksp inspect s3://bucket/job/savepoints/00000000000000000042 --state tumbling --limit 10 --json', 'ten entries as JSON Lines')
+      .example('ksp inspect s3://bucket/sp --out s3://bucket/exports/sp42/ --distributed --shards 16', 'plan a sharded export: 16 Parquet parts, read as one table with read_parquet(\'…/sp42/*.parquet\')'),
   handler: async (args) => (await import('./run.js')).run(args),
 };

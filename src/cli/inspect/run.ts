@@ -28,6 +28,8 @@ export async function run(args: InspectArgs): Promise<void> {
   const keyPrefix = args.keyPrefix !== undefined ? hexArg('key-prefix', args.keyPrefix) : args.keyPrefixUtf8 !== undefined ? Buffer.from(args.keyPrefixUtf8, 'utf8') : undefined;
   const entriesMode = args.entries || key !== undefined || keyPrefix !== undefined || args.limit !== undefined || args.out !== undefined;
   if (args.limit !== undefined && (!Number.isInteger(args.limit) || args.limit < 0)) throw new KspError('USAGE', `--limit: expected a whole number >= 0, found ${args.limit}`);
+  if (args.distributed && args.out === undefined) throw new KspError('USAGE', '--distributed applies to --out FOLDER only (a sharded export)');
+  if (args.shards !== undefined && !args.distributed) throw new KspError('USAGE', '--shards applies with --distributed only');
   // The source's integrity first, as the writers check it (--trust-source to look inside a damaged one).
   const integrity = await checkSourceIntegrity(sp, args.trustSource === true);
   if (!args.quiet) for (const w of integrity.warnings) err(`ksp: warning: ${shown(w)}`);
@@ -42,6 +44,7 @@ export async function run(args: InspectArgs): Promise<void> {
     if (plan.tasks.length < candidates.length) pruned = { read: plan.tasks.length, of: candidates.length };
     if (args.verbose) err(`reading ${plan.tasks.length} of ${candidates.length} task(s) that can hold the key${plan.unpruned.length ? ` (all tasks of ${plan.unpruned.join(', ')}: only some of their tasks were asked for)` : ''}`);
   }
+  if (args.distributed) return (await import('../distributed/export-run.js')).runExportPlan(sp, args, filter);
   const codecs: ExportCodecs = {
     key: args.keyCodec ? await viewCodec(args.keyCodec) : undefined,
     value: args.valueCodec ? await viewCodec(args.valueCodec) : undefined,

@@ -13,6 +13,8 @@ import { RESERVED, checkSourcePinned, readPlan } from './plan-file.js';
 import { recordedOutputs, verifyOutput, writeMetadata } from './seal.js';
 import { checkReserved, sourceGuard } from './shard.js';
 import { unitStates, type UnitStatus } from './status.js';
+import { isSealed } from './export-plan.js';
+import { sealExport, type ExportCommit } from './export-seal.js';
 
 /**
  * Seals a distributed run: every unit's completion record first (refused,
@@ -45,6 +47,8 @@ export interface CommitReport {
   verify: { ok: boolean; files: number; bytes: number; entries: number; warnings: Finding[]; sharded?: boolean };
   /** A distributed `ksp verify` (plan command `verify`): the merged report of its shares. */
   verifyReport?: VerifyReport;
+  /** A sharded `inspect --out` (plan command `inspect`): its parts and row totals. */
+  export?: ExportCommit;
   seconds: number;
 }
 
@@ -63,7 +67,7 @@ export async function commitDistributed(target: string | Location, o: CommitOpti
   });
   try {
     // Sealed already (a commit that died after the manifest): finish the cleanup only.
-    if (await manifest.storage.stat(manifest.key)) {
+    if (await isSealed(dir)) {
       await removeReserved(dir);
       report.alreadyCommitted = true;
       report.seconds = (Date.now() - started) / 1000;
@@ -82,6 +86,16 @@ export async function commitDistributed(target: string | Location, o: CommitOpti
     if (plan.command === 'verify') {
       report.verifyReport = await mergeChecks(plan, done);
       report.verify = { ok: report.verifyReport.ok, files: report.verifyReport.totals.files, bytes: report.verifyReport.totals.bytes, entries: report.verifyReport.totals.entries, warnings: report.verifyReport.findings.filter((f) => f.severity === 'warning'), sharded: true };
+      unregister();
+      await removeReserved(dir);
+      report.seconds = (Date.now() - started) / 1000;
+      return report;
+    }
+    if (plan.command === 'inspect') {
+      await lock.assertHeld();
+      report.export = await sealExport(plan, dir, done, { fullVerify: o.fullVerify, assertWritable: (l) => guard.assertNotSource(l, 'write') });
+      report.files = report.export.parts;
+      report.bytes = report.export.bytes;
       unregister();
       await removeReserved(dir);
       report.seconds = (Date.now() - started) / 1000;

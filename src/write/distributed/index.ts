@@ -6,6 +6,7 @@ export { distributedPlan, writeDistributedPlan, type PlanOptions } from './make-
 export { assign, parseShard, runShard, type ShardOptions, type ShardReport } from './shard.js';
 export { commitDistributed, type CommitOptions, type CommitReport } from './commit.js';
 export { distributedStatus, type DistributedStatus, type UnitStatus, type UnitState } from './status.js';
+export { writeExportPlan, isSealed, SUCCESS_NAME, type ExportPlanOptions } from './export-plan.js';
 export { RESERVED, readPlan, type DistributedPlan, type DistUnit, type DoneRecord } from './plan-file.js';
 
 import { locate, type Location } from '../../storage/uri.js';

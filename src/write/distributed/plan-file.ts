@@ -151,12 +151,56 @@ export interface CheckUnitSpec extends UnitBase {
   count: number;
 }
 
-export type DistUnit = CopyUnit | RouteUnitSpec | MergeUnitSpec | RewriteUnitSpec | NativeUnitSpec | CanonicalUnitSpec | VerifyUnitSpec | CheckUnitSpec;
+/**
+ * One part of a sharded `inspect --out` (a plan whose command is `inspect`):
+ * the entries of `tasks` (a contiguous run of the source's tasks in
+ * metadata order) exported to one part file, `to`, with the export options
+ * of `spec` (export-plan.ts, FORMAT.md).
+ */
+export interface ExportUnitSpec extends UnitBase {
+  kind: 'export';
+  part: number;
+  parts: number;
+  to: string;
+  rel: string;
+  tasks: ExportTaskSpec[];
+  spec: ExportSpec;
+}
+
+export interface ExportTaskSpec {
+  /** Position in metadata.operator_snapshots (TaskRef.index). */
+  index: number;
+  operatorId: string;
+  taskId: string;
+  uri: string;
+  size?: number;
+}
+
+/** What every part is exported with: the one-process `inspect --out` options. */
+export interface ExportSpec {
+  /** The plan's source directory and read roots (checkPlan holds them equal to the plan's). */
+  savepoint: string;
+  roots: string[];
+  /** The source's metadata.json SHA-256: a unit refuses a source whose metadata differs. */
+  metadataSha256: string;
+  trustSource: boolean;
+  format: 'parquet' | 'arrow' | 'arrows' | 'jsonl';
+  compression: 'zstd' | 'snappy' | 'gzip' | 'lz4' | 'none';
+  keyCodec?: string;
+  valueCodec?: string;
+  operator?: string;
+  state?: string;
+  keyHex?: string;
+  keyPrefixHex?: string;
+}
+
+export type DistUnit = CopyUnit | RouteUnitSpec | MergeUnitSpec | RewriteUnitSpec | NativeUnitSpec | CanonicalUnitSpec | VerifyUnitSpec | CheckUnitSpec | ExportUnitSpec;
 
 /** Every file a unit reads from the source. */
 export function unitReads(u: DistUnit): string[] {
   if (u.kind === 'copy') return [u.from];
   if (u.kind === 'merge' || u.kind === 'verify' || u.kind === 'check') return [];
+  if (u.kind === 'export') return u.tasks.map((t) => t.uri);
   return [u.source.uri, ...(u.source.native?.map((f) => f.uri) ?? [])];
 }
 
@@ -212,6 +256,8 @@ export interface DoneRecord {
   verified?: { files: number; bytes: number; entries: number; warnings: Array<{ code: string; message: string }> };
   /** Check units: every finding of their share (errors included: finding them is the unit's work). */
   findings?: Finding[];
+  /** Export units: the rows of the part, and the values its codecs could not decode (null in the part). */
+  exported?: { format: string; rows: number; keyFailures: number; valueFailures: number };
   read: number;
   shard: string;
   host: string;
@@ -357,6 +403,7 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
       case 'rewrite':
       case 'native':
       case 'canonical':
+      case 'export':
         inside(u.to, `${f}.to`);
         break;
       case 'route':
@@ -371,8 +418,9 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
     }
   });
   plan.units.forEach((u, i) => {
-    if (u.kind !== 'copy' && u.kind !== 'merge' && u.kind !== 'verify' && u.kind !== 'check' && (typeof u.source !== 'object' || u.source === null || (u.source.native !== undefined && !Array.isArray(u.source.native)))) throw bad('no source', `units[${i}].source`);
-    unitReads(u).forEach((r, k) => readable(r, `units[${i}].${k === 0 ? (u.kind === 'copy' ? 'from' : 'source.uri') : `source.native[${k - 1}].uri`}`));
+    if (u.kind === 'export' && (!Array.isArray(u.tasks) || u.spec?.savepoint !== plan.source.uri || JSON.stringify(u.spec.roots) !== JSON.stringify(plan.source.roots))) throw bad('no tasks, or a source other than the plan\'s', `units[${i}]`);
+    if (u.kind !== 'copy' && u.kind !== 'merge' && u.kind !== 'verify' && u.kind !== 'check' && u.kind !== 'export' && (typeof u.source !== 'object' || u.source === null || (u.source.native !== undefined && !Array.isArray(u.source.native)))) throw bad('no source', `units[${i}].source`);
+    unitReads(u).forEach((r, k) => readable(r, `units[${i}].${u.kind === 'export' ? `tasks[${k}].uri` : k === 0 ? (u.kind === 'copy' ? 'from' : 'source.uri') : `source.native[${k - 1}].uri`}`));
   });
   for (const u of plan.units) if (u.kind === 'merge') for (const r of u.routes) if (!ids.has(r)) throw bad(`merge ${u.id} depends on unknown unit ${r}`);
   // meta.json: in the target directory, or (engine mode) the savepoint record beside it in the same job's savepoints/ (target.ts).
@@ -391,6 +439,7 @@ export function dependencies(u: DistUnit, units: readonly DistUnit[]): string[] 
 export function unitBytes(u: DistUnit): number {
   if (u.kind === 'copy') return u.size ?? 0;
   if (u.kind === 'verify' || u.kind === 'check') return 0;
+  if (u.kind === 'export') return u.tasks.reduce((n, t) => n + (t.size ?? 0), 0);
   if (u.kind !== 'merge') return (u.source.size ?? 0) + (u.source.native?.reduce((n, f) => n + (f.size ?? 0), 0) ?? 0);
   return 0;
 }
@@ -414,5 +463,7 @@ export function describeUnit(u: DistUnit): string {
       return `verify share ${u.index + 1} of ${u.count}`;
     case 'check':
       return `verify the source, share ${u.index + 1} of ${u.count}`;
+    case 'export':
+      return `export part ${u.part + 1} of ${u.parts} (${u.tasks.length} task(s))`;
   }
 }

@@ -22,6 +22,7 @@ import { child, parent } from '../../storage/uri.js';
 import { writeNativeTask, type NativeLayout } from '../native-output.js';
 import type { StoredFile } from '../target.js';
 import { toAsyncChunks } from '../../storage/storage.js';
+import { runExportUnit } from './export-unit.js';
 
 /**
  * One distributed unit where it runs: its outputs written whole (storage
@@ -59,6 +60,8 @@ export async function runDistUnit(u: DistUnit, ctx: UnitContext): Promise<UnitOu
       return runNativeUnit(u, ctx);
     case 'canonical':
       return runCanonicalUnit(u, ctx);
+    case 'export':
+      return runExportUnit(u, ctx);
     case 'verify':
     case 'check':
       throw new KspError('INTERNAL', `unit ${u.id} runs in its shard (shard.ts), which holds the plan and the records`);

@@ -51,7 +51,7 @@ export async function recordedOutputs(plan: DistributedPlan, done: Map<string, D
       r0.files++;
       r0.bytes += out.size;
     }
-    if (u.kind !== 'copy' && r.entries !== undefined) r0.expected.set(`${u.outOperator}/${u.outTask}`, r.entries);
+    if (u.kind !== 'copy' && u.kind !== 'export' && r.entries !== undefined) r0.expected.set(`${u.outOperator}/${u.outTask}`, r.entries);
   }
   return r0;
 }

@@ -2,7 +2,6 @@ import { pool } from '../pool.js';
 import { lstat, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { KspError } from '../../errors.js';
-import { MANIFEST_NAME } from '../../formats/manifest/manifest.js';
 import { child, locate, uriOf, type Location } from '../../storage/uri.js';
 import { HOST, sweepStaleTempDirs } from '../temp-dir.js';
 import { SourceGuard, realPathOf } from '../target-files.js';
@@ -13,6 +12,7 @@ import {
   type CheckUnitSpec, type DistUnit, type DistributedPlan, type DoneRecord, type FailedRecord, type StartedRecord, type VerifyUnitSpec,
 } from './plan-file.js';
 import { runDistUnit, type UnitOutcome } from './run-unit.js';
+import { isSealed } from './export-plan.js';
 import { verifySavepoint } from '../../model/verify.js';
 import { recordedOutputs, verifyOutput, verifyShardOf, writeMetadata } from './seal.js';
 
@@ -117,9 +117,8 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
   const dir = typeof target === 'string' ? locate(target) : target;
   const shard = `${o.index}/${o.count}`;
   const report: ShardReport = { target: uriOf(dir), shard, assigned: 0, ran: [], skipped: [], helped: [], bytes: 0, seconds: 0, committed: false };
-  const manifest = child(dir, MANIFEST_NAME);
   // A pod retried after the commit (or during its cleanup): nothing left to do.
-  if (await manifest.storage.stat(manifest.key)) {
+  if (await isSealed(dir)) {
     report.committed = true;
     report.seconds = (Date.now() - started) / 1000;
     return report;
@@ -227,7 +226,7 @@ export async function runShard(target: string | Location, o: ShardOptions): Prom
     return { outputs: [], verified: { files: v.totals.files, bytes: v.totals.bytes, entries: v.totals.entries, warnings: [] }, findings: v.findings, read: v.totals.bytes };
   };
   const assertNotCommitted = async (): Promise<void> => {
-    if (await manifest.storage.stat(manifest.key)) {
+    if (await isSealed(dir)) {
       throw new KspError('DISTRIBUTED_PLAN_INVALID', `${uriOf(dir)}: was committed while this shard ran; nothing more is written`, { file: uriOf(dir) });
     }
   };

@@ -1,9 +1,9 @@
-import { MANIFEST_NAME } from '../../formats/manifest/manifest.js';
-import { child, locate, uriOf, type Location } from '../../storage/uri.js';
+import { locate, uriOf, type Location } from '../../storage/uri.js';
 import {
   describeUnit, readJson, readPlan, recordLocation, unitBytes, unitsFolder,
   type DistUnit, type DistributedPlan, type DoneRecord, type FailedRecord, type StartedRecord,
 } from './plan-file.js';
+import { isSealed } from './export-plan.js';
 
 /**
  * Where a distributed run stands, from the target alone: each unit done
@@ -81,9 +81,8 @@ export async function distributedStatus(target: string | Location): Promise<Dist
     target: uriOf(dir), committed: false, units: { total: 0, done: 0, running: 0, stalled: 0, failed: 0, missing: 0 },
     bytes: { planned: 0, done: 0, written: 0 }, elapsedSeconds: null, etaSeconds: null, list: [],
   };
-  const manifest = child(dir, MANIFEST_NAME);
-  // Sealed: the manifest is written only by a commit that verified (its cleanup of _ksp/ may still be under way).
-  if (await manifest.storage.stat(manifest.key)) return { ...empty, committed: true };
+  // Sealed: the manifest (or a sharded export's _SUCCESS) is written only by a commit that checked everything (its cleanup of _ksp/ may still be under way).
+  if (await isSealed(dir)) return { ...empty, committed: true };
   const plan = await readPlan(dir);
   const { statuses, firstStart } = await unitStates(plan, dir);
   const units = { ...empty.units, total: statuses.length };
