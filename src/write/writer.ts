@@ -3,7 +3,7 @@ import { MetadataDoc } from '../formats/metadata/metadata.js';
 import { MetaDoc, SAVEPOINT_FORMAT_VERSION } from '../formats/meta/meta.js';
 import { JsonObject, fromPlain, type JsonValue } from '../formats/json/json-text.js';
 import type { MigrationRegistry, Step } from '../migrate/registry.js';
-import { Savepoint, type TaskFormat, type TaskRef } from '../model/savepoint.js';
+import { Savepoint, taskData, type TaskFormat, type TaskRef } from '../model/savepoint.js';
 import { attachNative, fileRefs } from '../model/native-state.js';
 import { windowGroupKey, isWatermarkKey, type Routing } from '../model/routing.js';
 import { scanFiles } from '../model/scan-pool.js';
@@ -547,10 +547,10 @@ class Planner {
     // Refused at plan time, before anything is written (repartition.ts refuseOpaque says why).
     if (f.kind === 'window-join') throw refuseOpaque(t, uriOf(t.location), 'rescale');
     // Checked against the source manifest as it is read (repartition.ts openTask).
-    if (f.kind !== 'native') return { ...t, sha256: this.knownHash(t.location) };
+    if (f.kind !== 'native') return { ...taskData(t), sha256: this.knownHash(t.location) };
     const nf = await this.nativeFiles(t, f.pointer);
     if (!nf) return t;
-    return { ...t, native: fileRefs(nf.files), ...(this.stripsTtl() ? { ttlPrefix: 'strip' as const } : {}) };
+    return { ...taskData(t), native: fileRefs(nf.files), ...(this.stripsTtl() ? { ttlPrefix: 'strip' as const } : {}) };
   }
 
   private stripsTtl(): boolean {
