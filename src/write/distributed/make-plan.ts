@@ -6,6 +6,7 @@ import { VERSION } from '../../version.js';
 import type { Job } from '../jobs.js';
 import type { NativeFileRef } from '../../model/native-read.js';
 import { TargetLock } from '../lock.js';
+import { encodePointer } from '../../formats/pointer/pointer.js';
 import { SourceGuard, checkTargetEmpty } from '../target-files.js';
 import type { Savepoint } from '../../model/savepoint.js';
 import type { Location } from '../../storage/uri.js';
@@ -96,8 +97,29 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
         });
         break;
       }
-      case 'native':
-        throw unsupported(`${j.out.operatorId}/${j.out.taskId} is native (RocksDB) state, which distributed units do not copy yet`);
+      case 'native': {
+        // Relative mode only: in engine mode the tables go to the shared {base}/{job}/incr/ folder, refused above as outside the target.
+        if (p.target.mode !== 'relative') throw unsupported(`native task ${j.out.operatorId}/${j.out.taskId} in engine mode (its tables go to the shared {base}/{job}/incr/ folder, outside the target); write --mode relative`);
+        // The two small files as the one-process copy writes them (write/execute.ts `copyNative`), made here once.
+        const byName = new Map(j.files.map((f) => [f.filename, f.out.stored]));
+        const manifest = j.manifest.withPaths((name) => byName.get(name)!, j.manifestOut.stored).encode();
+        const pointer = encodePointer({ manifestPath: j.manifestOut.stored });
+        const relOf = (f: StoredFile): string => {
+          const r = rel(f);
+          if (r === null) throw unsupported(`${uriOf(f.location)} has no path in the target's manifest`);
+          return r;
+        };
+        units.push({
+          id: id('s'), phase: 0, kind: 'native-copy', outOperator: j.out.operatorId, outTask: j.out.taskId, to: uriOf(j.out.file.location), rel: relOf(j.out.file),
+          files: j.files.map((f) => ({
+            filename: f.filename, from: uriOf(f.location), to: uriOf(f.out.location), rel: relOf(f.out),
+            ...(f.sha256 ? { sha256: f.sha256 } : {}), ...(f.size !== undefined ? { size: f.size } : {}),
+          })),
+          manifest: { to: uriOf(j.manifestOut.location), rel: relOf(j.manifestOut), bytes: Buffer.from(manifest).toString('base64') },
+          pointer: Buffer.from(pointer).toString('base64'),
+        });
+        break;
+      }
     }
   }
   const metaRel = within(p.target.metaLocation, dir) ? p.target.metaLocation.key.slice(dir.key.length + 1) : null;
@@ -140,7 +162,14 @@ export async function writeDistributedPlan(p: PreparedWrite, o: PlanOptions): Pr
   }
   // Sizes of the sources read, for balancing the shards and for status.
   await Promise.all(plan.units.map(async (u) => {
-    if (u.kind !== 'copy' && u.kind !== 'merge' && u.kind !== 'verify' && u.kind !== 'check' && u.kind !== 'export' && u.source.size === undefined) {
+    if (u.kind === 'native-copy') {
+      // Meta files (MANIFEST, CURRENT, OPTIONS) have no size in sst_manifest.json.
+      await Promise.all(u.files.filter((f) => f.size === undefined).map(async (f) => {
+        const l = locate(f.from);
+        const st = await l.storage.stat(l.key);
+        if (st) f.size = st.size;
+      }));
+    } else if (u.kind !== 'copy' && u.kind !== 'merge' && u.kind !== 'verify' && u.kind !== 'check' && u.kind !== 'export' && u.source.size === undefined) {
       const l = locate(u.source.uri);
       const st = await l.storage.stat(l.key);
       if (st) u.source.size = st.size;

@@ -112,6 +112,40 @@ export interface NativeUnitSpec extends UnitBase {
 }
 
 /**
+ * One native (RocksDB) task kept native, in relative mode (relocate, and
+ * edit renames/removes that leave it as it is), as the one-process write
+ * copies it (write/execute.ts `copyNative`): each table and meta file
+ * copied byte for byte, each SST checked against the SHA-256 its source
+ * sst_manifest.json records, then the rewritten sst_manifest.json and the
+ * INCR-SST-V1 pointer, whose bytes were computed at plan time (they are
+ * small, and the same on every shard). The pointer is `to`.
+ */
+export interface NativeCopyUnitSpec extends UnitBase {
+  kind: 'native-copy';
+  outOperator: string;
+  outTask: string;
+  /** The pointer (the output task's file) and its manifest path. */
+  to: string;
+  rel: string;
+  /** The files of the task's RocksDB directory, copied in this order. */
+  files: NativeCopyFile[];
+  /** The rewritten sst_manifest.json: where, and its bytes (base64). */
+  manifest: { to: string; rel: string; bytes: string };
+  /** The pointer's bytes (base64). */
+  pointer: string;
+}
+
+export interface NativeCopyFile {
+  filename: string;
+  from: string;
+  to: string;
+  rel: string;
+  /** From the source sst_manifest.json (SST files only): checked as the file is copied. */
+  sha256?: string;
+  size?: number;
+}
+
+/**
  * One native task as a canonical state.bin (convert --to canonical), as the
  * one-process convert writes it: `write/native-canonical.ts
  * convertNativeTask` when the tables state the live count, else the
@@ -194,11 +228,12 @@ export interface ExportSpec {
   keyPrefixHex?: string;
 }
 
-export type DistUnit = CopyUnit | RouteUnitSpec | MergeUnitSpec | RewriteUnitSpec | NativeUnitSpec | CanonicalUnitSpec | VerifyUnitSpec | CheckUnitSpec | ExportUnitSpec;
+export type DistUnit = CopyUnit | RouteUnitSpec | MergeUnitSpec | RewriteUnitSpec | NativeUnitSpec | NativeCopyUnitSpec | CanonicalUnitSpec | VerifyUnitSpec | CheckUnitSpec | ExportUnitSpec;
 
 /** Every file a unit reads from the source. */
 export function unitReads(u: DistUnit): string[] {
   if (u.kind === 'copy') return [u.from];
+  if (u.kind === 'native-copy') return u.files.map((f) => f.from);
   if (u.kind === 'merge' || u.kind === 'verify' || u.kind === 'check') return [];
   if (u.kind === 'export') return u.tasks.map((t) => t.uri);
   return [u.source.uri, ...(u.source.native?.map((f) => f.uri) ?? [])];
@@ -406,6 +441,19 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
       case 'export':
         inside(u.to, `${f}.to`);
         break;
+      case 'native-copy':
+        inside(u.to, `${f}.to`);
+        inside(u.manifest?.to, `${f}.manifest.to`);
+        if (!Array.isArray(u.files) || typeof u.pointer !== 'string' || typeof u.manifest.bytes !== 'string') throw bad('no files, manifest bytes or pointer bytes', f);
+        u.files.forEach((x, k) => {
+          inside(x?.to, `${f}.files[${k}].to`);
+          if (x.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(x.sha256)) throw bad(`${JSON.stringify(x.sha256)} is not a SHA-256`, `${f}.files[${k}].sha256`);
+        });
+        // Each output's manifest path must name the place it is written (seal.ts trusts the pair).
+        for (const [uri, r, g] of [[u.to, u.rel, `${f}.rel`], [u.manifest.to, u.manifest.rel, `${f}.manifest.rel`], ...u.files.map((x, k) => [x.to, x.rel, `${f}.files[${k}].rel`])] as Array<[string, unknown, string]>) {
+          if (typeof r !== 'string' || uriOf(child(dir, r)) !== uriOf(locate(uri))) throw bad(`${JSON.stringify(r)} is not the path of ${uri} in the target`, g);
+        }
+        break;
       case 'route':
         inside(u.run, `${f}.run`);
         break;
@@ -419,8 +467,8 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
   });
   plan.units.forEach((u, i) => {
     if (u.kind === 'export' && (!Array.isArray(u.tasks) || u.spec?.savepoint !== plan.source.uri || JSON.stringify(u.spec.roots) !== JSON.stringify(plan.source.roots))) throw bad('no tasks, or a source other than the plan\'s', `units[${i}]`);
-    if (u.kind !== 'copy' && u.kind !== 'merge' && u.kind !== 'verify' && u.kind !== 'check' && u.kind !== 'export' && (typeof u.source !== 'object' || u.source === null || (u.source.native !== undefined && !Array.isArray(u.source.native)))) throw bad('no source', `units[${i}].source`);
-    unitReads(u).forEach((r, k) => readable(r, `units[${i}].${u.kind === 'export' ? `tasks[${k}].uri` : k === 0 ? (u.kind === 'copy' ? 'from' : 'source.uri') : `source.native[${k - 1}].uri`}`));
+    if (u.kind !== 'copy' && u.kind !== 'native-copy' && u.kind !== 'merge' && u.kind !== 'verify' && u.kind !== 'check' && u.kind !== 'export' && (typeof u.source !== 'object' || u.source === null || (u.source.native !== undefined && !Array.isArray(u.source.native)))) throw bad('no source', `units[${i}].source`);
+    unitReads(u).forEach((r, k) => readable(r, `units[${i}].${u.kind === 'export' ? `tasks[${k}].uri` : u.kind === 'native-copy' ? `files[${k}].from` : k === 0 ? (u.kind === 'copy' ? 'from' : 'source.uri') : `source.native[${k - 1}].uri`}`));
   });
   for (const u of plan.units) if (u.kind === 'merge') for (const r of u.routes) if (!ids.has(r)) throw bad(`merge ${u.id} depends on unknown unit ${r}`);
   // meta.json: in the target directory, or (engine mode) the savepoint record beside it in the same job's savepoints/ (target.ts).
@@ -438,6 +486,7 @@ export function dependencies(u: DistUnit, units: readonly DistUnit[]): string[] 
 /** Bytes a unit reads, for balancing shards and for status. */
 export function unitBytes(u: DistUnit): number {
   if (u.kind === 'copy') return u.size ?? 0;
+  if (u.kind === 'native-copy') return u.files.reduce((n, f) => n + (f.size ?? 0), 0);
   if (u.kind === 'verify' || u.kind === 'check') return 0;
   if (u.kind === 'export') return u.tasks.reduce((n, t) => n + (t.size ?? 0), 0);
   if (u.kind !== 'merge') return (u.source.size ?? 0) + (u.source.native?.reduce((n, f) => n + (f.size ?? 0), 0) ?? 0);
@@ -457,6 +506,8 @@ export function describeUnit(u: DistUnit): string {
       return `rewrite ${u.outOperator}/${u.outTask}`;
     case 'native':
       return `native ${u.outOperator}/${u.outTask}`;
+    case 'native-copy':
+      return `native copy ${u.outOperator}/${u.outTask} (${u.files.length} file(s))`;
     case 'canonical':
       return `canonical ${u.outOperator}/${u.outTask}`;
     case 'verify':

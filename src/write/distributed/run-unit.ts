@@ -13,7 +13,7 @@ import { BroadcastSet, encodeEntry, openTask } from '../repartition.js';
 import { BROADCAST_LIMIT_BYTES } from '../route-pass.js';
 import { runRewrite } from '../rewrite-unit.js';
 import { makeTempDir, removeTempDir } from '../temp-dir.js';
-import type { CanonicalUnitSpec, CopyUnit, DistUnit, DoneRecord, MergeUnitSpec, NativeUnitSpec, OutputRecord, RewriteUnitSpec, RouteUnitSpec, Segment, SourceSpec } from './plan-file.js';
+import type { CanonicalUnitSpec, CopyUnit, DistUnit, DoneRecord, MergeUnitSpec, NativeCopyUnitSpec, NativeUnitSpec, OutputRecord, RewriteUnitSpec, RouteUnitSpec, Segment, SourceSpec } from './plan-file.js';
 import { convertNativeTask } from '../native-canonical.js';
 import { Spill } from '../spill.js';
 import { epochDirName } from '../../formats/metadata/metadata.js';
@@ -58,6 +58,8 @@ export async function runDistUnit(u: DistUnit, ctx: UnitContext): Promise<UnitOu
       return runRewriteUnit(u, ctx);
     case 'native':
       return runNativeUnit(u, ctx);
+    case 'native-copy':
+      return runNativeCopy(u, ctx);
     case 'canonical':
       return runCanonicalUnit(u, ctx);
     case 'export':
@@ -73,6 +75,37 @@ async function runCopy(u: CopyUnit, ctx: UnitContext): Promise<UnitOutcome> {
   ctx.assertWritable(to);
   const r = await copyFile(locate(u.from), to, { ...(u.sha256 ? { knownSha256: u.sha256 } : {}), onBytes: ctx.onBytes });
   return { outputs: [{ uri: u.to, rel: u.rel, sha256: r.sha256, size: r.size }], read: r.size };
+}
+
+/**
+ * A native task kept native, as the one-process write copies it
+ * (write/execute.ts `copyNative`): each file streamed and hashed as it is
+ * copied (never a server-side copy: the SST's hash is checked against the
+ * one its sst_manifest.json records, NATIVE_SST_HASH naming the source file
+ * otherwise), then the rewritten sst_manifest.json and the pointer from the
+ * plan's bytes. The pointer first in the record: it is the unit's `to`.
+ */
+async function runNativeCopy(u: NativeCopyUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
+  const outputs: OutputRecord[] = [];
+  let read = 0;
+  for (const f of u.files) {
+    const to = locate(f.to);
+    ctx.assertWritable(to);
+    const r = await copyFile(locate(f.from), to, { onBytes: ctx.onBytes });
+    if (f.sha256 && r.sha256 !== f.sha256) {
+      throw new KspError('NATIVE_SST_HASH', `${f.from}: SHA-256 ${r.sha256} differs from ${f.sha256} recorded in its sst_manifest.json`, { file: f.from, expected: f.sha256, found: r.sha256 });
+    }
+    read += r.size;
+    outputs.push({ uri: f.to, rel: f.rel, sha256: r.sha256, size: r.size });
+  }
+  for (const [uri, rel, b64] of [[u.manifest.to, u.manifest.rel, u.manifest.bytes], [u.to, u.rel, u.pointer]] as const) {
+    const to = locate(uri);
+    ctx.assertWritable(to);
+    const w = await writeHashed(to, toAsyncChunks(Buffer.from(b64, 'base64')));
+    outputs.push({ uri, rel, sha256: w.sha256, size: w.size });
+  }
+  outputs.unshift(outputs.pop()!);
+  return { outputs, read };
 }
 
 function sourceTask(s: SourceSpec): SourceTask {
