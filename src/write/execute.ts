@@ -17,6 +17,7 @@ import type { WritePlan } from './plan.js';
 import { openTask, repartition, repartitionPlaced } from './repartition.js';
 import { UnitPool } from './unit-pool.js';
 import { pool } from './pool.js';
+import { eachJob } from './each-job.js';
 import { unitPathOf, type RewriteUnit } from './units.js';
 import { Spill, type CollisionReport } from './spill.js';
 import { nativeLayout, writeNativeTask, type NativeTaskResult } from './native-output.js';
@@ -190,9 +191,10 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     }
     touched = true;
     options.onPhase?.('write');
-    const copies = p.jobs.filter((j) => j.kind === 'copy' || j.kind === 'native');
+    const copies = p.jobs.filter((j) => j.kind === 'copy' || j.kind === 'copies' || j.kind === 'native');
     const rewrites = p.jobs.filter((j) => j.kind === 'rewrite' || j.kind === 'repartition');
-    await pool(copies, options.concurrency ?? 8, async (j) => {
+    // Batches of copied tasks become their copies one at a time, as the pool takes them.
+    await pool(eachJob(copies, target), options.concurrency ?? 8, async (j) => {
       checkInterrupted();
       if (j.kind === 'copy') {
         p.guard.assertNotSource(j.out.location, 'write');

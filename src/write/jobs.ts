@@ -36,7 +36,26 @@ export interface OutputTask {
   file: StoredFile;
 }
 
+/**
+ * State files of one operator's tasks copied byte for byte into the target
+ * layout's state files, in task order: one job for the run of tasks, made
+ * into one `copy` job per task only as they are run (each-job.ts). 200,000
+ * copy jobs with their output records, held from plan to write, were ~90 MB.
+ */
+export interface CopyBatch {
+  kind: 'copies';
+  /** Operator id in the output. */
+  operator: string;
+  tasks: TaskRef[];
+  /** Each task's file size, when known. */
+  sizes: Array<number | undefined>;
+}
+
+/** A job as the executor runs it: batches made into their copies (each-job.ts). */
+export type RunJob = Exclude<Job, CopyBatch>;
+
 export type Job =
+  | CopyBatch
   /** A file copied byte for byte (state files untouched by any operation, buffers, prepare files). */
   | { kind: 'copy'; from: Location; out: StoredFile; sha256?: string; size?: number; task?: OutputTask }
   /**

@@ -15,7 +15,8 @@ import { executePlan, type WriteReport, type ExecuteOptions } from './execute.js
 import { formatNotes } from './format-notes.js';
 import type { TtlPrefixMode } from '../formats/task-format/ttl.js';
 import { refuseOpaque } from './repartition.js';
-import type { Job, OutputTask, SourceTask } from './jobs.js';
+import type { CopyBatch, Job, OutputTask, RunJob, SourceTask } from './jobs.js';
+import { eachJob } from './each-job.js';
 import { nativeFilesOf, type NativeTaskFiles } from '../model/native-files.js';
 import { checkSourceIntegrity, type HashLookup } from '../model/source-integrity.js';
 import { deepFreeze, type OperationRecord, type OperatorPlan, type PlannedFile, type WritePlan } from './plan.js';
@@ -314,7 +315,8 @@ class Planner {
     const rename = renames.size ? renameMap(renames) : null;
     const jobs: Job[] = [];
     const opPlans: OperatorPlan[] = [];
-    const outTasks: OutputTask[] = [];
+    // In metadata order; a batch of copied tasks stands for its tasks.
+    const outTasks: Array<OutputTask | CopyBatch> = [];
     for (const o of operators) {
       const outId = current(o.id);
       if (removed.has(o.id)) {
@@ -364,10 +366,23 @@ class Planner {
         outTasks.push(...outs);
         plan.action = 'rewrite';
       } else {
+        // Tasks copied as they are: one batch per run of them (eachJob makes its copies when run).
+        let batch: CopyBatch | null = null;
         for (const t of o.tasks) {
+          const f = this.formats.get(t.index)!;
+          if (!touched(t) && f.kind !== 'native') {
+            if (batch === null) {
+              batch = { kind: 'copies', operator: outId, tasks: [], sizes: [] };
+              jobs.push(batch);
+              outTasks.push(batch);
+            }
+            batch.tasks.push(t);
+            batch.sizes.push(f.size);
+            continue;
+          }
+          batch = null;
           const out: OutputTask = { operatorId: outId, taskId: t.taskId, file: target.stateFile(outId, t.taskId) };
           outTasks.push(out);
-          const f = this.formats.get(t.index)!;
           if (touched(t)) {
             const map = compose([migMap, rename].filter((m): m is EntryMap => m !== null));
             const native = toNative && f.kind !== 'stateless' ? { native: toNative } : {};
@@ -379,8 +394,6 @@ class Planner {
             if (f.kind !== 'stateless') plan.action = map === null ? 'convert' : 'rewrite';
           } else if (f.kind === 'native') {
             jobs.push(await this.nativeJob(t, f.pointer, out));
-          } else {
-            jobs.push({ kind: 'copy', from: t.location, out: out.file, size: f.size });
           }
         }
       }
@@ -392,7 +405,7 @@ class Planner {
     if (this.missing.length) {
       throw this.missing.error();
     }
-    for (const j of jobs) this.checkOverlapJob(j);
+    for (const j of eachJob(jobs, target)) this.checkOverlapJob(j);
     const guard = this.guardSource(jobs);
     await this.checkTargetEmpty();
     const nativeNotes = await checkNativeFolders(target, jobs, this.options.overwrite ?? false);
@@ -648,7 +661,7 @@ class Planner {
     }
   }
 
-  private checkOverlapJob(j: Job): void {
+  private checkOverlapJob(j: RunJob): void {
     const sources: Location[] = j.kind === 'copy' ? [j.from] : j.kind === 'rewrite' ? [j.source.location] : j.kind === 'repartition' ? j.sources.map((s) => s.location) : [j.source.location, ...j.files.map((f) => f.location)];
     for (const s of sources) {
       if (within(s, this.target.dir)) throw new KspError('TARGET_OVERLAPS_SOURCE', `${uriOf(s)}: a source file lies inside the target ${this.target.uri}`, { file: uriOf(s) });
@@ -669,7 +682,7 @@ class Planner {
    */
   private guardSource(jobs: Job[]): SourceGuard {
     const sources: Location[] = [];
-    for (const j of jobs) {
+    for (const j of eachJob(jobs, this.target)) {
       if (j.kind === 'copy') sources.push(j.from);
       else if (j.kind === 'rewrite') sources.push(j.source.location, ...(j.source.native?.map((f) => locate(f.uri)) ?? []));
       else if (j.kind === 'repartition') for (const s of j.sources) sources.push(s.location, ...(s.native?.map((f) => locate(f.uri)) ?? []));
@@ -678,7 +691,7 @@ class Planner {
     const guard = new SourceGuard(this.sp.dir, sources);
     guard.assertTargetApart(this.target.dir);
     guard.assertNotSource(this.target.metaLocation, 'write');
-    for (const j of jobs) {
+    for (const j of eachJob(jobs, this.target)) {
       const outs: Location[] = j.kind === 'copy' ? [j.out.location] : j.kind === 'rewrite' ? [j.out.file.location] : j.kind === 'repartition' ? j.outs.map((o) => o.file.location) : [j.manifestOut.location, j.out.file.location];
       if (j.kind === 'native') for (const f of j.files) if (!(f.location.storage === f.out.location.storage && f.location.key === f.out.location.key)) outs.push(f.out.location);
       for (const o of outs) guard.assertNotSource(o, 'write');
@@ -695,7 +708,7 @@ class Planner {
  */
 function planTotals(jobs: Job[], target: Target): WritePlan['totals'] {
   const totals: WritePlan['totals'] = { files: 2 + (target.metaLocation.key.startsWith(target.dir.key + '/') ? 1 : 0), copy: { files: 0, bytes: 0 }, rewrite: { files: 0, bytes: 0 }, write: { files: 0 } };
-  for (const j of jobs) {
+  for (const j of eachJob(jobs, target)) {
     for (const f of plannedFiles(j, target)) {
       totals.files++;
       if (f.action === 'write') totals.write.files++;
@@ -714,14 +727,19 @@ function planTotals(jobs: Job[], target: Target): WritePlan['totals'] {
  * held from plan to write), the plan's file list made from the jobs when
  * read, and the source manifest's hashes looked up when a file is copied.
  */
-function assemble(plan: WritePlan, parts: Omit<PreparedWrite, 'plan' | 'metadata' | 'sourceHash' | 'release'>, changes: Record<string, unknown>, outTasks: OutputTask[], sourceHashes: HashLookup): PreparedWrite {
+function assemble(plan: WritePlan, parts: Omit<PreparedWrite, 'plan' | 'metadata' | 'sourceHash' | 'release'>, changes: Record<string, unknown>, outTasks: Array<OutputTask | CopyBatch>, sourceHashes: HashLookup): PreparedWrite {
   let released = false;
   let hashes: HashLookup | null = sourceHashes;
   // Closures here name only what they need: one naming `parts` would keep its job list.
   const target = parts.target;
   const metadata = parts.source.metadata.withSnapshots(changes, () => {
     if (released) throw new KspError('INTERNAL', 'the output metadata was asked for after the write let its task list go');
-    return outTasks.map((t) => [t.operatorId, t.taskId, t.file.stored]);
+    const list: Array<[string, string, string]> = [];
+    for (const t of outTasks) {
+      if ('kind' in t) for (const x of t.tasks) list.push([t.operator, x.taskId, target.stateFile(t.operator, x.taskId).stored]);
+      else list.push([t.operatorId, t.taskId, t.file.stored]);
+    }
+    return list;
   });
   const prepared: PreparedWrite = {
     plan, metadata, ...parts,
@@ -734,12 +752,12 @@ function assemble(plan: WritePlan, parts: Omit<PreparedWrite, 'plan' | 'metadata
     },
   };
   // Enumerable, so JSON and the dry run list the files as before.
-  Object.defineProperty(plan, 'files', { enumerable: true, get: () => prepared.jobs.flatMap((j) => plannedFiles(j, target)) });
+  Object.defineProperty(plan, 'files', { enumerable: true, get: () => [...eachJob(prepared.jobs, target)].flatMap((j) => plannedFiles(j, target)) });
   deepFreeze(plan);
   return prepared;
 }
 
-function plannedFiles(j: Job, target: Target): PlannedFile[] {
+function plannedFiles(j: RunJob, target: Target): PlannedFile[] {
   const f = (out: StoredFile, action: PlannedFile['action'], extra: Partial<PlannedFile> = {}): PlannedFile => ({ target: uriOf(out.location), stored: out.stored, action, ...extra });
   switch (j.kind) {
     case 'copy':

@@ -3,7 +3,8 @@ import { KspError } from '../../errors.js';
 import { rangeOwnersByName } from '../../model/task-ranges.js';
 import { child, locate, uriOf } from '../../storage/uri.js';
 import { VERSION } from '../../version.js';
-import type { Job } from '../jobs.js';
+import type { RunJob } from '../jobs.js';
+import { eachJob } from '../each-job.js';
 import type { NativeFileRef } from '../../model/native-read.js';
 import { TargetLock } from '../lock.js';
 import { encodePointer } from '../../formats/pointer/pointer.js';
@@ -47,7 +48,7 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
   };
   const routed: string[] = [];
   const sizes = new Map(p.plan.files.filter((f) => f.from && f.bytes !== undefined).map((f) => [f.from!, f.bytes!]));
-  for (const j of p.jobs) {
+  for (const j of eachJob(p.jobs, p.target)) {
     for (const out of outputsOf(j)) {
       if (!within(out.location, dir)) throw unsupported(`${uriOf(out.location)} lies outside the target directory (engine-mode native files)`);
       if (out.relPath !== null && out.relPath.split('/')[0] === RESERVED) throw unsupported(`output ${out.relPath} would lie in the reserved folder ${RESERVED}/ (an operator named ${RESERVED})`);
@@ -134,7 +135,7 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
   };
 }
 
-function outputsOf(j: Job): StoredFile[] {
+function outputsOf(j: RunJob): StoredFile[] {
   switch (j.kind) {
     case 'copy':
       return [j.out];
