@@ -5,7 +5,7 @@ import { StateBinWalker, WalkBail } from '../formats/state-bin/walker.js';
 import type { TtlSniffer, WindowJoinSummary } from '../formats/task-format/index.js';
 import type { NativeFileRef, NativeInfo } from './native-read.js';
 import { locate } from '../storage/uri.js';
-import { KEY_GROUPS, keyGroup } from './key-group.js';
+import { KEY_GROUPS, keyGroup, keyGroupAt } from './key-group.js';
 import { isWatermarkKey, routingKey, windowGroupKey } from './routing.js';
 import { taskForKeyGroup } from './key-group.js';
 import type { PlacementRule } from './placement.js';
@@ -169,7 +169,7 @@ async function walkCanonical(res: ScanResult, stream: AsyncGenerator<Uint8Array>
     await decodeInto(res, prepend(head, stream), size, req);
     return true;
   }
-  const counter = keyCounter(res, req);
+  const counter = keyCounter(res, req, () => walker.states);
   // Under window routing only keys starting "tw:", "sw:", "ses:" or "wm:"
   // are routed or counted: the rest need no view at all.
   const windowOnly = !req.keyGroups && req.placement?.routing === 'window';
@@ -177,7 +177,10 @@ async function walkCanonical(res: ScanResult, stream: AsyncGenerator<Uint8Array>
     ? (buf: Buffer, start: number, len: number, pair: number): void => {
       const b = buf[start];
       if (windowOnly && b !== 0x74 && b !== 0x73 && b !== 0x77) return;
-      counter.add(buf.subarray(start, start + len), walker.states[pair]!.state);
+      // State-key placement alone hashes the key where it lies: a view per
+      // key was 2M allocations (and their collection) in a 2M-entry re-verify.
+      if (counter.addAt) counter.addAt(buf, start, len, pair);
+      else counter.add(buf.subarray(start, start + len), walker.states[pair]!.state);
     }
     : undefined;
   const walker = new StateBinWalker(size, version, onKey);
@@ -288,7 +291,14 @@ async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]
  * the placement check (verify). Null when neither is asked, so the walk
  * never makes a view of a key.
  */
-function keyCounter(res: ScanResult, req: ScanRequest): { add(key: Uint8Array, state: string): void; finish(): void } | null {
+interface KeyCounter {
+  add(key: Uint8Array, state: string): void;
+  /** The same as `add` for a key at buf[start, start + len) of the walker's state pair `pair`, when it can be done without a view. */
+  addAt?: (buf: Uint8Array, start: number, len: number, pair: number) => void;
+  finish(): void;
+}
+
+function keyCounter(res: ScanResult, req: ScanRequest, statesOf: () => StateCount[] = () => res.states): KeyCounter | null {
   // The 128 KiB table is made at the first key: most tasks of a large job
   // hold none, and a table per file in flight (freed only when V8 next
   // collects) took inspect of 200,000 tasks 40 MB over its budget.
@@ -317,6 +327,16 @@ function keyCounter(res: ScanResult, req: ScanRequest): { add(key: Uint8Array, s
         }
       }
     },
+    // Only the state-key placement check asked for (no key-group counts): the key is hashed in place.
+    addAt: !req.keyGroups && rule?.routing === 'state-key'
+      ? (buf, start, len, pair) => {
+        place!.routed++;
+        const range = taskForKeyGroup(keyGroupAt(buf, start, len), rule.parallelism);
+        if (!rule.ranges.includes(range) && place!.misplaced++ === 0) {
+          place!.example = { state: statesOf()[pair]!.state, key: Buffer.from(buf.subarray(start, start + len)).toString('hex'), range };
+        }
+      }
+      : undefined,
     finish() {
       if (kg) res.keyGroups = kg;
       if (place) res.placement = place;
