@@ -44,25 +44,37 @@ export class PrefixedSha256Block {
     this.state.set([a, bb, c, d, e, f, g, h]);
   }
 
+  /** Block length (prefix + message) whose padding the block holds now; -1: none yet. */
+  private padded = -1;
+
+  /** The 0x80 terminator, zeros and bit length of an n-byte message in the block (bytes from the prefix's end). */
+  private pad(n: number): void {
+    const b = this.block;
+    b.fill(0, this.p, 64);
+    b[n] = 0x80;
+    const bits = n << 3;
+    b[62] = bits >>> 8;
+    b[63] = bits & 0xff;
+    this.padded = n;
+  }
+
   /** The digest's first four bytes, big-endian, as an unsigned 32-bit integer, of prefix ‖ buf[off, off + len). */
   firstWordAt(buf: Uint8Array, off: number, len: number): number {
     const n = this.p + len;
     if (n > ONE_BLOCK) return this.generic.firstWord(buf.subarray(off, off + len));
     const b = this.block;
     const p = this.p;
+    // The padding depends on the length only: keys of one length (the
+    // common case, often every key of a state) rewrite just their own bytes.
+    if (n !== this.padded) this.pad(n);
     for (let i = 0; i < len; i++) b[p + i] = buf[off + i]!;
-    b[n] = 0x80;
-    for (let i = n + 1; i < 60; i++) b[i] = 0;
-    const bits = n << 3;
-    b[62] = bits >>> 8;
-    b[63] = bits & 0xff;
     const w = this.w;
+    // The key-group prefix (34 bytes) has 8 whole words; rounds8 reads the other 8 from the block.
+    if (this.fixed === 8) return rounds8(w, b, this.state);
     for (let i = this.fixed; i < 16; i++) {
       const j = i << 2;
       w[i] = (b[j]! << 24) | (b[j + 1]! << 16) | (b[j + 2]! << 8) | b[j + 3]!;
     }
-    // The key-group prefix (34 bytes) has 8 whole words.
-    if (this.fixed === 8) return rounds8(w, this.state);
     for (let i = 16; i < 64; i++) {
       const x = w[i - 15]!;
       const y = w[i - 2]!;
@@ -86,9 +98,9 @@ export class PrefixedSha256Block {
  * the digest's first word. Unrolled, the schedule and state live in locals, which
  * V8 keeps in registers: about twice the speed of the loop.
  */
-function rounds8(w: Int32Array, s: Int32Array): number {
+function rounds8(w: Int32Array, blk: Uint8Array, s: Int32Array): number {
   let a = s[0]!, b = s[1]!, c = s[2]!, d = s[3]!, e = s[4]!, f = s[5]!, g = s[6]!, h = s[7]!, t1 = 0, t2 = 0;
-  let w0 = w[0]!, w1 = w[1]!, w2 = w[2]!, w3 = w[3]!, w4 = w[4]!, w5 = w[5]!, w6 = w[6]!, w7 = w[7]!, w8 = w[8]!, w9 = w[9]!, w10 = w[10]!, w11 = w[11]!, w12 = w[12]!, w13 = w[13]!, w14 = w[14]!, w15 = w[15]!;
+  let w0 = w[0]!, w1 = w[1]!, w2 = w[2]!, w3 = w[3]!, w4 = w[4]!, w5 = w[5]!, w6 = w[6]!, w7 = w[7]!, w8 = (blk[32]! << 24) | (blk[33]! << 16) | (blk[34]! << 8) | blk[35]!, w9 = (blk[36]! << 24) | (blk[37]! << 16) | (blk[38]! << 8) | blk[39]!, w10 = (blk[40]! << 24) | (blk[41]! << 16) | (blk[42]! << 8) | blk[43]!, w11 = (blk[44]! << 24) | (blk[45]! << 16) | (blk[46]! << 8) | blk[47]!, w12 = (blk[48]! << 24) | (blk[49]! << 16) | (blk[50]! << 8) | blk[51]!, w13 = (blk[52]! << 24) | (blk[53]! << 16) | (blk[54]! << 8) | blk[55]!, w14 = (blk[56]! << 24) | (blk[57]! << 16) | (blk[58]! << 8) | blk[59]!, w15 = (blk[60]! << 24) | (blk[61]! << 16) | (blk[62]! << 8) | blk[63]!;
   t1 = (h + (((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7))) + ((e & f) ^ (~e & g)) + -670586216 + w8) | 0; t2 = ((((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10))) + ((a & b) ^ (a & c) ^ (b & c))) | 0; h = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
   t1 = (h + (((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7))) + ((e & f) ^ (~e & g)) + 310598401 + w9) | 0; t2 = ((((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10))) + ((a & b) ^ (a & c) ^ (b & c))) | 0; h = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
   t1 = (h + (((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7))) + ((e & f) ^ (~e & g)) + 607225278 + w10) | 0; t2 = ((((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10))) + ((a & b) ^ (a & c) ^ (b & c))) | 0; h = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
