@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { KspError } from '../errors.js';
+import { SEED_A, SEED_B, murmur32At } from '../bytes/key-multiset.js';
 import { keyGroupAt, ownerTable } from '../model/key-group.js';
 import { BROADCAST, type HashResult, type HashUnit, type PlaceResult, type PlaceUnit, type RouteResult, type RouteUnit } from './units.js';
 
@@ -150,10 +151,14 @@ function windowKeyAt(b: Buffer, ko: number, kl: number, out: { off: number; len:
 
 export async function runRoute(u: RouteUnit): Promise<RouteResult> {
   const m = Math.max(...u.owners) + 1;
-  const fail = (why: string): RouteResult => ({ kind: 'route', fallback: why, entries: 0, routes: new Uint16Array(0), counts: [], bytes: [], broadcast: [] });
+  const fail = (why: string): RouteResult => ({ kind: 'route', fallback: why, entries: 0, routes: new Uint16Array(0), counts: [], bytes: [], broadcast: [], sums: new Int32Array(0), groups: new Uint32Array(0) });
   const counts = new Array<number>(m).fill(0);
   const bytes = new Array<number>(m).fill(0);
-  if (u.size === 0) return { kind: 'route', entries: 0, routes: new Uint16Array(0), counts, bytes, broadcast: [] };
+  // What the re-verify holds each output to (units.ts RouteResult): the
+  // routing keys' multiset and their key groups, from the bytes hashed here.
+  const sums = new Int32Array(2 * m);
+  const groups = new Uint32Array(1024 * m);
+  if (u.size === 0) return { kind: 'route', entries: 0, routes: new Uint16Array(0), counts, bytes, broadcast: [], sums, groups };
   if (u.size < 12) return fail('shorter than a header');
   const table = ownerTable(u.owners);
   const hash = u.sha256 ? createHash('sha256') : null;
@@ -187,10 +192,18 @@ export async function runRoute(u: RouteUnit): Promise<RouteResult> {
       const b = r.buf;
       if (!ops.ok(b, F_OFF[0]!, F_LEN[0]!) || !states.ok(b, F_OFF[1]!, F_LEN[1]!)) return fail('operator id or state name not UTF-8');
       let to: number;
-      if (!window) {
-        to = table[keyGroupAt(b, F_OFF[2]!, F_LEN[2]!)]!;
-      } else if (windowKeyAt(b, F_OFF[2]!, F_LEN[2]!, group)) {
-        to = table[keyGroupAt(b, group.off, group.len)]!;
+      let ko = F_OFF[2]!;
+      let kl = F_LEN[2]!;
+      if (!window || windowKeyAt(b, ko, kl, group)) {
+        if (window) {
+          ko = group.off;
+          kl = group.len;
+        }
+        const kg = keyGroupAt(b, ko, kl);
+        to = table[kg]!;
+        groups[(to << 10) | (kg >>> 5)]! |= 1 << (kg & 31);
+        sums[2 * to] = (sums[2 * to]! + murmur32At(b, ko, kl, SEED_A)) | 0;
+        sums[2 * to + 1] = (sums[2 * to + 1]! + murmur32At(b, ko, kl, SEED_B)) | 0;
       } else {
         // The watermark "wm:" and every key outside the window layouts.
         to = BROADCAST;
@@ -207,7 +220,7 @@ export async function runRoute(u: RouteUnit): Promise<RouteResult> {
     }
     if (r.base + r.pos !== u.size || (await r.more())) return fail('trailing bytes');
     if (hash && hash.digest('hex') !== u.sha256) return fail('hash mismatch');
-    return { kind: 'route', entries: count, routes, counts, bytes, broadcast };
+    return { kind: 'route', entries: count, routes, counts, bytes, broadcast, sums, groups };
   } finally {
     await fh.close();
   }

@@ -60,3 +60,63 @@ describe('state-key placement in verify', () => {
     expect(ex.state).toBe(tasks[0]!.find((e) => Buffer.from(e.key).equals(key))!.stateName);
   });
 });
+
+describe('a placement proof (what a rescale\'s routing pass saw) in place of hashing every key again', () => {
+  it('a proof that matches is accepted; a proof that does not makes the scan check each key, whose findings stand', async () => {
+    const { scanFile } = await import('../../src/model/scan-file.js');
+    const { murmur32At, SEED_A, SEED_B } = await import('../../src/bytes/key-multiset.js');
+    const { encodeStateBinToBuffer } = await import('../../src/formats/state-bin/encoder.js');
+    const dir = tmp();
+    const entries: StateEntry[] = [];
+    for (let i = 0; i < 50; i++) entries.push(entry('op', 's', `k-${i}`, `v${i}`));
+    const file = join(dir, 'state.bin');
+    writeFileSync(file, await encodeStateBinToBuffer(entries));
+    const kgOf = (key: Uint8Array): number => {
+      const d = createHash('sha256').update(Buffer.from('krishiv.partition-key.v1\0keygroup\0', 'latin1')).update(key).digest();
+      return Number(d.readBigUInt64LE(0) % 32768n);
+    };
+    const proofOf = (es: StateEntry[]) => {
+      const groups = new Uint32Array(1024);
+      const sums: [number, number] = [0, 0];
+      for (const e of es) {
+        const kg = kgOf(e.key);
+        groups[kg >>> 5]! |= 1 << (kg & 31);
+        sums[0] = (sums[0] + murmur32At(e.key, 0, e.key.length, SEED_A)) | 0;
+        sums[1] = (sums[1] + murmur32At(e.key, 0, e.key.length, SEED_B)) | 0;
+      }
+      return { routed: es.length, sums, groups };
+    };
+    // Task 0 of 2 owns key-group range 0: the entries the engine routes to task 1 are misplaced there.
+    const rule = { parallelism: 2, ranges: [0], routing: 'state-key' as const };
+    const misplaced = entries.filter((e) => owner(e.key, 2) === 1);
+    expect(misplaced.length).toBeGreaterThan(0);
+    const scan = (proof?: ReturnType<typeof proofOf>) => scanFile({ uri: `file://${file}`, hash: true, decode: true, keyGroups: false, placement: rule, ...(proof ? { proof } : {}) });
+
+    const plain = await scan();
+    expect(plain.placement).toMatchObject({ routed: 50, misplaced: misplaced.length });
+    // A proof of exactly these keys: its key groups include range 1's, so it does not hold, and every key is checked.
+    expect((await scan(proofOf(entries))).placement).toEqual(plain.placement);
+    // A proof whose key groups all lie in range 0 but whose keys are other ones (the sums differ): checked key by key.
+    const inRange = entries.filter((e) => owner(e.key, 2) === 0);
+    expect((await scan({ ...proofOf(inRange), routed: 50 })).placement).toEqual(plain.placement);
+
+    // A file holding only range-0 keys, with its own proof: accepted as placed, with its count.
+    const good = join(dir, 'good.bin');
+    writeFileSync(good, await encodeStateBinToBuffer(inRange));
+    const ok = await scanFile({ uri: `file://${good}`, hash: true, decode: true, keyGroups: false, placement: rule, proof: proofOf(inRange) });
+    expect(ok.placement).toEqual({ routed: inRange.length, watermarks: 0, misplaced: 0 });
+    expect(ok.entryCount).toBe(inRange.length);
+    // What a proof is trusted for: the key groups its routing pass computed for exactly these keys.
+    // Keys that match its sums are not hashed again (here a bitmap that leaves out range 1's groups is believed).
+    const { groups } = proofOf(inRange);
+    const trusted = await scan({ ...proofOf(entries), groups });
+    expect(trusted.placement).toEqual({ routed: 50, watermarks: 0, misplaced: 0 });
+
+    // One key changed under the same proof: the sums no longer match, and the changed key is checked (and found misplaced when it is).
+    const swapped = [...inRange.slice(1), misplaced[0]!];
+    const bad = join(dir, 'bad.bin');
+    writeFileSync(bad, await encodeStateBinToBuffer(swapped));
+    const r = await scanFile({ uri: `file://${bad}`, hash: true, decode: true, keyGroups: false, placement: rule, proof: proofOf(inRange) });
+    expect(r.placement).toMatchObject({ routed: inRange.length, misplaced: 1, example: { key: Buffer.from(misplaced[0]!.key).toString('hex'), range: 1 } });
+  });
+});
