@@ -7,7 +7,7 @@ import type { NativeFileRef, NativeInfo } from './native-read.js';
 import { locate } from '../storage/uri.js';
 import { KEY_GROUPS, keyGroup, keyGroupAt } from './key-group.js';
 import { SEED_A, SEED_B, murmur32At } from '../bytes/key-multiset.js';
-import { isWatermarkKey, routingKey, windowGroupKey } from './routing.js';
+import { isWatermarkKey, routingKey, windowGroupKey, windowGroupKeyAt } from './routing.js';
 import { taskForKeyGroup } from './key-group.js';
 import type { PlacementRule } from './placement.js';
 
@@ -335,8 +335,9 @@ function keyCounter(res: ScanResult, req: ScanRequest, statesOf: () => StateCoun
   const rule = req.placement;
   if (!req.keyGroups && !rule) return null;
   const place: PlacementCount | undefined = rule ? { routed: 0, watermarks: 0, misplaced: 0 } : undefined;
-  // The proof stands in for hashing only where keys are hashed in place (state-key placement alone).
-  const proof = req.proof && !req.keyGroups && rule?.routing === 'state-key' ? req.proof : undefined;
+  // A proof stands in for hashing where keys are read in place (placement alone, no key-group counts).
+  const proof = req.proof && !req.keyGroups && rule ? req.proof : undefined;
+  const group = { off: 0, len: 0 };
   let sumA = 0;
   let sumB = 0;
   return {
@@ -364,6 +365,15 @@ function keyCounter(res: ScanResult, req: ScanRequest, statesOf: () => StateCoun
     // place, into the proof's sums when there is one (checked by proofHolds), else hashed.
     addAt: proof
       ? (buf, start, len) => {
+        // The routing key as `add` finds it (routingKey): the key, or its window group key; "wm:" and other keys are not routed.
+        if (rule!.routing === 'window') {
+          if (!windowGroupKeyAt(buf, start, len, group)) {
+            if (len === 3 && buf[start] === 0x77 && buf[start + 1] === 0x6d && buf[start + 2] === 0x3a) place!.watermarks++;
+            return;
+          }
+          start = group.off;
+          len = group.len;
+        }
         place!.routed++;
         sumA = (sumA + murmur32At(buf, start, len, SEED_A)) | 0;
         sumB = (sumB + murmur32At(buf, start, len, SEED_B)) | 0;

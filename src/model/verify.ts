@@ -285,7 +285,7 @@ class ScanFold {
       const r: ScanRequest = { uri: uriOf(path !== undefined ? child(this.sp.dir, path) : task.location), hash: path !== undefined, decode: true, keyGroups: false };
       const rule = this.plan.ruleFor(task.index);
       if (rule) r.placement = rule;
-      const proof = rule?.routing === 'state-key' && path !== undefined ? this.hooks.placementProofs?.get(path) : undefined;
+      const proof = rule && path !== undefined ? this.hooks.placementProofs?.get(path) : undefined;
       if (proof) r.proof = proof;
       return r;
     });

@@ -4,6 +4,7 @@ import * as fsp from 'node:fs/promises';
 import { KspError } from '../errors.js';
 import { SEED_A, SEED_B, murmur32At } from '../bytes/key-multiset.js';
 import { keyGroupAt, ownerTable } from '../model/key-group.js';
+import { windowGroupKeyAt } from '../model/routing.js';
 import { BROADCAST, type HashResult, type HashUnit, type PlaceResult, type PlaceUnit, type RouteResult, type RouteUnit } from './units.js';
 
 /**
@@ -129,26 +130,6 @@ function same(s: Buffer, b: Buffer, off: number, len: number): boolean {
   return true;
 }
 
-/** The window layouts' group key position in a key (model/routing.ts `windowGroupKey`), or -1 when the entry is broadcast. */
-function windowKeyAt(b: Buffer, ko: number, kl: number, out: { off: number; len: number }): boolean {
-  let tag: number;
-  let tail: number;
-  if (kl >= 3 && b[ko + 1] === 0x77 && b[ko + 2] === 0x3a && (b[ko] === 0x74 || b[ko] === 0x73)) {
-    // "tw:" or "sw:"
-    tag = 3;
-    tail = 8;
-  } else if (kl >= 4 && b[ko] === 0x73 && b[ko + 1] === 0x65 && b[ko + 2] === 0x73 && b[ko + 3] === 0x3a) {
-    tag = 4;
-    tail = 16;
-  } else return false;
-  if (kl < tag + 4 + tail) return false;
-  const len = (b[ko + tag]! | (b[ko + tag + 1]! << 8) | (b[ko + tag + 2]! << 16) | (b[ko + tag + 3]! << 24)) >>> 0;
-  if (kl !== tag + 4 + len + tail) return false;
-  out.off = ko + tag + 4;
-  out.len = len;
-  return true;
-}
-
 export async function runRoute(u: RouteUnit): Promise<RouteResult> {
   const m = Math.max(...u.owners) + 1;
   const fail = (why: string): RouteResult => ({ kind: 'route', fallback: why, entries: 0, routes: new Uint16Array(0), counts: [], bytes: [], broadcast: [], sums: new Int32Array(0), groups: new Uint32Array(0) });
@@ -194,7 +175,7 @@ export async function runRoute(u: RouteUnit): Promise<RouteResult> {
       let to: number;
       let ko = F_OFF[2]!;
       let kl = F_LEN[2]!;
-      if (!window || windowKeyAt(b, ko, kl, group)) {
+      if (!window || windowGroupKeyAt(b, ko, kl, group)) {
         if (window) {
           ko = group.off;
           kl = group.len;
