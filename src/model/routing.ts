@@ -41,6 +41,29 @@ export function windowGroupKey(key: Uint8Array): Uint8Array | null {
   return key.subarray(tag + 4, tag + 4 + len);
 }
 
+/**
+ * `windowGroupKey` of the key at b[ko, ko + kl), read in place: true with the
+ * group key's position in `out`, false when the key is not in a window layout.
+ */
+export function windowGroupKeyAt(b: Uint8Array, ko: number, kl: number, out: { off: number; len: number }): boolean {
+  let tag: number;
+  let tail: number;
+  if (kl >= 3 && b[ko + 1] === 0x77 && b[ko + 2] === 0x3a && (b[ko] === 0x74 || b[ko] === 0x73)) {
+    // "tw:" or "sw:"
+    tag = 3;
+    tail = 8;
+  } else if (kl >= 4 && b[ko] === 0x73 && b[ko + 1] === 0x65 && b[ko + 2] === 0x73 && b[ko + 3] === 0x3a) {
+    tag = 4;
+    tail = 16;
+  } else return false;
+  if (kl < tag + 4 + tail) return false;
+  const len = (b[ko + tag]! | (b[ko + tag + 1]! << 8) | (b[ko + tag + 2]! << 16) | (b[ko + tag + 3]! << 24)) >>> 0;
+  if (kl !== tag + 4 + len + tail) return false;
+  out.off = ko + tag + 4;
+  out.len = len;
+  return true;
+}
+
 /** The bytes an entry is routed by, or null when it is broadcast to every task. */
 export function routingKey(key: Uint8Array, routing: Routing): Uint8Array | null {
   if (routing === 'state-key') return key;

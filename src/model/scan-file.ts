@@ -5,8 +5,9 @@ import { StateBinWalker, WalkBail } from '../formats/state-bin/walker.js';
 import type { TtlSniffer, WindowJoinSummary } from '../formats/task-format/index.js';
 import type { NativeFileRef, NativeInfo } from './native-read.js';
 import { locate } from '../storage/uri.js';
-import { KEY_GROUPS, keyGroup } from './key-group.js';
-import { isWatermarkKey, routingKey, windowGroupKey } from './routing.js';
+import { KEY_GROUPS, keyGroup, keyGroupAt } from './key-group.js';
+import { SEED_A, SEED_B, murmur32At } from '../bytes/key-multiset.js';
+import { isWatermarkKey, routingKey, windowGroupKey, windowGroupKeyAt } from './routing.js';
 import { taskForKeyGroup } from './key-group.js';
 import type { PlacementRule } from './placement.js';
 
@@ -43,12 +44,34 @@ export interface ScanRequest {
   work?: number;
   /** Check each routed entry's key group against the ranges this task may hold (verify). */
   placement?: PlacementRule;
+  /** A file ksp just wrote by state-key routing: what its routing pass saw, so the keys need not be hashed again (PlacementProof). */
+  proof?: PlacementProof;
   /**
    * Decode with the full task-format reader even where the counting walker
    * could: set when the walker found the body unclean, so the exact error
    * (field, offset, entry) comes from the one decoder that words it.
    */
   exact?: boolean;
+}
+
+/**
+ * What a rescale's routing pass (write/route-pass.ts) saw of the entries it
+ * sent to one output: how many, the multiset sums of their routing keys
+ * (bytes/key-multiset.ts) and a bitmap of their key groups (bit kg & 31 of
+ * word kg >>> 5). The placement check of that output, read back from disk,
+ * then hashes no key again: every key it decodes goes into the same sums,
+ * which must match (so the output holds exactly the keys that were routed
+ * to it, byte for byte), and every key group in the bitmap must lie in this
+ * task's ranges under verify's own ownership rule (placement.ts, from the
+ * written metadata). A key's group is computed once, by the same function
+ * (key-group.ts) the per-key check would call; what the proof trusts is
+ * that one SHA-256 per key. Any mismatch makes the scan check every key
+ * the usual way, whose findings are reported.
+ */
+export interface PlacementProof {
+  routed: number;
+  sums: [number, number];
+  groups: Uint32Array;
 }
 
 export interface PlacementCount {
@@ -133,9 +156,12 @@ export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void):
   const stream = tap();
   try {
     if (req.decode && !req.exact && size >= 12 && !req.native) {
-      if (!(await walkCanonical(res, stream, size, req))) {
+      const walked = await walkCanonical(res, stream, size, req);
+      if (walked !== true) {
         await stream.return(undefined);
-        return scanFile({ ...req, exact: true });
+        // Unclean: the exact decoder words the error. A proof that does not hold: every key is checked again, one by one.
+        const { proof: _, ...rest } = req;
+        return scanFile(walked === 'reprove' ? rest : { ...req, exact: true });
       }
     } else if (req.decode) await decodeInto(res, stream, size, req);
   } catch (e) {
@@ -161,7 +187,7 @@ export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void):
  * false means the walker found the body unclean and the caller scans again
  * with `exact`, whose decoder words the error.
  */
-async function walkCanonical(res: ScanResult, stream: AsyncGenerator<Uint8Array>, size: number, req: ScanRequest): Promise<boolean> {
+async function walkCanonical(res: ScanResult, stream: AsyncGenerator<Uint8Array>, size: number, req: ScanRequest): Promise<boolean | 'reprove'> {
   const first = await stream.next();
   const head = first.done ? null : asBuffer(first.value);
   const version = head && head.length >= 4 ? head.readUInt32LE(0) : 0;
@@ -169,7 +195,7 @@ async function walkCanonical(res: ScanResult, stream: AsyncGenerator<Uint8Array>
     await decodeInto(res, prepend(head, stream), size, req);
     return true;
   }
-  const counter = keyCounter(res, req);
+  const counter = keyCounter(res, req, () => walker.states);
   // Under window routing only keys starting "tw:", "sw:", "ses:" or "wm:"
   // are routed or counted: the rest need no view at all.
   const windowOnly = !req.keyGroups && req.placement?.routing === 'window';
@@ -177,7 +203,10 @@ async function walkCanonical(res: ScanResult, stream: AsyncGenerator<Uint8Array>
     ? (buf: Buffer, start: number, len: number, pair: number): void => {
       const b = buf[start];
       if (windowOnly && b !== 0x74 && b !== 0x73 && b !== 0x77) return;
-      counter.add(buf.subarray(start, start + len), walker.states[pair]!.state);
+      // State-key placement alone hashes the key where it lies: a view per
+      // key was 2M allocations (and their collection) in a 2M-entry re-verify.
+      if (counter.addAt) counter.addAt(buf, start, len, pair);
+      else counter.add(buf.subarray(start, start + len), walker.states[pair]!.state);
     }
     : undefined;
   const walker = new StateBinWalker(size, version, onKey);
@@ -195,6 +224,7 @@ async function walkCanonical(res: ScanResult, stream: AsyncGenerator<Uint8Array>
   res.entryCount = walker.entryCount;
   if (walker.states.length) res.states = walker.states;
   counter?.finish();
+  if (counter?.proofHolds && !counter.proofHolds()) return 'reprove';
   if (size === 12 && res.entryCount === 0 && version === 1) res.kind = 'stateless';
   return true;
 }
@@ -288,7 +318,16 @@ async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]
  * the placement check (verify). Null when neither is asked, so the walk
  * never makes a view of a key.
  */
-function keyCounter(res: ScanResult, req: ScanRequest): { add(key: Uint8Array, state: string): void; finish(): void } | null {
+interface KeyCounter {
+  add(key: Uint8Array, state: string): void;
+  /** The same as `add` for a key at buf[start, start + len) of the walker's state pair `pair`, when it can be done without a view. */
+  addAt?: (buf: Uint8Array, start: number, len: number, pair: number) => void;
+  finish(): void;
+  /** False when the keys seen do not match the request's PlacementProof. */
+  proofHolds?: () => boolean;
+}
+
+function keyCounter(res: ScanResult, req: ScanRequest, statesOf: () => StateCount[] = () => res.states): KeyCounter | null {
   // The 128 KiB table is made at the first key: most tasks of a large job
   // hold none, and a table per file in flight (freed only when V8 next
   // collects) took inspect of 200,000 tasks 40 MB over its budget.
@@ -296,6 +335,11 @@ function keyCounter(res: ScanResult, req: ScanRequest): { add(key: Uint8Array, s
   const rule = req.placement;
   if (!req.keyGroups && !rule) return null;
   const place: PlacementCount | undefined = rule ? { routed: 0, watermarks: 0, misplaced: 0 } : undefined;
+  // A proof stands in for hashing where keys are read in place (placement alone, no key-group counts).
+  const proof = req.proof && !req.keyGroups && rule ? req.proof : undefined;
+  const group = { off: 0, len: 0 };
+  let sumA = 0;
+  let sumB = 0;
   return {
     add(key, state) {
       if (req.keyGroups) {
@@ -317,9 +361,46 @@ function keyCounter(res: ScanResult, req: ScanRequest): { add(key: Uint8Array, s
         }
       }
     },
+    // Only the state-key placement check asked for (no key-group counts): each key is read in
+    // place, into the proof's sums when there is one (checked by proofHolds), else hashed.
+    addAt: proof
+      ? (buf, start, len) => {
+        // The routing key as `add` finds it (routingKey): the key, or its window group key; "wm:" and other keys are not routed.
+        if (rule!.routing === 'window') {
+          if (!windowGroupKeyAt(buf, start, len, group)) {
+            if (len === 3 && buf[start] === 0x77 && buf[start + 1] === 0x6d && buf[start + 2] === 0x3a) place!.watermarks++;
+            return;
+          }
+          start = group.off;
+          len = group.len;
+        }
+        place!.routed++;
+        sumA = (sumA + murmur32At(buf, start, len, SEED_A)) | 0;
+        sumB = (sumB + murmur32At(buf, start, len, SEED_B)) | 0;
+      }
+      : !req.keyGroups && rule?.routing === 'state-key'
+      ? (buf, start, len, pair) => {
+        place!.routed++;
+        const range = taskForKeyGroup(keyGroupAt(buf, start, len), rule.parallelism);
+        if (!rule.ranges.includes(range) && place!.misplaced++ === 0) {
+          place!.example = { state: statesOf()[pair]!.state, key: Buffer.from(buf.subarray(start, start + len)).toString('hex'), range };
+        }
+      }
+      : undefined,
     finish() {
       if (kg) res.keyGroups = kg;
       if (place) res.placement = place;
+    },
+    proofHolds: () => {
+      if (!proof || !rule || !place) return true;
+      if (place.routed !== proof.routed || sumA !== proof.sums[0] || sumB !== proof.sums[1]) return false;
+      for (let w = 0; w < proof.groups.length; w++) {
+        for (let bits = proof.groups[w]!; bits !== 0; bits &= bits - 1) {
+          const g = (w << 5) | (31 - Math.clz32(bits & -bits));
+          if (!rule.ranges.includes(taskForKeyGroup(g, rule.parallelism))) return false;
+        }
+      }
+      return true;
     },
   };
 }

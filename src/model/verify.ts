@@ -8,7 +8,7 @@ import { placementPlan, type PlacementPlan } from './placement.js';
 import { rangeOwnersByName } from './task-ranges.js';
 import { scanFiles } from './scan-pool.js';
 import { strayTempFiles } from '../write/target-files.js';
-import type { ScanRequest, ScanResult, StateCount } from './scan-file.js';
+import type { PlacementProof, ScanRequest, ScanResult, StateCount } from './scan-file.js';
 import type { WindowJoinSummary } from '../formats/task-format/index.js';
 
 /**
@@ -99,6 +99,8 @@ export interface VerifyOptions {
    * decoded and checked in the same pass (write/execute.ts seals that hash).
    */
   adopt?: ReadonlySet<string>;
+  /** Manifest paths of outputs a rescale just routed, with what its routing pass saw (scan-file.ts PlacementProof). */
+  placementProofs?: ReadonlyMap<string, PlacementProof>;
   /**
    * Read only the files this accepts (a manifest path, or an unlisted task's
    * state file URI): one shard of a distributed run's verification
@@ -274,7 +276,7 @@ class ScanFold {
     private readonly plan: PlacementPlan,
     private readonly add: (f: Finding) => void,
     keep: boolean,
-    private readonly hooks: Pick<VerifyOptions, 'onTask' | 'onFile' | 'adopt'> = {},
+    private readonly hooks: Pick<VerifyOptions, 'onTask' | 'onFile' | 'adopt' | 'placementProofs'> = {},
   ) {
     this.files = keep ? new Array(listed.size) : null;
     this.tasksAt = keep ? new Array(sp.tasks.length) : null;
@@ -288,6 +290,8 @@ class ScanFold {
       const r: ScanRequest = { uri: uriOf(path !== undefined ? child(this.sp.dir, path) : task.location), hash: path !== undefined, decode: true, keyGroups: false };
       const rule = this.plan.ruleFor(task.index);
       if (rule) r.placement = rule;
+      const proof = rule && path !== undefined ? this.hooks.placementProofs?.get(path) : undefined;
+      if (proof) r.proof = proof;
       return r;
     });
     const nativeErrors = await attachNative(this.sp, reqs.map((req, i) => ({ req, task: chunk[i]!.task })), true);

@@ -6,6 +6,7 @@ import { MANIFEST_NAME, ManifestIndex } from '../formats/manifest/manifest.js';
 import { encodePointer } from '../formats/pointer/pointer.js';
 import { encodeStateBin } from '../formats/state-bin/encoder.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
+import type { PlacementProof } from '../model/scan-file.js';
 import { verifySavepoint, type Finding } from '../model/verify.js';
 import { child, uriOf, type Location } from '../storage/uri.js';
 import { copyFile, hashOf, writeHashed } from './copy.js';
@@ -126,6 +127,8 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   // Outputs whose hash comes from the re-verify's read-back (rescale's placed
   // path): manifest path → its entry (a placeholder hash until then) and planned size.
   const adopted = new Map<string, { size: number; uri: string }>();
+  // Rescaled outputs: what the routing pass saw, held against the read-back (scan-file.ts PlacementProof).
+  const proofs = new Map<string, PlacementProof>();
   const record = (out: StoredFile, sha256: string, size: number, wrote = true): void => {
     if (wrote) written.push(out.location);
     if (out.relPath !== null && within(out.location, target.dir)) {
@@ -278,6 +281,9 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
             adopted.set(out.relPath, { size, uri: uriOf(out.location) });
             return true;
           },
+          prove: (out, proof) => {
+            if (out.relPath !== null && within(out.location, target.dir)) proofs.set(out.relPath, proof);
+          },
           onBytes: options.onBytes,
         }));
         const r = placed ?? await repartition(j, tempDir, (to, data) => write(j.outs.find((o) => o.file.location === to)!.file, data).then(() => undefined), options.onBytes,
@@ -327,7 +333,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     // a large job).
     const lateErrors: Finding[] = [];
     const v = await verifySavepoint(target.dir, {
-      threads: options.threads, manifest: hashes, records: false, adopt: new Set(adopted.keys()),
+      threads: options.threads, manifest: hashes, records: false, adopt: new Set(adopted.keys()), placementProofs: proofs,
       onTask: (t) => {
         const want = expected.get(`${t.operator}/${t.task}`);
         if (want === undefined) return;

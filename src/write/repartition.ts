@@ -17,6 +17,7 @@ import * as fsp from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { STATE_BIN_VERSION } from '../formats/state-bin/decoder.js';
 import type { StoredFile } from './target.js';
+import type { PlacementProof } from '../model/scan-file.js';
 import type { UnitPool } from './unit-pool.js';
 import { unitPathOf, type RouteResult } from './units.js';
 
@@ -153,6 +154,12 @@ export interface PlacedWrites {
    * hashed here and committed.
    */
   adopt?(out: StoredFile, size: number): boolean;
+  /**
+   * What the route pass saw of the entries it sent to this output, for the
+   * re-verify's placement check (model/scan-file.ts PlacementProof): the
+   * output's keys are then matched against it instead of hashed again.
+   */
+  prove?(out: StoredFile, proof: PlacementProof): void;
   onBytes?: (n: number) => void;
 }
 
@@ -236,6 +243,21 @@ export async function repartitionPlaced(job: Extract<Job, { kind: 'repartition' 
       w.begin(job.outs[i]!.file);
       await fsp.rename(temps[i]!, outPaths[i]!);
       temps[i] = '';
+    }
+    if (w.prove) {
+      for (let i = 0; i < m; i++) {
+        // Sums mod 2^32 and bitmaps add up across sources: the proof of all the entries output i received.
+        const groups = new Uint32Array(1024);
+        const sums: [number, number] = [0, 0];
+        let n = 0;
+        for (const r of routes) {
+          n += r.counts[i] ?? 0;
+          sums[0] = (sums[0] + r.sums[2 * i]!) | 0;
+          sums[1] = (sums[1] + r.sums[2 * i + 1]!) | 0;
+          for (let k = 0; k < 1024; k++) groups[k]! |= r.groups[(i << 10) | k]!;
+        }
+        w.prove(job.outs[i]!.file, { routed: n, sums, groups });
+      }
     }
     const hashHere = job.outs.map((o, i) => !(w.adopt?.(o.file, sizesOut[i]!) ?? false));
     const hashes = await Promise.all(outPaths.map((path, i) => (hashHere[i] ? w.pool.run({ kind: 'hash', path: path! }) : null)));

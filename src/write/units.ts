@@ -41,6 +41,14 @@ export interface RouteResult {
   bytes: number[];
   /** Broadcast entries, each its encoded bytes, in file order. */
   broadcast: Array<{ index: number; raw: Uint8Array }>;
+  /**
+   * Per output j: `sums[2j]`, `sums[2j + 1]` the key-multiset sums of the
+   * routing keys routed to it (bytes/key-multiset.ts), and
+   * `groups[1024j .. 1024j + 1024)` a bitmap of their key groups: what the
+   * re-verify holds the written output to (model/scan-file.ts `PlacementProof`).
+   */
+  sums: Int32Array;
+  groups: Uint32Array;
 }
 
 /** Copies one source's routed entries to their places in the output files, whose sizes are already fixed. */

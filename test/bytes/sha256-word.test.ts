@@ -38,4 +38,21 @@ describe('JS SHA-256 first word, one block, message read in place', () => {
       }
     }
   });
+
+  it('equals node:crypto when lengths repeat, shrink and grow between calls (the block keeps its padding per length)', async () => {
+    const { PrefixedSha256Block } = await import('../../src/bytes/sha256-block.js');
+    const prefix = Buffer.from('krishiv.partition-key.v1\0keygroup\0', 'latin1');
+    const s = new PrefixedSha256Block(prefix);
+    const buf = Buffer.alloc(4096);
+    for (let i = 0; i < buf.length; i++) buf[i] = (i * 197 + 11) & 0xff;
+    let seed = 7;
+    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    for (let k = 0; k < 2000; k++) {
+      // Runs of one length (as in a state of fixed-size keys), then a jump up or down, past the fast path too.
+      const len = k % 5 === 0 ? rnd(40) : k % 5 === 1 ? 21 : 16;
+      const off = rnd(buf.length - len);
+      const want = createHash('sha256').update(prefix).update(buf.subarray(off, off + len)).digest().readUInt32BE(0);
+      expect(s.firstWordAt(buf, off, len), `call ${k}, length ${len}`).toBe(want);
+    }
+  });
 });
