@@ -732,14 +732,12 @@ function assemble(plan: WritePlan, parts: Omit<PreparedWrite, 'plan' | 'metadata
   let hashes: HashLookup | null = sourceHashes;
   // Closures here name only what they need: one naming `parts` would keep its job list.
   const target = parts.target;
-  const metadata = parts.source.metadata.withSnapshots(changes, () => {
+  const metadata = parts.source.metadata.withSnapshots(changes, function* () {
     if (released) throw new KspError('INTERNAL', 'the output metadata was asked for after the write let its task list go');
-    const list: Array<[string, string, string]> = [];
     for (const t of outTasks) {
-      if ('kind' in t) for (const x of t.tasks) list.push([t.operator, x.taskId, target.stateFile(t.operator, x.taskId).stored]);
-      else list.push([t.operatorId, t.taskId, t.file.stored]);
+      if ('kind' in t) for (const x of t.tasks) yield [t.operator, x.taskId, target.stateFile(t.operator, x.taskId).stored];
+      else yield [t.operatorId, t.taskId, t.file.stored];
     }
-    return list;
   });
   const prepared: PreparedWrite = {
     plan, metadata, ...parts,

@@ -47,3 +47,22 @@ describe('prettyBytes', () => {
     }
   });
 });
+
+describe('a snapshot list made when encoded (MetadataDoc.withSnapshots)', () => {
+  it('encodes, in pieces, the bytes of the same document built whole', async () => {
+    const { stringifyPretty } = await import('../../src/formats/json/json-text.js');
+    const src = MetadataDoc.decode(doc(offsets(3)));
+    for (const n of [0, 1, 3, 30_000]) {
+      const list = Array.from({ length: n }, (_, i): [string, string, string] => [`op-${i % 7}`, `task-${i}`, `op-${i % 7}/task-${i}/state.bin`]);
+      const lazy = src.withSnapshots({ savepoint_label: 'é "q"' }, () => list);
+      const whole = src.with({ savepoint_label: 'é "q"', operator_snapshots: list.map(([operator_id, task_id, snapshot_path]) => ({ operator_id, task_id, snapshot_path })) });
+      const want = Buffer.from(stringifyPretty(whole.doc), 'utf8');
+      const pieces = [...lazy.chunks()];
+      if (n === 30_000) expect(pieces.length).toBeGreaterThan(2);
+      expect(Buffer.concat(pieces).equals(want)).toBe(true);
+      expect(Buffer.from(lazy.encode()).equals(want)).toBe(true);
+      expect(lazy.value.operator_snapshots.length).toBe(n);
+      expect(MetadataDoc.decode(lazy.encode()).value.operator_snapshots.slice(-1)).toEqual(whole.value.operator_snapshots.slice(-1));
+    }
+  });
+});

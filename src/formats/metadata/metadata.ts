@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { KspError } from '../../errors.js';
-import { JsonObject, fromPlain, parseJson, prettyBytes, toPlain, type JsonValue } from '../json/json-text.js';
+import { JsonObject, fromPlain, parseJson, prettyBytes, stringifyPretty, toPlain, type JsonValue } from '../json/json-text.js';
 import { i64, id, u32, u64, u8, validate, validateObject } from '../json/schema.js';
 
 /**
@@ -71,16 +71,17 @@ function lazyMember<K extends 'source_offsets' | 'operator_snapshots'>(value: Ch
 
 /** The engine's three snapshot fields, in its order (one key list shared by every remade snapshot). */
 const SNAPSHOT_FIELDS: readonly string[] = ['operator_id', 'task_id', 'snapshot_path'];
+const EMPTY_SNAPSHOTS = Buffer.from('\n  "operator_snapshots": []');
 
 export class MetadataDoc {
   private constructor(private whole: JsonObject, readonly value: CheckpointMetadata) {}
 
   /** Set once the snapshot objects were let go (releaseSnapshots): remakes them. */
-  private remake: (() => JsonObject[]) | null = null;
+  private remake: (() => Iterable<[string, string, string]>) | null = null;
 
   /** The document as read, every member in order. */
   get doc(): JsonObject {
-    return this.remake ? this.whole.with('operator_snapshots', this.remake()) : this.whole;
+    return this.remake ? this.whole.with('operator_snapshots', Array.from(this.remake(), (v) => JsonObject.fromLists(SNAPSHOT_FIELDS, v))) : this.whole;
   }
 
   /**
@@ -90,13 +91,13 @@ export class MetadataDoc {
    * document is asked for. Done only when every snapshot has exactly the
    * three engine fields, so nothing a remake would lose is let go.
    */
-  releaseSnapshots(remake: () => Array<[string, string, string]>): void {
+  releaseSnapshots(remake: () => Iterable<[string, string, string]>): void {
     const snaps = this.whole.get('operator_snapshots') as JsonObject[];
     const names = snaps[0]?.keys;
-    if (!names || names.length !== 3 || names[0] !== 'operator_id' || names[1] !== 'task_id' || names[2] !== 'snapshot_path') return;
+    if (!names || names.length !== 3 || names.some((n, i) => n !== SNAPSHOT_FIELDS[i])) return;
     if (!snaps.every((o) => o.keys === names)) return;
     this.whole = this.whole.with('operator_snapshots', []);
-    this.remake = () => remake().map((v) => JsonObject.fromLists(names, v));
+    this.remake = remake;
   }
 
   /**
@@ -107,10 +108,10 @@ export class MetadataDoc {
    * metadata was written. The list is not validated here: writers make it
    * from ids and paths they checked.
    */
-  withSnapshots(changes: Partial<Record<(typeof FIELD_ORDER)[number] | string, unknown>>, snapshots: () => Array<[string, string, string]>): MetadataDoc {
+  withSnapshots(changes: Partial<Record<(typeof FIELD_ORDER)[number] | string, unknown>>, snapshots: () => Iterable<[string, string, string]>): MetadataDoc {
     const md = this.with({ ...changes, operator_snapshots: [] });
-    md.remake = () => snapshots().map((v) => JsonObject.fromLists(SNAPSHOT_FIELDS, v));
-    lazyMember(md.value, 'operator_snapshots', () => snapshots().map(([operator_id, task_id, snapshot_path]) => ({ operator_id, task_id, snapshot_path })));
+    md.remake = snapshots;
+    lazyMember(md.value, 'operator_snapshots', () => Array.from(snapshots(), ([operator_id, task_id, snapshot_path]) => ({ operator_id, task_id, snapshot_path })));
     return md;
   }
 
@@ -178,7 +179,42 @@ export class MetadataDoc {
   }
 
   encode(): Uint8Array {
-    return prettyBytes(this.doc);
+    return Buffer.concat([...this.chunks()]);
+  }
+
+  /**
+   * The encoded document in pieces of about a megabyte, the bytes `encode`
+   * gives. A snapshot list that was let go is written one snapshot at a
+   * time from its source, into the document encoded without it: 200,000
+   * snapshot objects made at once, and the whole text beside them, were a
+   * write's peak memory.
+   */
+  *chunks(): Generator<Uint8Array> {
+    if (this.remake === null) return yield prettyBytes(this.whole);
+    const shell = prettyBytes(this.whole);
+    // The top-level member, as the pretty printer writes an empty list (two spaces in).
+    const at = shell.indexOf(EMPTY_SNAPSHOTS);
+    if (at < 0) throw new KspError('INTERNAL', 'metadata: no operator_snapshots member to write the snapshots into');
+    const open = at + EMPTY_SNAPSHOTS.length - 2;
+    let parts: string[] = [];
+    let len = 0;
+    let n = 0;
+    for (const v of this.remake()) {
+      // Each element as the pretty printer writes it four spaces in (json-text.ts prettyBytes).
+      const text = `${n++ ? ',\n' : '[\n'}    ${stringifyPretty(JsonObject.fromLists(SNAPSHOT_FIELDS, v), '    ')}`;
+      if (n === 1) yield shell.subarray(0, open);
+      parts.push(text);
+      len += text.length;
+      if (len >= 1 << 20) {
+        yield Buffer.from(parts.join(''), 'utf8');
+        parts = [];
+        len = 0;
+      }
+    }
+    if (n === 0) return yield shell;
+    parts.push('\n  ]');
+    yield Buffer.from(parts.join(''), 'utf8');
+    yield shell.subarray(open + 2);
   }
 
   /**
