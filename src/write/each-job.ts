@@ -15,7 +15,7 @@ export function* eachJob(jobs: Iterable<Job>, target: Target): Generator<RunJob>
     for (let i = 0; i < j.tasks.length; i++) {
       const t = j.tasks[i]!;
       const size = j.sizes[i];
-      yield { kind: 'copy', from: t.location, out: target.stateFile(j.operator, t.taskId), ...(size !== undefined ? { size } : {}) };
+      yield { kind: 'copy', from: t.location, out: target.stateFile(j.operator, t.taskId), task: t, ...(size !== undefined ? { size } : {}) };
     }
   }
 }

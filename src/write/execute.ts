@@ -18,6 +18,7 @@ import type { WritePlan } from './plan.js';
 import { openTask, repartition, repartitionPlaced } from './repartition.js';
 import { UnitPool } from './unit-pool.js';
 import { pool } from './pool.js';
+import type { TaskRef } from '../model/savepoint.js';
 import { eachJob } from './each-job.js';
 import { unitPathOf, type RewriteUnit } from './units.js';
 import { Spill, type CollisionReport } from './spill.js';
@@ -106,7 +107,8 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   // taken out of `written` (keepOutsideOnly): one byte a file, not a Location.
   let ownInManifest: Uint8Array = new Uint8Array(0);
   // Outputs copied under the source manifest's hash (manifest path → source file).
-  const trusted = new Map<string, Location>();
+  // A copied task's own record (the source savepoint holds it anyway), not a Location made for it.
+  const trusted = new Map<string, Location | TaskRef>();
   const tempDir = options.tempDir ?? process.env.KSP_TMPDIR ?? tmpdir();
   // Spill folders of dead runs go first: a run killed with SIGKILL cannot clean up after itself.
   const swept = sweepStaleTempDirs(tempDir);
@@ -208,7 +210,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
         record(j.out, r.sha256, r.size, false);
         // Copied on the storage without reading, under the source manifest's
         // hash: the re-verify is the first to hash it (see the check after it).
-        if (r.wrote && known !== undefined && j.from.storage === j.out.location.storage && j.out.relPath !== null) trusted.set(j.out.relPath, j.from);
+        if (r.wrote && known !== undefined && j.from.storage === j.out.location.storage && j.out.relPath !== null) trusted.set(j.out.relPath, j.task ?? j.from);
         report.written.copied++;
       } else if (j.kind === 'native') {
         await copyNative(j, options, p.guard, written, record, write, track);
@@ -377,7 +379,8 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
       const dirUri = uriOf(target.dir) + '/';
       for (const f of errors) {
         const rel = f.code === 'HASH_MISMATCH' && f.file?.startsWith(dirUri) ? f.file.slice(dirUri.length) : undefined;
-        const from = rel === undefined ? undefined : trusted.get(rel);
+        const t = rel === undefined ? undefined : trusted.get(rel);
+        const from = t !== undefined && 'snapshotPath' in t ? t.location : t;
         const claimed = rel === undefined ? undefined : hashes.get(rel);
         if (from && claimed && (await hashOf(from).catch(() => null)) !== claimed) {
           const src = uriOf(from);

@@ -57,7 +57,7 @@ export type RunJob = Exclude<Job, CopyBatch>;
 export type Job =
   | CopyBatch
   /** A file copied byte for byte (state files untouched by any operation, buffers, prepare files). */
-  | { kind: 'copy'; from: Location; out: StoredFile; sha256?: string; size?: number; task?: OutputTask }
+  | { kind: 'copy'; from: Location; out: StoredFile; sha256?: string; size?: number; task?: TaskRef }
   /**
    * One task's entries streamed through `map` into one output file, or, with
    * `native`, into a RocksDB database in the engine's incremental layout.

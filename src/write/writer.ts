@@ -573,7 +573,7 @@ class Planner {
   private async nativeJob(t: TaskRef, pointer: { manifestPath: string }, out: OutputTask): Promise<Job> {
     const nf = await this.nativeFiles(t, pointer);
     const { target } = this;
-    if (!nf) return { kind: 'copy', from: t.location, out: out.file, task: out };
+    if (!nf) return { kind: 'copy', from: t.location, out: out.file, task: t };
     const files = nf.files.map((f) => ({ ...f, out: target.nativeFile(out.operatorId, out.taskId, f.kind === 'sst' ? `sst/${f.filename}` : `${nf.epochDir}/${f.filename}`) }));
     const manifestOut = target.nativeFile(out.operatorId, out.taskId, `${nf.epochDir}/sst_manifest.json`);
     return { kind: 'native', source: t, pointer: nf.pointer, manifest: nf.manifest, files, manifestOut, out };
