@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { duck } from '../support/duck.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { locate } from '../../src/storage/uri.js';
 import { tableFromIPC } from 'apache-arrow';
@@ -21,15 +21,6 @@ import { buildSource } from './support.js';
 
 const tmp = useTempDirs('ksp-dist-export-');
 
-async function duck(sql: string): Promise<Record<string, unknown>[]> {
-  const db = await DuckDBInstance.create(':memory:');
-  const c = await db.connect();
-  try {
-    return (await c.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
-  } finally {
-    c.closeSync();
-  }
-}
 
 const COLS = 'operator_id, task_id, entry_operator, state_name, hex(key) AS k, hex(value) AS v, key_group, key_decoded, value_decoded';
 const CODECS = ['--key-codec', 'hex', '--value-codec', 'utf8'];

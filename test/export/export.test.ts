@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { duck } from '../support/duck.js';
 import { tableFromIPC } from 'apache-arrow';
 import { Packr } from 'msgpackr';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -21,15 +21,6 @@ async function collect(sp: Savepoint): Promise<EntryRow[]> {
   return out;
 }
 
-async function duck(sql: string): Promise<Record<string, unknown>[]> {
-  const db = await DuckDBInstance.create(':memory:');
-  const c = await db.connect();
-  try {
-    return (await c.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
-  } finally {
-    c.closeSync();
-  }
-}
 
 describe('export to Parquet, read back by DuckDB (an independent reader)', () => {
   it('all entries of a savepoint: counts, every row\'s bytes, key groups, column types', async () => {

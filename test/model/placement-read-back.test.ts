@@ -41,13 +41,7 @@ describe('state-key placement in verify', () => {
 
     // Swap the two tasks' files (and their manifest lines): every entry is now on the other task.
     const [a, b] = ['op/task-0/state.bin', 'op/task-1/state.bin'];
-    const da = readFileSync(join(out, a));
-    const db = readFileSync(join(out, b));
-    writeFileSync(join(out, a), db);
-    writeFileSync(join(out, b), da);
-    const m = join(out, 'manifest.sha256');
-    const sha = (x: Buffer): string => createHash('sha256').update(x).digest('hex');
-    writeFileSync(m, readFileSync(m, 'utf8').split('\n').map((l) => (l.endsWith(`  ${a}`) ? `sha256:${sha(db)}  ${a}` : l.endsWith(`  ${b}`) ? `sha256:${sha(da)}  ${b}` : l)).join('\n'));
+    swapFiles(out, a, b);
 
     const v = await verifySavepoint(out);
     const found = v.findings.filter((f) => f.code === 'KEY_GROUP_MISPLACED');
@@ -85,13 +79,7 @@ describe('window placement of a rescale\'s output (the engine\'s routing)', () =
     const r = await ksp(['rescale', src, out, '-p', '2', '--mode', 'relative']);
     expect(r.code, r.stderr).toBe(0);
     const [a, b] = ['win/task-0/state.bin', 'win/task-1/state.bin'];
-    const da = readFileSync(join(out, a));
-    const db = readFileSync(join(out, b));
-    writeFileSync(join(out, a), db);
-    writeFileSync(join(out, b), da);
-    const m = join(out, 'manifest.sha256');
-    const sha = (x: Buffer): string => createHash('sha256').update(x).digest('hex');
-    writeFileSync(m, readFileSync(m, 'utf8').split('\n').map((l) => (l.endsWith(`  ${a}`) ? `sha256:${sha(db)}  ${a}` : l.endsWith(`  ${b}`) ? `sha256:${sha(da)}  ${b}` : l)).join('\n'));
+    swapFiles(out, a, b);
     const v = await verifySavepoint(out);
     const found = v.findings.filter((f) => f.code === 'KEY_GROUP_MISPLACED');
     const onTask1 = tasks[0]!.slice(0, 40).filter((e) => owner(Buffer.from(e.key).subarray(e.key[0] === 0x74 ? 7 : 8, e.key.length - (e.key[0] === 0x74 ? 8 : 16)), 2) === 1).length;
@@ -196,3 +184,14 @@ describe('a placement proof (what a rescale\'s routing pass saw) in place of has
     expect(r.placement).toMatchObject({ routed: inRange.length, misplaced: 1, example: { key: Buffer.from(misplaced[0]!.key).toString('hex'), range: 1 } });
   });
 });
+
+/** Swaps two files of a savepoint, and their manifest lines: each file's entries now sit on the other task. */
+function swapFiles(dir: string, a: string, b: string): void {
+  const da = readFileSync(join(dir, a));
+  const db = readFileSync(join(dir, b));
+  writeFileSync(join(dir, a), db);
+  writeFileSync(join(dir, b), da);
+  const m = join(dir, 'manifest.sha256');
+  const sha = (x: Buffer): string => createHash('sha256').update(x).digest('hex');
+  writeFileSync(m, readFileSync(m, 'utf8').split('\n').map((l) => (l.endsWith(`  ${a}`) ? `sha256:${sha(db)}  ${a}` : l.endsWith(`  ${b}`) ? `sha256:${sha(da)}  ${b}` : l)).join('\n'));
+}
