@@ -3,13 +3,13 @@ import { MANIFEST_NAME } from '../../formats/manifest/manifest.js';
 import type { Savepoint, TaskRef } from '../../model/savepoint.js';
 import { child, uriOf, type Location } from '../../storage/uri.js';
 import { VERSION } from '../../version.js';
-import { TargetLock } from '../lock.js';
-import { SourceGuard, checkTargetEmpty } from '../target-files.js';
+import { SourceGuard } from '../target-files.js';
 import { within } from '../target.js';
 import {
-  PLAN_FORMAT, PLAN_VERSION, createExclusive, encodeJson, planLocation, sourceManifestHash,
+  PLAN_FORMAT, PLAN_VERSION, planLocation, sourceManifestHash,
   type DistributedPlan, type ExportSpec, type ExportUnitSpec,
 } from './plan-file.js';
+import { emptyWritePlan, publishPlan } from './make-plan.js';
 
 /**
  * A sharded `inspect --out`: the source's tasks (those the one-process
@@ -100,17 +100,9 @@ export async function writeExportPlan(sp: Savepoint, out: Location, o: ExportPla
     target: { uri: uriOf(out), mode: 'relative' },
     metadata: '', meta: { uri: uriOf(child(out, 'meta.json')), rel: null, text: '' }, routedTasks: [],
     units,
-    plan: { source: sp.uri, target: uriOf(out), mode: 'relative', jobId: '', epoch: '', savepointId: '', meta: '', fencingToken: '', operations: [], operators: [], files: [], metadata: [], warnings: [], totals: { files: 0, copy: { files: 0, bytes: 0 }, rewrite: { files: 0, bytes: 0 }, write: { files: 0 } } },
+    plan: emptyWritePlan(sp.uri, uriOf(out)),
   };
   guard.assertNotSource(planLocation(out), 'write');
-  const lock = await TargetLock.acquire(out, { forceUnlock: o.forceUnlock, command: 'inspect --out --distributed' });
-  try {
-    await checkTargetEmpty(out, child(out, 'meta.json'), { ownToken: lock.info.token });
-    if (!(await createExclusive(planLocation(out), encodeJson(plan)))) {
-      throw new KspError('TARGET_NOT_EMPTY', `${uriOf(planLocation(out))}: another distributed plan was made here meanwhile`, { file: uriOf(planLocation(out)) });
-    }
-  } finally {
-    await lock.release();
-  }
+  await publishPlan(out, plan, { command: 'inspect --out --distributed', forceUnlock: o.forceUnlock });
   return plan;
 }

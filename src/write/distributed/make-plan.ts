@@ -187,16 +187,8 @@ export async function writeDistributedPlan(p: PreparedWrite, o: PlanOptions): Pr
   const dir = p.target.dir;
   p.guard.assertNotSource(planLocation(dir), 'write');
   p.guard.assertNotSource(child(dir, RESERVED, 'runs', 'x'), 'write');
-  const lock = await TargetLock.acquire(dir, { forceUnlock: p.forceUnlock, command: `${o.command} --distributed` });
-  try {
-    if (p.overwrite) throw new KspError('USAGE', '--distributed writes only into an empty target; --overwrite is not supported with it (empty the target first)');
-    await checkTargetEmpty(dir, p.target.metaLocation, { ownToken: lock.info.token });
-    if (!(await createExclusive(planLocation(dir), encodeJson(plan)))) {
-      throw new KspError('TARGET_NOT_EMPTY', `${uriOf(planLocation(dir))}: another distributed plan was made here meanwhile`, { file: uriOf(planLocation(dir)) });
-    }
-  } finally {
-    await lock.release();
-  }
+  if (p.overwrite) throw new KspError('USAGE', '--distributed writes only into an empty target; --overwrite is not supported with it (empty the target first)');
+  await publishPlan(dir, plan, { command: `${o.command} --distributed`, forceUnlock: p.forceUnlock, metaLocation: p.target.metaLocation });
   return plan;
 }
 
@@ -219,17 +211,31 @@ export async function writeVerifyPlan(sp: Savepoint, work: Location, o: { shares
     target: { uri: uriOf(work), mode: 'relative' },
     metadata: '', meta: { uri: uriOf(child(work, 'meta.json')), rel: null, text: '' }, routedTasks: [],
     units: Array.from({ length: shares }, (_, index) => ({ id: `v-${String(index).padStart(4, '0')}`, phase: 0 as const, kind: 'check' as const, index, count: shares })),
-    plan: { source: sp.uri, target: uriOf(work), mode: 'relative', jobId: '', epoch: '', savepointId: '', meta: '', fencingToken: '', operations: [], operators: [], files: [], metadata: [], warnings: [], totals: { files: 0, copy: { files: 0, bytes: 0 }, rewrite: { files: 0, bytes: 0 }, write: { files: 0 } } },
+    plan: emptyWritePlan(sp.uri, uriOf(work)),
   };
   guard.assertNotSource(planLocation(work), 'write');
-  const lock = await TargetLock.acquire(work, { forceUnlock: o.forceUnlock, command: 'verify --distributed' });
+  await publishPlan(work, plan, { command: 'verify --distributed', forceUnlock: o.forceUnlock });
+  return plan;
+}
+
+/**
+ * Writes the plan as the folder's first file, under the folder's lock and
+ * only into an empty folder: two planners racing each other cannot both
+ * succeed (createExclusive).
+ */
+export async function publishPlan(dir: Location, plan: DistributedPlan, o: { command: string; forceUnlock?: boolean; metaLocation?: Location }): Promise<void> {
+  const lock = await TargetLock.acquire(dir, { forceUnlock: o.forceUnlock, command: o.command });
   try {
-    await checkTargetEmpty(work, child(work, 'meta.json'), { ownToken: lock.info.token });
-    if (!(await createExclusive(planLocation(work), encodeJson(plan)))) {
-      throw new KspError('TARGET_NOT_EMPTY', `${uriOf(planLocation(work))}: another distributed plan was made here meanwhile`, { file: uriOf(planLocation(work)) });
+    await checkTargetEmpty(dir, o.metaLocation ?? child(dir, 'meta.json'), { ownToken: lock.info.token });
+    if (!(await createExclusive(planLocation(dir), encodeJson(plan)))) {
+      throw new KspError('TARGET_NOT_EMPTY', `${uriOf(planLocation(dir))}: another distributed plan was made here meanwhile`, { file: uriOf(planLocation(dir)) });
     }
   } finally {
     await lock.release();
   }
-  return plan;
+}
+
+/** The `plan` member of a plan that writes no savepoint (a distributed verify or export): every field empty. */
+export function emptyWritePlan(source: string, target: string): DistributedPlan['plan'] {
+  return { source, target, mode: 'relative', jobId: '', epoch: '', savepointId: '', meta: '', fencingToken: '', operations: [], operators: [], files: [], metadata: [], warnings: [], totals: { files: 0, copy: { files: 0, bytes: 0 }, rewrite: { files: 0, bytes: 0 }, write: { files: 0 } } };
 }
