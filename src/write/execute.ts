@@ -213,7 +213,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
         if (r.wrote && known !== undefined && j.from.storage === j.out.location.storage && j.out.relPath !== null) trusted.set(j.out.relPath, j.task ?? j.from);
         report.written.copied++;
       } else if (j.kind === 'native') {
-        await copyNative(j, options, p.guard, written, record, write, track);
+        await copyNative(j, options, p.guard, written, record, write, track, p.sourceHash);
         report.written.copied += j.files.length;
       }
     });
@@ -570,6 +570,7 @@ async function copyNative(
   record: (out: StoredFile, sha256: string, size: number, wrote?: boolean) => void,
   write: (out: StoredFile, data: Uint8Array) => Promise<unknown>,
   track: <T>(work: Promise<T>) => Promise<T>,
+  sourceHash: (file: Location) => string | undefined,
 ): Promise<void> {
   for (const f of j.files) {
     checkInterrupted();
@@ -597,6 +598,13 @@ async function copyNative(
     if (!r.wrote) forget(written, f.out.location);
     if (f.sha256 && r.sha256 !== f.sha256) {
       throw new KspError('NATIVE_SST_HASH', `${uriOf(f.location)}: SHA-256 ${r.sha256} differs from ${f.sha256} recorded in its sst_manifest.json`, { file: uriOf(f.location), expected: f.sha256, found: r.sha256 });
+    }
+    // Files sst_manifest.json gives no hash for (MANIFEST, WAL, OPTIONS) are
+    // held to the source's manifest.sha256 as they are copied, before the
+    // re-verify would read them again (a 2 GiB WAL three times).
+    const listed = f.sha256 ? undefined : sourceHash(f.location);
+    if (listed && r.sha256 !== listed) {
+      throw new KspError('HASH_MISMATCH', `${uriOf(f.location)}: SHA-256 ${r.sha256} differs from ${listed} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: uriOf(f.location), expected: listed, found: r.sha256 });
     }
     record(f.out, r.sha256, r.size, false);
   }

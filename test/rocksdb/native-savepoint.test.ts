@@ -106,6 +106,21 @@ describe('a native savepoint in the engine layout', () => {
     expect(r.findings).toContainEqual(expect.objectContaining({ severity: 'error', code: 'HASH_MISMATCH', file: expect.stringContaining(sst) }));
   });
 
+  it('relocate holds a WAL, which sst_manifest.json gives no hash for, to the source manifest as it copies it', async () => {
+    const copy = join(tmp(), 'sp');
+    expect((await ksp(['relocate', sp, copy, '--mode', 'relative'])).code).toBe(0);
+    const walDir = readdirSync(join(copy, 'incr', 'windows', 'task-0', 'epochs')).map((e) => join(copy, 'incr', 'windows', 'task-0', 'epochs', e));
+    const wal = walDir.flatMap((d) => readdirSync(d).filter((n) => n.endsWith('.log')).map((n) => join(d, n)))[0];
+    expect(wal, 'task 0 keeps WAL-only writes').toBeDefined();
+    writeFileSync(wal!, Buffer.concat([readFileSync(wal!), Buffer.alloc(4096)]));
+    const out = join(tmp(), 'out');
+    const r = await ksp(['relocate', copy, out, '--mode', 'relative']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('HASH_MISMATCH');
+    expect(r.stderr).toContain(wal!);
+    expect(readdirSync(tmp()).includes('out') && readdirSync(out).includes('manifest.sha256')).toBe(false);
+  });
+
   it('convert --to canonical: every task a state.bin holding the same entries, verified, self-contained', async () => {
     const out = join(tmp(), 'canonical');
     const report = await SavepointWriter.from(await Savepoint.open(sp)).convert('canonical').write(out, { mode: 'relative' });
