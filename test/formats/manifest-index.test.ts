@@ -50,3 +50,22 @@ describe('ManifestIndex', () => {
     expect(notes.map((n) => n.message)).toEqual(['the last line has no newline', 'blank line', 'not sorted: "a" comes after "été"']);
   });
 });
+
+describe('ManifestIndex.sort', () => {
+  it('puts the paths in manifest order, and encodes the bytes an unsorted index encodes', () => {
+    const paths = ['z/state.bin', 'a/b', 'é/x', 'a/a', 'B'];
+    const fill = (): ManifestIndex => {
+      const m = new ManifestIndex();
+      paths.forEach((p, i) => m.add(p, String(i).repeat(64)));
+      return m;
+    };
+    const sorted = fill();
+    sorted.sort();
+    expect([...sorted.paths()]).toEqual(['B', 'a/a', 'a/b', 'z/state.bin', 'é/x']);
+    expect(sorted.get('é/x')).toBe('2'.repeat(64));
+    expect(sorted.encode().equals(fill().encode())).toBe(true);
+    // A path added after sorting is placed by encode() again.
+    sorted.add('0', '9'.repeat(64));
+    expect(sorted.encode().toString().split('\n')[0]).toBe(`sha256:${'9'.repeat(64)}  0`);
+  });
+});

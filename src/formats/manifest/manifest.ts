@@ -37,6 +37,8 @@ export class ManifestIndex {
   private readonly at = new Map<string, number>();
   private readonly order: string[] = [];
   private hashes: Buffer = Buffer.allocUnsafe(32 * 1024);
+  /** Set by sort() until the next add(): encode() then takes the order as it is. */
+  private sorted = false;
 
   get size(): number {
     return this.order.length;
@@ -53,6 +55,7 @@ export class ManifestIndex {
     this.hashes.write(hex, 32 * i, 'hex');
     this.at.set(path, i);
     this.order.push(path);
+    this.sorted = false;
   }
 
   has(path: string): boolean {
@@ -105,6 +108,7 @@ export class ManifestIndex {
     this.hashes = hashes;
     this.order.length = 0;
     for (const p of order) this.order.push(p);
+    this.sorted = true;
   }
 
   *entries(): IterableIterator<ManifestEntry> {
@@ -122,7 +126,9 @@ export class ManifestIndex {
       checkManifestPath(p);
       size += PATH_AT + Buffer.byteLength(p, 'utf8') + 1;
     }
-    const at = Int32Array.from(paths, (_, i) => i).sort((a, b) => byteOrder(paths[a]!, paths[b]!));
+    // A writer sorted its index for the re-verify already: not sorted again.
+    const at = Int32Array.from(paths, (_, i) => i);
+    if (!this.sorted) at.sort((a, b) => byteOrder(paths[a]!, paths[b]!));
     const out = Buffer.allocUnsafe(size);
     let o = 0;
     for (let k = 0; k < at.length; k++) {
