@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { KspError } from '../../errors.js';
 
 /**
@@ -109,17 +110,50 @@ export function fromPlain(v: unknown): JsonValue {
 
 const MAX_DEPTH = 128;
 
+/**
+ * The text being parsed: a string, or its bytes when every byte is ASCII
+ * (then offsets in bytes and characters agree, and a 30 MB metadata.json is
+ * parsed without a decoded copy of it beside its bytes).
+ */
+type Source = string | Buffer;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
 class Parser {
   pos = 0;
+  readonly length: number;
+  private readonly bytes: Buffer | null;
+  private readonly str: string;
+  constructor(src: Source, readonly file: string) {
+    this.length = src.length;
+    this.bytes = typeof src === 'string' ? null : src;
+    this.str = typeof src === 'string' ? src : '';
+  }
+
+  /** The code unit at `i` (NaN past the end). */
+  private at(i: number): number {
+    if (this.bytes) return i < this.length ? this.bytes[i]! : NaN;
+    return this.str.charCodeAt(i);
+  }
+
   /**
-   * @param ascii The text's UTF-8 bytes when every one is ASCII (offsets in
-   *   text and bytes agree), else null.
+   * The text from `a` to `b`. From bytes it is a fresh string; a slice of a
+   * string would be a V8 "sliced string" that keeps the whole document alive
+   * (32 MB for 200,000 snapshots) for as long as any value is kept, so it is
+   * flattened the same way.
    */
-  constructor(readonly s: string, readonly file: string, private readonly ascii: Buffer | null = null) {}
+  private text(a: number, b: number): string {
+    return this.bytes ? this.bytes.toString('latin1', a, b) : this.str.slice(a, b);
+  }
+
+  private indexOfQuote(from: number): number {
+    return this.bytes ? this.bytes.indexOf(QUOTE, from) : this.str.indexOf('"', from);
+  }
 
   fail(what: string): never {
     // Line/column help a person find the spot in a pretty-printed file.
-    const before = this.s.slice(0, this.pos);
+    const before = this.text(0, this.pos);
     const line = before.split('\n').length;
     const col = this.pos - before.lastIndexOf('\n');
     throw new KspError('JSON_SYNTAX', `${this.file}: invalid JSON at line ${line}, column ${col} (offset ${this.pos}): ${what}`, {
@@ -129,27 +163,32 @@ class Parser {
 
   ws(): void {
     for (;;) {
-      const c = this.s.charCodeAt(this.pos);
+      const c = this.at(this.pos);
       if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) this.pos++;
       else return;
     }
   }
 
+  private literal(lit: string): boolean {
+    for (let i = 0; i < lit.length; i++) if (this.at(this.pos + i) !== lit.charCodeAt(i)) return false;
+    return true;
+  }
+
   value(depth: number): JsonValue {
     if (depth > MAX_DEPTH) this.fail(`nesting deeper than ${MAX_DEPTH}`);
     this.ws();
-    const c = this.s[this.pos];
-    if (c === '{') return this.object(depth);
-    if (c === '[') return this.array(depth);
-    if (c === '"') return this.string();
-    if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) return this.number();
+    const c = this.at(this.pos);
+    if (c === 0x7b) return this.object(depth);
+    if (c === 0x5b) return this.array(depth);
+    if (c === QUOTE) return this.string();
+    if (c === 0x2d || (c >= 0x30 && c <= 0x39)) return this.number();
     for (const [lit, val] of [['true', true], ['false', false], ['null', null]] as const) {
-      if (this.s.startsWith(lit, this.pos)) {
+      if (this.literal(lit)) {
         this.pos += lit.length;
         return val;
       }
     }
-    this.fail(c === undefined ? 'unexpected end of input' : `unexpected character ${JSON.stringify(c)}`);
+    this.fail(Number.isNaN(c) ? 'unexpected end of input' : `unexpected character ${JSON.stringify(String.fromCharCode(c))}`);
   }
 
   object(depth: number): JsonObject {
@@ -158,13 +197,13 @@ class Parser {
     const values: JsonValue[] = [];
     let seen: Set<string> | null = null;
     this.ws();
-    if (this.s[this.pos] === '}') {
+    if (this.at(this.pos) === 0x7d) {
       this.pos++;
       return JsonObject.fromLists(keys, values);
     }
     for (;;) {
       this.ws();
-      if (this.s[this.pos] !== '"') this.fail('expected a member name');
+      if (this.at(this.pos) !== QUOTE) this.fail('expected a member name');
       const start = this.pos;
       const k = this.name(this.string());
       // Most objects are small: a linear search beats a Set per object;
@@ -177,15 +216,15 @@ class Parser {
       keys.push(k);
       seen?.add(k);
       this.ws();
-      if (this.s[this.pos] !== ':') this.fail('expected ":"');
+      if (this.at(this.pos) !== 0x3a) this.fail('expected ":"');
       this.pos++;
       values.push(this.value(depth + 1));
       this.ws();
-      const c = this.s[this.pos++];
+      const c = this.at(this.pos++);
       // An array grown by push keeps room for 17 elements: an exact copy
       // saves ~110 bytes per object (22 MB for 200,000 snapshots).
-      if (c === '}') return JsonObject.fromLists(this.shape(keys), values.length < 17 ? values.slice() : values);
-      if (c !== ',') {
+      if (c === 0x7d) return JsonObject.fromLists(this.shape(keys), values.length < 17 ? values.slice() : values);
+      if (c !== 0x2c) {
         this.pos--;
         this.fail('expected "," or "}"');
       }
@@ -216,16 +255,16 @@ class Parser {
     this.pos++;
     const out: JsonValue[] = [];
     this.ws();
-    if (this.s[this.pos] === ']') {
+    if (this.at(this.pos) === 0x5d) {
       this.pos++;
       return out;
     }
     for (;;) {
       out.push(this.value(depth + 1));
       this.ws();
-      const c = this.s[this.pos++];
-      if (c === ']') return out;
-      if (c !== ',') {
+      const c = this.at(this.pos++);
+      if (c === 0x5d) return out;
+      if (c !== 0x2c) {
         this.pos--;
         this.fail('expected "," or "]"');
       }
@@ -236,34 +275,31 @@ class Parser {
     const start = this.pos;
     this.pos++;
     for (;;) {
-      const i = this.s.indexOf('"', this.pos);
+      const i = this.indexOfQuote(this.pos);
       if (i < 0) {
         this.pos = start;
         this.fail('unterminated string');
       }
       let bs = 0;
-      for (let j = i - 1; j > start && this.s[j] === '\\'; j--) bs++;
+      for (let j = i - 1; j > start && this.at(j) === BACKSLASH; j--) bs++;
       this.pos = i + 1;
       if (bs % 2 === 0) break;
     }
-    const raw = this.s.slice(start, this.pos);
     let escaped = false;
-    for (let i = 0; i < raw.length; i++) {
-      const c = raw.charCodeAt(i);
+    for (let i = start + 1; i < this.pos - 1; i++) {
+      const c = this.at(i);
       if (c < 0x20) {
-        this.pos = start + i;
+        this.pos = i;
         this.fail('control character in string');
       }
-      if (c === 0x5c) escaped = true;
+      if (c === BACKSLASH) escaped = true;
     }
     // Most strings hold no escape: the text between the quotes is the value,
     // without a JSON.parse (metadata with 200,000 snapshots has 600,000 of
-    // them). Taken from the bytes when they are ASCII: a slice of the text
-    // would be a V8 "sliced string" that keeps the whole document alive
-    // (32 MB for 200,000 snapshots) for as long as any value is kept.
-    if (!escaped) return this.ascii ? this.ascii.toString('latin1', start + 1, this.pos - 1) : raw.slice(1, -1);
+    // them).
+    if (!escaped) return this.text(start + 1, this.pos - 1);
     try {
-      return JSON.parse(raw) as string;
+      return JSON.parse(this.text(start, this.pos)) as string;
     } catch {
       this.pos = start;
       return this.fail('invalid escape in string');
@@ -276,28 +312,27 @@ class Parser {
    * text as subject would keep the whole document with it.
    */
   number(): JsonNumber {
-    const s = this.s;
     const start = this.pos;
     let p = start;
     const digits = (): number => {
       const from = p;
-      while (p < s.length && s.charCodeAt(p) >= 0x30 && s.charCodeAt(p) <= 0x39) p++;
+      for (let c = this.at(p); c >= 0x30 && c <= 0x39; c = this.at(p)) p++;
       return p - from;
     };
-    if (s[p] === '-') p++;
-    if (s[p] === '0') p++;
+    if (this.at(p) === 0x2d) p++;
+    if (this.at(p) === 0x30) p++;
     else if (digits() === 0) this.fail('invalid number');
-    if (s[p] === '.') {
+    if (this.at(p) === 0x2e) {
       p++;
       if (digits() === 0) this.fail('invalid number');
     }
-    if (s[p] === 'e' || s[p] === 'E') {
+    if (this.at(p) === 0x65 || this.at(p) === 0x45) {
       p++;
-      if (s[p] === '+' || s[p] === '-') p++;
+      if (this.at(p) === 0x2b || this.at(p) === 0x2d) p++;
       if (digits() === 0) this.fail('invalid number');
     }
     this.pos = p;
-    return new JsonNumber(this.ascii ? this.ascii.toString('latin1', start, p) : s.slice(start, p));
+    return new JsonNumber(this.text(start, p));
   }
 }
 
@@ -313,26 +348,27 @@ export interface ParseJsonOptions {
 
 /** Parses JSON text (UTF-8 bytes or a string); `file` names it in errors. */
 export function parseJson(input: Uint8Array | string, file: string, options: ParseJsonOptions = {}): JsonValue {
-  let text: string;
-  if (typeof input === 'string') text = input;
+  let src: Source;
+  if (typeof input === 'string') src = input;
+  else if (isAscii(input)) src = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   else {
     try {
       // ignoreBOM keeps a BOM in the text, so it is seen (and refused) below
       // instead of being dropped silently by the decoder.
-      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(input);
+      src = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(input);
     } catch {
       throw new KspError('JSON_SYNTAX', `${file}: not valid UTF-8 (the engine reads JSON as UTF-8 only)`, { file });
     }
   }
-  if (text.charCodeAt(0) === 0xfeff) {
+  // A BOM is not ASCII, so only decoded text can start with one.
+  if (typeof src === 'string' && src.charCodeAt(0) === 0xfeff) {
     if (!options.allowBom) throw new KspError('JSON_SYNTAX', `${file}: starts with a UTF-8 byte order mark (EF BB BF), which the engine's JSON parser refuses`, { file, offset: 0 });
-    text = text.slice(1);
+    src = src.slice(1);
   }
-  const ascii = typeof input !== 'string' && text.length === input.length ? Buffer.from(input.buffer, input.byteOffset, input.byteLength) : null;
-  const p = new Parser(text, file, ascii);
+  const p = new Parser(src, file);
   const v = p.value(0);
   p.ws();
-  if (p.pos !== text.length) p.fail('unexpected data after the JSON value');
+  if (p.pos !== p.length) p.fail('unexpected data after the JSON value');
   return v;
 }
 
