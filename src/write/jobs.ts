@@ -69,6 +69,6 @@ export type Job =
    * `native`); with routing `moved`, the same tasks with the entries whose
    * key a migration changed moved to their new owners.
    */
-  | { kind: 'repartition'; operator: string; sources: SourceTask[]; outs: OutputTask[]; routing: Routing | 'moved'; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions }
+  | { kind: 'repartition'; operator: string; sources: SourceTask[]; outs: OutputTask[]; routing: Routing | 'moved'; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions; unit?: RewriteSpec }
   /** A native task: its files copied, its SST manifest and pointer rewritten for their new places. */
   | { kind: 'native'; source: TaskRef; pointer: Pointer; manifest: SstManifestDoc; files: Array<NativeFile & { out: StoredFile }>; manifestOut: StoredFile; out: OutputTask };

@@ -346,6 +346,10 @@ class Planner {
         return kind === 'canonical' && (v2 || convert === 'native' || migMap !== null || entryRenamed(t));
       };
       const toNative = convert === 'native' ? nativeOut : undefined;
+      // A re-partition's map as plain data too, for distributed route units (write/distributed/): every step loadable from its module.
+      const shuffleUnit = (migMap !== null || rename !== null) && mig.every((m) => m.module !== undefined)
+        ? { unit: { migrations: mig.map((m) => ({ module: m.module!, operator: m.name, from: m.from, to: m.to })), renames: [...renames], counts: mig.flatMap((m) => m.chain.flat().map((s) => this.stepCounts.get(s)!)) } }
+        : {};
       if (rs) {
         const routing = rs.routing ?? 'window';
         const reason = rs.routing === undefined ? "the engine's own routing" : routing === 'window' ? "as asked; the engine's own routing" : 'as asked; the engine itself never routes by state key';
@@ -353,7 +357,7 @@ class Planner {
         const ids = newTaskIds(o, rs.parallelism, rs.taskIds);
         const outs = ids.map((taskId) => ({ operatorId: outId, taskId, file: target.stateFile(outId, taskId) }));
         const sources = await Promise.all(o.tasks.map((t) => this.sourceTask(t)));
-        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing, map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision, ...(toNative ? { native: toNative } : {}) });
+        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing, map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision, ...(toNative ? { native: toNative } : {}), ...shuffleUnit });
         outTasks.push(...outs);
         Object.assign(plan, { action: 'rescale', tasksOut: rs.parallelism, routing, routingReason: reason });
       } else if (keyChange && o.tasks.some((t) => this.formats.get(t.index)!.kind !== 'stateless')) {
@@ -362,7 +366,7 @@ class Planner {
         // entries whose key changed (repartition.ts, routing "moved").
         const outs = o.tasks.map((t) => ({ operatorId: outId, taskId: t.taskId, file: target.stateFile(outId, t.taskId) }));
         const sources = await Promise.all(o.tasks.map((t) => this.sourceTask(t)));
-        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing: 'moved', map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision, ...(toNative ? { native: toNative } : {}) });
+        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing: 'moved', map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision, ...(toNative ? { native: toNative } : {}), ...shuffleUnit });
         outTasks.push(...outs);
         plan.action = 'rewrite';
       } else {

@@ -61,40 +61,47 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
         break;
       }
       case 'rewrite': {
+        // The map as plain data (writer.ts gives it whenever every step can be loaded again from its module).
+        if (j.map !== null && !j.unit) throw unsupported(codeSteps(j.out.operatorId));
+        const mapSpec = j.unit ? { migrations: j.unit.migrations, renames: j.unit.renames } : undefined;
+        const rules = { keyChange: j.keyChange, keysKept: j.keysKept, onCollision: j.onCollision };
         if (j.native) {
           if (p.target.mode !== 'relative') throw unsupported(`native output in engine mode (its tables go to the shared {base}/{job}/incr/ folder, outside the target); write --mode relative`);
-          if (j.map !== null || j.keyChange) throw unsupported(`${j.out.operatorId}/${j.out.taskId}: native output combined with a migration or rename`);
           units.push({
-            id: id('n'), phase: 0, kind: 'native', source: spec(j.source, sizes.get(uriOf(j.source.location))), to: uriOf(j.out.file.location), rel: j.out.file.relPath!,
-            outOperator: j.out.operatorId, outTask: j.out.taskId, epoch: p.target.epoch.toString(), options: j.native,
+            id: id('n'), phase: 0, kind: 'native', source: spec(j.source, sizes.get(uriOf(j.source.location)), true), to: uriOf(j.out.file.location), rel: j.out.file.relPath!,
+            outOperator: j.out.operatorId, outTask: j.out.taskId, epoch: p.target.epoch.toString(), options: j.native, ...(j.map !== null ? { map: mapSpec } : {}), ...rules,
           });
           break;
         }
-        if (j.keyChange) throw unsupported(`a migration of ${j.out.operatorId} changes keys (collisions need one process)`);
         if (j.source.native && j.map === null) {
           units.push({ id: id('k'), phase: 0, kind: 'canonical', source: spec(j.source, undefined, true), to: uriOf(j.out.file.location), rel: rel(j.out.file), outOperator: j.out.operatorId, outTask: j.out.taskId });
           break;
         }
-        if (j.map !== null && !j.unit) throw unsupported(`the steps for ${j.out.operatorId} are defined in code or in a TypeScript module, not in a JavaScript module every shard can load`);
+        const m = j.map !== null ? mapSpec! : { migrations: [], renames: [] };
         units.push({
-          id: id('w'), phase: 0, kind: 'rewrite', source: spec(j.source, sizes.get(uriOf(j.source.location))), to: uriOf(j.out.file.location), rel: rel(j.out.file),
-          outOperator: j.out.operatorId, outTask: j.out.taskId, migrations: j.unit?.migrations ?? [], renames: j.unit?.renames ?? [],
+          id: id('w'), phase: 0, kind: 'rewrite', source: spec(j.source, sizes.get(uriOf(j.source.location)), true), to: uriOf(j.out.file.location), rel: rel(j.out.file),
+          outOperator: j.out.operatorId, outTask: j.out.taskId, migrations: m.migrations, renames: m.renames, ...rules,
         });
         break;
       }
       case 'repartition': {
-        if (j.routing === 'moved' || j.map !== null || j.keyChange) throw unsupported(`operator ${j.operator} combines a rescale with a migration or rename`);
-        if (j.native) throw unsupported(`operator ${j.operator} would be written as native state`);
+        if (j.map !== null && !j.unit) throw unsupported(codeSteps(j.operator));
+        if (j.native && p.target.mode !== 'relative') throw unsupported(`operator ${j.operator} would be written as native state in engine mode (its tables go to the shared {base}/{job}/incr/ folder, outside the target); write --mode relative`);
         const owners = rangeOwnersByName(j.outs.map((x) => x.taskId));
+        const map = j.map !== null && j.unit ? { map: { migrations: j.unit.migrations, renames: j.unit.renames } } : {};
         const routes = j.sources.map((s, index) => {
-          const u = { id: id('r'), phase: 0 as const, kind: 'route' as const, operator: j.operator, index, source: spec(s, undefined, true), routing: j.routing as 'window' | 'state-key', owners, run: '' };
+          const u = { id: id('r'), phase: 0 as const, kind: 'route' as const, operator: j.operator, index, source: spec(s, undefined, true), routing: j.routing, owners, run: '', ...map, ...(j.keyChange ? { keyChange: true } : {}) };
           u.run = uriOf(runLocation(dir, u.id));
           units.push(u);
           return u.id;
         });
         j.outs.forEach((x, output) => {
-          units.push({ id: id('m'), phase: 1, kind: 'merge', operator: j.operator, output, outOperator: x.operatorId, outTask: x.taskId, to: uriOf(x.file.location), rel: rel(x.file), routes, sourceTasks: j.sources.map((s) => s.taskId) });
-          routed.push(`${x.operatorId}/${x.taskId}`);
+          units.push({
+            id: id('m'), phase: 1, kind: 'merge', operator: j.operator, output, outOperator: x.operatorId, outTask: x.taskId, to: uriOf(x.file.location), rel: rel(x.file), routes, sourceTasks: j.sources.map((s) => s.taskId),
+            ...(j.keyChange ? { keyChange: true, onCollision: j.onCollision } : {}), ...(j.native ? { native: { options: j.native, epoch: p.target.epoch.toString() } } : {}),
+          });
+          // A key migration's in-place moves keep the source's placement otherwise (execute.ts routedHere).
+          if (j.routing !== 'moved') routed.push(`${x.operatorId}/${x.taskId}`);
         });
         break;
       }
@@ -135,6 +142,11 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
   };
 }
 
+/** Why a job whose steps are not in a module every shard can load is refused. */
+function codeSteps(operator: string): string {
+  return `the migration steps for ${operator} are defined in code (a registry object) or in a TypeScript module, which only the planning process holds; write them as a JavaScript module whose default export registers them ((m, codecs) => { m.value(...) }) so every shard loads the same steps`;
+}
+
 function outputsOf(j: RunJob): StoredFile[] {
   switch (j.kind) {
     case 'copy':
@@ -158,8 +170,8 @@ export async function writeDistributedPlan(p: PreparedWrite, o: PlanOptions): Pr
   plan.source.manifestSha256 = await sourceManifestHash(p.source.dir);
   // The migrations modules are pinned too: a shard whose copy differs is refused (shard.ts).
   for (const u of plan.units) {
-    if (u.kind !== 'rewrite') continue;
-    for (const m of u.migrations) (plan.modules ??= {})[m.module] ??= sha256Hex(await readFile(m.module));
+    const migrations = u.kind === 'rewrite' ? u.migrations : u.kind === 'route' || u.kind === 'native' ? u.map?.migrations ?? [] : [];
+    for (const m of migrations) (plan.modules ??= {})[m.module] ??= sha256Hex(await readFile(m.module));
   }
   // Sizes of the sources read, for balancing the shards and for status.
   await Promise.all(plan.units.map(async (u) => {

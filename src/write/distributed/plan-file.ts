@@ -13,6 +13,7 @@ import type { MigrationSpec } from '../units.js';
 import type { NativeWriteOptions } from '../native-output.js';
 import type { NativeFileRef } from '../../model/native-read.js';
 import type { Finding } from '../../model/verify.js';
+import type { CollisionPolicy } from '../spill.js';
 import { within } from '../target.js';
 
 /**
@@ -38,6 +39,34 @@ export interface SourceSpec {
   ttlPrefix?: 'strip' | 'keep';
 }
 
+/**
+ * A job's entry map as plain data (write/jobs.ts `RewriteSpec` without its
+ * counters): the migrations, loaded again on each shard from their modules
+ * (pinned by `modules`), then the renames (entry-map.ts `loadEntryMap`).
+ */
+export interface MapSpec {
+  migrations: MigrationSpec[];
+  renames: Array<[string, string]>;
+}
+
+/**
+ * How a task's rewrite treats keys, as the one-process job says
+ * (write/jobs.ts, `rewrite`): `keyChange`, new keys may collide (a spill
+ * tracks them and `onCollision` decides); `keysKept`, every key stays as it
+ * was (a native source then streams into tables in key order).
+ */
+export interface KeyRules {
+  keyChange?: boolean;
+  keysKept?: boolean;
+  onCollision?: CollisionPolicy;
+}
+
+/** Native output: the options and the output epoch (decimal), which names the epoch folder and goes into sst_manifest.json. */
+export interface NativeOut {
+  options: NativeWriteOptions;
+  epoch: string;
+}
+
 interface UnitBase {
   id: string;
   /** 0: runs at once; 1: once the units it reads are done; 2: once every unit of phases 0 and 1 is done. */
@@ -61,10 +90,19 @@ export interface RouteUnitSpec extends UnitBase {
   /** Position of this source in the operator's source order (metadata order). */
   index: number;
   source: SourceSpec;
-  routing: Routing;
+  /**
+   * `moved`: a key migration at unchanged parallelism (write/repartition.ts):
+   * the outputs are the source tasks, and an entry moves only when its key
+   * changed, from its old key's owner to its new key's owner.
+   */
+  routing: Routing | 'moved';
   /** Output index of each key-group range (`rangeOwnersByName` of the new task ids). */
   owners: number[];
   run: string;
+  /** Entries are mapped before they are routed (by their new key), as `repartition` maps them. */
+  map?: MapSpec;
+  /** Keys change: each segment's entries' indices in the source go to the run too (index segments), for collision messages. */
+  keyChange?: boolean;
 }
 
 /** The reduce side: one new task from segment `output` of every route unit of its operator. */
@@ -80,9 +118,19 @@ export interface MergeUnitSpec extends UnitBase {
   routes: string[];
   /** Source task ids, in the same order (for messages). */
   sourceTasks: string[];
+  /** Keys changed: the task's entries go through a spill that finds collisions, resolved by `onCollision`. */
+  keyChange?: boolean;
+  onCollision?: CollisionPolicy;
+  /** Written as a RocksDB database (relative mode): the pointer at `to`, its files under `incr/{op}/{task}/`. */
+  native?: NativeOut;
 }
 
-export interface RewriteUnitSpec extends UnitBase {
+/**
+ * One task through its entry map into a state.bin. With a native source,
+ * or keys that change, it runs as the one-process write's `rewriteTask`
+ * (write/execute.ts) runs it: through a spill.
+ */
+export interface RewriteUnitSpec extends UnitBase, KeyRules {
   kind: 'rewrite';
   source: SourceSpec;
   to: string;
@@ -99,8 +147,10 @@ export interface RewriteUnitSpec extends UnitBase {
  * mode: the pointer at `to`, the tables, MANIFEST, CURRENT and
  * sst_manifest.json under `incr/{op}/{task}/` of the target.
  */
-export interface NativeUnitSpec extends UnitBase {
+export interface NativeUnitSpec extends UnitBase, KeyRules {
   kind: 'native';
+  /** The entries' map (a migration or rename), if any; the source may be native. */
+  map?: MapSpec;
   source: SourceSpec;
   to: string;
   rel: string;
@@ -283,10 +333,14 @@ export interface DoneRecord {
   /** Route units: one segment per new task, then the broadcast one. */
   segments?: Segment[];
   broadcast?: Segment;
+  /** Route units whose keys change: per new task, its entries' indices in the source (u32 LE each). */
+  indices?: Segment[];
   /** Merge units: broadcast entries appended, and duplicates merged. */
   broadcastDistinct?: number;
   broadcastMerged?: number;
   steps?: Array<{ transformed: number; passed: number }>;
+  /** Entries dropped by the collision rule (`--on-collision`), and the keys that had more than one. */
+  collisions?: { dropped: number; keys: number };
   /** Verify units: what their share of the verification read, and its warnings. */
   verified?: { files: number; bytes: number; entries: number; warnings: Array<{ code: string; message: string }> };
   /** Check units: every finding of their share (errors included: finding them is the unit's work). */
@@ -440,6 +494,10 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
       case 'canonical':
       case 'export':
         inside(u.to, `${f}.to`);
+        // Native output lays its files out from the pointer's manifest path (run-unit.ts relativeNativeLayout): it must name the pointer's place.
+        if ((u.kind === 'native' || (u.kind === 'merge' && u.native !== undefined)) && (typeof u.rel !== 'string' || u.rel.split('/').some((c) => c === '' || c === '.' || c === '..') || uriOf(child(dir, u.rel)) !== uriOf(locate(u.to)))) {
+          throw bad(`${JSON.stringify(u.rel)} is not the path of ${u.to} in the target`, `${f}.rel`);
+        }
         break;
       case 'native-copy':
         inside(u.to, `${f}.to`);

@@ -36,10 +36,12 @@ export async function recordedOutputs(plan: DistributedPlan, done: Map<string, D
     // Its one file, or for a native unit the pointer and the files of its own incr/{op}/{task}/ folder.
     // A native copy: exactly the pointer, the manifest and the files its plan names (checkPlan holds each rel to its uri).
     const planned = u.kind === 'native-copy' ? new Map([[u.to, u.rel], [u.manifest.to, u.manifest.rel], ...u.files.map((f) => [f.to, f.rel] as const)]) : null;
-    const own = (o: { uri: string; rel: string | null }): boolean => u.kind === 'native'
+    // Native output (a native unit, or a merge written as native state): the pointer and files of its own incr/{op}/{task}/ folder.
+    const native = u.kind === 'native' || (u.kind === 'merge' && u.native !== undefined);
+    const own = (o: { uri: string; rel: string | null }): boolean => (u.kind === 'native' || u.kind === 'merge') && native
       ? o.uri === u.to || (o.rel !== null && o.rel.startsWith(`incr/${u.outOperator}/${u.outTask}/`) && o.uri === uriOf(child(dir, o.rel)))
       : planned ? planned.get(o.uri) === o.rel : o.uri === want && (u.kind === 'route' || o.rel === u.rel);
-    const count = planned ? planned.size : u.kind === 'native' ? null : 1;
+    const count = planned ? planned.size : native ? null : 1;
     if (!first || first.uri !== want || (count !== null && (r.outputs.length !== count || new Set(r.outputs.map((o) => o.uri)).size !== count)) || !r.outputs.every(own)) {
       throw new KspError('DISTRIBUTED_PLAN_INVALID', `${uriOf(dir)}/${RESERVED}/units/${u.id}.done.json: names ${first?.uri ?? 'no output'}, but unit ${u.id} writes ${want}`, { unit: u.id });
     }
