@@ -65,6 +65,27 @@ export interface KeyRules {
 export interface NativeOut {
   options: NativeWriteOptions;
   epoch: string;
+  /** Engine mode (see `NativeUnitSpec.firstTable`). */
+  firstTable?: number;
+}
+
+/**
+ * Engine mode's folder of one task's native files, shared by every epoch
+ * of the job (write/target.ts `nativeFile`): `{base}/{job}/incr/{op}/{task}`,
+ * derived from the target directory `{base}/{job}/savepoints/{id}` alone,
+ * never named by the plan; `stored` is its path as sst_manifest.json and
+ * the pointer name it (`{job}/incr/{op}/{task}`). Null when the target is
+ * not in the engine's layout.
+ */
+export function engineIncr(dir: Location, op: string, task: string): { location: Location; stored: string } | null {
+  const savepoints = parentKey(dir.key);
+  if (savepoints.slice(savepoints.lastIndexOf('/') + 1) !== 'savepoints' || !savepoints.includes('/')) return null;
+  const jobKey = parentKey(savepoints);
+  const job = jobKey.slice(jobKey.lastIndexOf('/') + 1);
+  if (!job || [job, op, task].some((c) => c === '.' || c === '..' || c.includes('/'))) return null;
+  const base = { storage: dir.storage, key: parentKey(jobKey) };
+  const stored = `${job}/incr/${op}/${task}`;
+  return { location: child(base, stored), stored };
 }
 
 interface UnitBase {
@@ -159,6 +180,13 @@ export interface NativeUnitSpec extends UnitBase, KeyRules {
   /** The output epoch (decimal), which names the epoch folder and goes into sst_manifest.json. */
   epoch: string;
   options: NativeWriteOptions;
+  /**
+   * Engine mode: the tables and the epoch's files go to the job's shared
+   * folder (`engineIncr`), outside the target, the tables numbered from
+   * `firstTable`, chosen at plan time above every table already there
+   * (write/native-names.ts), so every run of the unit writes the same names.
+   */
+  firstTable?: number;
 }
 
 /**
@@ -180,7 +208,7 @@ export interface NativeCopyUnitSpec extends UnitBase {
   /** The files of the task's RocksDB directory, copied in this order. */
   files: NativeCopyFile[];
   /** The rewritten sst_manifest.json: where, and its bytes (base64). */
-  manifest: { to: string; rel: string; bytes: string };
+  manifest: { to: string; rel: string | null; bytes: string };
   /** The pointer's bytes (base64). */
   pointer: string;
 }
@@ -189,7 +217,8 @@ export interface NativeCopyFile {
   filename: string;
   from: string;
   to: string;
-  rel: string;
+  /** Null for a file outside the target (engine mode's shared incr/ folder). */
+  rel: string | null;
   /** From the source sst_manifest.json (SST files only): checked as the file is copied. */
   sha256?: string;
   size?: number;
@@ -495,23 +524,35 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
       case 'export':
         inside(u.to, `${f}.to`);
         // Native output lays its files out from the pointer's manifest path (run-unit.ts relativeNativeLayout): it must name the pointer's place.
+        // Tables in engine mode's shared folder: only for a plan in engine mode whose target is in the engine's layout.
+        if (u.kind === 'native' || u.kind === 'merge') {
+          const first = u.kind === 'native' ? u.firstTable : u.native?.firstTable;
+          if (first !== undefined && (plan.target.mode !== 'engine' || !engineIncr(dir, u.outOperator, u.outTask))) throw bad('tables in the shared incr/ folder for a target that is not in engine mode', `${f}.firstTable`);
+          if (first !== undefined && (!Number.isSafeInteger(first) || first < 1 || first > 0x7fffffff)) throw bad(`${JSON.stringify(first)} is not a table number`, `${f}.firstTable`);
+        }
         if ((u.kind === 'native' || (u.kind === 'merge' && u.native !== undefined)) && (typeof u.rel !== 'string' || u.rel.split('/').some((c) => c === '' || c === '.' || c === '..') || uriOf(child(dir, u.rel)) !== uriOf(locate(u.to)))) {
           throw bad(`${JSON.stringify(u.rel)} is not the path of ${u.to} in the target`, `${f}.rel`);
         }
         break;
-      case 'native-copy':
+      case 'native-copy': {
         inside(u.to, `${f}.to`);
-        inside(u.manifest?.to, `${f}.manifest.to`);
-        if (!Array.isArray(u.files) || typeof u.pointer !== 'string' || typeof u.manifest.bytes !== 'string') throw bad('no files, manifest bytes or pointer bytes', f);
+        if (!Array.isArray(u.files) || typeof u.pointer !== 'string' || typeof u.manifest?.bytes !== 'string') throw bad('no files, manifest bytes or pointer bytes', f);
+        // Engine mode: files with no manifest path lie in the task's folder of the job's shared incr/ (derived from the target, never from the plan).
+        const incr = plan.target.mode === 'engine' ? engineIncr(dir, String(u.outOperator), String(u.outTask)) : null;
+        const place = (uri: unknown, r: unknown, field: string): void => {
+          if (r === null && incr && typeof uri === 'string' && within(locate(uri), incr.location) && !locate(uri).key.split('/').some((c) => c === '.' || c === '..')) return;
+          inside(uri, field.replace(/rel$/, 'to'));
+          // Each output's manifest path must name the place it is written (seal.ts trusts the pair).
+          if (typeof r !== 'string' || uriOf(child(dir, r)) !== uriOf(locate(String(uri)))) throw bad(`${JSON.stringify(r)} is not the path of ${uri} in the target`, field);
+        };
+        place(u.to, u.rel, `${f}.rel`);
+        place(u.manifest.to, u.manifest.rel, `${f}.manifest.rel`);
         u.files.forEach((x, k) => {
-          inside(x?.to, `${f}.files[${k}].to`);
+          place(x?.to, x?.rel, `${f}.files[${k}].rel`);
           if (x.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(x.sha256)) throw bad(`${JSON.stringify(x.sha256)} is not a SHA-256`, `${f}.files[${k}].sha256`);
         });
-        // Each output's manifest path must name the place it is written (seal.ts trusts the pair).
-        for (const [uri, r, g] of [[u.to, u.rel, `${f}.rel`], [u.manifest.to, u.manifest.rel, `${f}.manifest.rel`], ...u.files.map((x, k) => [x.to, x.rel, `${f}.files[${k}].rel`])] as Array<[string, unknown, string]>) {
-          if (typeof r !== 'string' || uriOf(child(dir, r)) !== uriOf(locate(uri))) throw bad(`${JSON.stringify(r)} is not the path of ${uri} in the target`, g);
-        }
         break;
+      }
       case 'route':
         inside(u.run, `${f}.run`);
         break;

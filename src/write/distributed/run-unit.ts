@@ -18,14 +18,15 @@ import { rewriteTask, type WriteReport } from '../execute.js';
 import { loadEntryMap } from './entry-map.js';
 import type { NativeWriteOptions } from '../native-output.js';
 import { makeTempDir, removeTempDir } from '../temp-dir.js';
-import type { CanonicalUnitSpec, CopyUnit, DistUnit, DoneRecord, MapSpec, MergeUnitSpec, NativeCopyUnitSpec, NativeUnitSpec, OutputRecord, RewriteUnitSpec, RouteUnitSpec, Segment, SourceSpec } from './plan-file.js';
+import { engineIncr, type CanonicalUnitSpec, type CopyUnit, type DistUnit, type DoneRecord, type MapSpec, type MergeUnitSpec, type NativeCopyUnitSpec, type NativeUnitSpec, type OutputRecord, type RewriteUnitSpec, type RouteUnitSpec, type Segment, type SourceSpec } from './plan-file.js';
 import { convertNativeTask } from '../native-canonical.js';
 import { Spill } from '../spill.js';
 import { epochDirName } from '../../formats/metadata/metadata.js';
 import { encodeStateBin } from '../../formats/state-bin/encoder.js';
 import { child, parent } from '../../storage/uri.js';
 import { writeNativeTask, type NativeLayout } from '../native-output.js';
-import type { StoredFile } from '../target.js';
+import { within, type StoredFile } from '../target.js';
+import { writeShared } from './shared-write.js';
 import { toAsyncChunks } from '../../storage/storage.js';
 import { runExportUnit } from './export-unit.js';
 
@@ -93,10 +94,24 @@ async function runCopy(u: CopyUnit, ctx: UnitContext): Promise<UnitOutcome> {
 async function runNativeCopy(u: NativeCopyUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
   const outputs: OutputRecord[] = [];
   let read = 0;
+  const dir = targetDirOf(u.to, u.rel);
   for (const f of u.files) {
     const to = locate(f.to);
-    ctx.assertWritable(to);
-    const r = await copyFile(locate(f.from), to, { onBytes: ctx.onBytes });
+    const from = locate(f.from);
+    // Engine mode: the job's shared incr/ folder, outside the target. The very
+    // file the source uses (same base) is only hashed; any other is written
+    // there only under a name still free, or kept when the same bytes are
+    // already there (write/execute.ts `copyNative`).
+    const outside = !within(to, dir);
+    if (!(outside && from.storage === to.storage && from.key === to.key)) ctx.assertWritable(to);
+    const r = !outside ? await copyFile(from, to, { onBytes: ctx.onBytes })
+      : from.storage === to.storage && from.key === to.key ? await copyFile(from, to)
+        : await writeShared(to, (async function* () {
+          for await (const c of from.storage.read(from.key)) {
+            ctx.onBytes?.(c.length);
+            yield c;
+          }
+        })());
     if (f.sha256 && r.sha256 !== f.sha256) {
       throw new KspError('NATIVE_SST_HASH', `${f.from}: SHA-256 ${r.sha256} differs from ${f.sha256} recorded in its sst_manifest.json`, { file: f.from, expected: f.sha256, found: r.sha256 });
     }
@@ -106,7 +121,8 @@ async function runNativeCopy(u: NativeCopyUnitSpec, ctx: UnitContext): Promise<U
   for (const [uri, rel, b64] of [[u.manifest.to, u.manifest.rel, u.manifest.bytes], [u.to, u.rel, u.pointer]] as const) {
     const to = locate(uri);
     ctx.assertWritable(to);
-    const w = await writeHashed(to, toAsyncChunks(Buffer.from(b64, 'base64')));
+    const bytes = toAsyncChunks(Buffer.from(b64, 'base64'));
+    const w = within(to, dir) ? await writeHashed(to, bytes) : await writeShared(to, bytes);
     outputs.push({ uri, rel, sha256: w.sha256, size: w.size });
   }
   outputs.unshift(outputs.pop()!);
@@ -483,15 +499,11 @@ async function mergeThroughSpill(u: MergeUnitSpec, records: DoneRecord[], ctx: U
     const { drop, report } = spill.collisions(u.onCollision ?? 'fail', describe);
     const base = { broadcastDistinct: broadcast.entries.size, broadcastMerged: broadcast.merged, read, ...(report.keys ? { collisions: { dropped: report.dropped, keys: report.keys } } : {}) };
     if (u.native) {
-      const layout = relativeNativeLayout(u.to, u.rel!, u.outOperator, u.outTask, u.native.epoch);
+      const layout = nativeLayoutOf(u.to, u.rel!, u.outOperator, u.outTask, u.native.epoch, u.native.firstTable !== undefined);
       const outputs: OutputRecord[] = [];
-      const store = async (out: StoredFile, data: AsyncIterable<Uint8Array> | Uint8Array): Promise<{ sha256: string; size: number }> => {
-        ctx.assertWritable(out.location);
-        const w = await writeHashed(out.location, data instanceof Uint8Array ? toAsyncChunks(data) : data);
-        outputs.push({ uri: uriOf(out.location), rel: out.relPath, sha256: w.sha256, size: w.size });
-        return w;
-      };
-      const n = await writeNativeTask(spill.entries(drop), layout, BigInt(u.native.epoch), u.native.options, store, { sorted: false, tempDir: ctx.tempDir, shared: false });
+      const store = storeInto(targetDirOf(u.to, u.rel!), outputs, ctx);
+      const first = u.native.firstTable;
+      const n = await writeNativeTask(spill.entries(drop), layout, BigInt(u.native.epoch), u.native.options, store, { sorted: false, tempDir: ctx.tempDir, shared: false, ...(first !== undefined ? { firstFileNumber: first } : {}) });
       outputs.sort((a, b) => Number(b.uri === u.to) - Number(a.uri === u.to));
       return { outputs, entries: n.entries, ...base };
     }
@@ -513,8 +525,8 @@ async function mergeThroughSpill(u: MergeUnitSpec, records: DoneRecord[], ctx: U
  * data: `incr/{op}/{task}/sst/…` and `incr/{op}/{task}/epochs/{epoch:020}/…`.
  */
 async function runNativeUnit(u: NativeUnitSpec, ctx: UnitContext): Promise<UnitOutcome> {
-  const layout = relativeNativeLayout(u.to, u.rel, u.outOperator, u.outTask, u.epoch);
-  const r = await rewriteAsOneProcess(u, u.map, layout.pointer, { layout, options: u.options, epoch: u.epoch }, ctx);
+  const layout = nativeLayoutOf(u.to, u.rel, u.outOperator, u.outTask, u.epoch, u.firstTable !== undefined);
+  const r = await rewriteAsOneProcess(u, u.map, layout.pointer, { layout, options: u.options, epoch: u.epoch, firstTable: u.firstTable }, ctx);
   // The pointer first in the record: it is the unit's `to`.
   r.outputs.sort((a, b) => Number(b.uri === u.to) - Number(a.uri === u.to));
   return r;
@@ -526,11 +538,17 @@ async function runNativeUnit(u: NativeUnitSpec, ctx: UnitContext): Promise<UnitO
  * tables in `incr/{op}/{task}/sst/`, the epoch's files in
  * `incr/{op}/{task}/epochs/{epoch:020}/`.
  */
-function relativeNativeLayout(to: string, rel: string, op: string, task: string, epoch: string): NativeLayout {
+function nativeLayoutOf(to: string, rel: string, op: string, task: string, epoch: string, engine: boolean): NativeLayout {
   const pointer = locate(to);
-  let dir = pointer;
-  for (let i = rel.split('/').length; i > 0; i--) dir = parent(dir);
-  const file = (r: string): StoredFile => ({ stored: r, location: child(dir, r), relPath: r });
+  const dir = targetDirOf(to, rel);
+  let file = (r: string): StoredFile => ({ stored: r, location: child(dir, r), relPath: r });
+  if (engine) {
+    // Engine mode: `{base}/{job}/incr/{op}/{task}/…`, outside the target, stored as `{job}/incr/…` (write/target.ts `nativeFile`).
+    const incr = engineIncr(dir, op, task);
+    if (!incr) throw new KspError('DISTRIBUTED_PLAN_INVALID', `${uriOf(dir)}: not a savepoint directory in the engine's layout ({base}/{job}/savepoints/{id}), so it has no shared incr/ folder`, { file: uriOf(dir) });
+    const prefix = `incr/${op}/${task}/`;
+    file = (r: string): StoredFile => ({ stored: `${incr.stored}/${r.slice(prefix.length)}`, location: child(incr.location, r.slice(prefix.length)), relPath: null });
+  }
   const base = `incr/${op}/${task}`;
   const epochDir = `${base}/epochs/${epochDirName(BigInt(epoch))}`;
   return {
@@ -538,6 +556,28 @@ function relativeNativeLayout(to: string, rel: string, op: string, task: string,
     meta: (name) => file(`${epochDir}/${name}`),
     manifest: file(`${epochDir}/sst_manifest.json`),
     pointer: { stored: rel, location: pointer, relPath: rel },
+  };
+}
+
+/** The target directory: the unit's output `to` is `{dir}/{rel}` (checkPlan holds the pair to it). */
+function targetDirOf(to: string, rel: string): Location {
+  let dir = locate(to);
+  for (let i = rel.split('/').length; i > 0; i--) dir = parent(dir);
+  return dir;
+}
+
+/**
+ * Stores one output of a unit and records it: inside the target as every
+ * output (atomic, replaced by an identical re-run), outside it (engine
+ * mode's shared incr/ folder) never over a file already there (writeShared).
+ */
+function storeInto(dir: Location, outputs: OutputRecord[], ctx: UnitContext) {
+  return async (out: StoredFile, data: AsyncIterable<Uint8Array> | Uint8Array): Promise<{ sha256: string; size: number }> => {
+    ctx.assertWritable(out.location);
+    const chunks = data instanceof Uint8Array ? toAsyncChunks(data) : data;
+    const r = within(out.location, dir) ? await writeHashed(out.location, chunks) : await writeShared(out.location, chunks);
+    outputs.push({ uri: uriOf(out.location), rel: out.relPath, sha256: r.sha256, size: r.size });
+    return r;
   };
 }
 
@@ -551,16 +591,11 @@ function relativeNativeLayout(to: string, rel: string, op: string, task: string,
  */
 async function rewriteAsOneProcess(
   u: (RewriteUnitSpec | NativeUnitSpec), spec: MapSpec | undefined, file: StoredFile,
-  native: { layout: NativeLayout; options: NativeWriteOptions; epoch: string } | null, ctx: UnitContext,
+  native: { layout: NativeLayout; options: NativeWriteOptions; epoch: string; firstTable?: number } | null, ctx: UnitContext,
 ): Promise<UnitOutcome> {
   const loaded = await loadEntryMap(spec);
   const outputs: OutputRecord[] = [];
-  const store = async (out: StoredFile, data: AsyncIterable<Uint8Array> | Uint8Array): Promise<{ sha256: string; size: number }> => {
-    ctx.assertWritable(out.location);
-    const r = await writeHashed(out.location, data instanceof Uint8Array ? toAsyncChunks(data) : data);
-    outputs.push({ uri: uriOf(out.location), rel: out.relPath, sha256: r.sha256, size: r.size });
-    return r;
-  };
+  const store = storeInto(targetDirOf(u.to, file.relPath ?? u.rel ?? ''), outputs, ctx);
   const job = {
     kind: 'rewrite' as const, source: sourceTask(u.source), out: { operatorId: u.outOperator, taskId: u.outTask, file },
     map: loaded.map, keyChange: u.keyChange ?? false, keysKept: u.keysKept ?? (loaded.map === null), onCollision: u.onCollision ?? 'fail',
@@ -573,7 +608,7 @@ async function rewriteAsOneProcess(
   };
   const collisions = { collisions: [] as unknown[] } as unknown as WriteReport;
   const entries = await rewriteTask(job, ctx.tempDir, store, async (_out, options, batches, sorted) => {
-    const r = await writeNativeTask(batches, native!.layout, BigInt(native!.epoch), options, store, { sorted, tempDir: ctx.tempDir, shared: false });
+    const r = await writeNativeTask(batches, native!.layout, BigInt(native!.epoch), options, store, { sorted, tempDir: ctx.tempDir, shared: false, ...(native!.firstTable !== undefined ? { firstFileNumber: native!.firstTable } : {}) });
     return r.entries;
   }, onBytes, collisions);
   const c = collisions.collisions[0];
