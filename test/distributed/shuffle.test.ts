@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { ksp } from '../support/cli.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Savepoint } from '../../src/model/savepoint.js';
@@ -144,5 +145,27 @@ describe('distributed renames and migrations of native sources, native output wi
       const want = await sameAsOneProcess(src, command, build, [1, 2, 3]);
       expect(Object.keys(want).some((k) => /^incr\/[^/]+\/task-0\/sst\//.test(k))).toBe(true);
     }
+  });
+});
+
+describe('distributed runs with steps from a TypeScript module (loaded again by each shard, as the one-process path loads it)', () => {
+  it('ksp migrate --migrations steps.ts --distributed, two shard processes, ksp commit: the one-process bytes', { timeout: 120_000 }, async () => {
+    const src = join(tmp(), 'src');
+    await buildSource(src, 200);
+    const ts = join(tmp(), 'steps.ts');
+    writeFileSync(ts, "const bang = (v: string): string => v + '!';\nexport default (m: { value: (...a: unknown[]) => void }, codecs: { utf8: unknown }): void => {\n  m.value('windows', 1, 2, codecs.utf8, codecs.utf8, bang, { state: 'sum' });\n  m.value('agg', 1, 2, codecs.utf8, codecs.utf8, bang, { state: 'count' });\n};\n");
+    const one = join(tmp(), 'one');
+    let r = await ksp(['migrate', src, one, '--migrations', ts, '--mode', 'relative', '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = join(tmp(), 'out');
+    r = await ksp(['migrate', src, out, '--migrations', ts, '--mode', 'relative', '--distributed']);
+    expect(r.code, r.stderr).toBe(0);
+    const plan = JSON.parse(readFileSync(join(out, '_ksp', 'plan.json'), 'utf8'));
+    expect(Object.keys(plan.modules)).toEqual([ts]);
+    const shards = await Promise.all([0, 1].map((i) => ksp(['work', out, '--shard', `${i}/2`], { KSP_WORK_POLL_MS: '50' })));
+    for (const x of shards) expect(x.code, x.stderr).toBe(0);
+    r = await ksp(['commit', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(comparableTree(out)).toEqual(comparableTree(one));
   });
 });

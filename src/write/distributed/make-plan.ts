@@ -82,9 +82,9 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
         break;
       }
       case 'rewrite': {
-        // The map as plain data (writer.ts gives it whenever every step can be loaded again from its module).
-        if (j.map !== null && !j.unit) throw unsupported(codeSteps(j.out.operatorId));
-        const mapSpec = j.unit ? { migrations: j.unit.migrations, renames: j.unit.renames } : undefined;
+        // The map as plain data (writer.ts gives it whenever every step can be loaded again from its module file, TypeScript too).
+        if (j.map !== null && !j.dist) throw unsupported(codeSteps(j.out.operatorId));
+        const mapSpec = j.dist ? { migrations: j.dist.migrations, renames: j.dist.renames } : undefined;
         const rules = { keyChange: j.keyChange, keysKept: j.keysKept, onCollision: j.onCollision };
         if (j.native) {
           if (engine) checkEngineLayout(j.out.operatorId, j.out.taskId);
@@ -108,10 +108,10 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
         break;
       }
       case 'repartition': {
-        if (j.map !== null && !j.unit) throw unsupported(codeSteps(j.operator));
+        if (j.map !== null && !j.dist) throw unsupported(codeSteps(j.operator));
         if (j.native && engine) for (const x of j.outs) checkEngineLayout(x.operatorId, x.taskId);
         const owners = rangeOwnersByName(j.outs.map((x) => x.taskId));
-        const map = j.map !== null && j.unit ? { map: { migrations: j.unit.migrations, renames: j.unit.renames } } : {};
+        const map = j.map !== null && j.dist ? { map: { migrations: j.dist.migrations, renames: j.dist.renames } } : {};
         const routes = j.sources.map((s, index) => {
           const u = { id: id('r'), phase: 0 as const, kind: 'route' as const, operator: j.operator, index, source: spec(s, undefined, true), routing: j.routing, owners, run: '', ...map, ...(j.keyChange ? { keyChange: true } : {}) };
           u.run = uriOf(runLocation(dir, u.id));
@@ -166,7 +166,7 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
 
 /** Why a job whose steps are not in a module every shard can load is refused. */
 function codeSteps(operator: string): string {
-  return `the migration steps for ${operator} are defined in code (a registry object) or in a TypeScript module, which only the planning process holds; write them as a JavaScript module whose default export registers them ((m, codecs) => { m.value(...) }) so every shard loads the same steps`;
+  return `the migration steps for ${operator} are defined in code (a registry made with defineMigrations, in the program or as a module's default export), which only the planning process holds; give a module whose default export is a function that registers them ((m, codecs) => { m.value(...) }), JavaScript or TypeScript, so every shard loads the same steps from it`;
 }
 
 /** Every file a job writes, with the output task it belongs to. */
