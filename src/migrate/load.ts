@@ -43,6 +43,7 @@ export async function loadMigrations(file: string): Promise<MigrationRegistry> {
     // Registering steps again from the file gives the same steps: write threads may.
     // TypeScript modules need the loader hook, registered per thread: they stay in this one.
     if (!/\.m?ts$/.test(path)) registry.module = path;
+    registry.source = path;
     return registry;
   }
   throw new KspError('MIGRATIONS_MODULE', `${file}: the default export must be defineMigrations(...) or a function (m, codecs) => { m.value(...) }`, { file });

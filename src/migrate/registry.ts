@@ -118,6 +118,12 @@ export class MigrationRegistry {
    * registry made in code has none, and its steps run in the calling thread.
    */
   module?: string;
+  /**
+   * The module file its steps were registered from, a TypeScript one too
+   * (load.ts): another process can load the same steps from it in its main
+   * thread, as a distributed shard does (write/distributed/).
+   */
+  source?: string;
 
   constructor(steps: readonly Step[]) {
     for (const s of steps) {

@@ -520,7 +520,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-async function rewriteTask(
+export async function rewriteTask(
   j: Extract<Job, { kind: 'rewrite' }>, tempDir: string,
   write: (out: StoredFile, data: AsyncIterable<Uint8Array>) => Promise<unknown>,
   writeNative: (out: OutputTask, options: NativeWriteOptions, entries: AsyncIterable<StateEntry[]>, sorted: boolean) => Promise<number>,

@@ -24,6 +24,16 @@ export interface RewriteSpec {
   counts: StepCount[];
 }
 
+/**
+ * `map` as plain data for another process (a distributed shard loads the
+ * steps in its main thread, so a TypeScript module too): each migration by
+ * its module file and versions, then the renames.
+ */
+export interface DistMapSpec {
+  migrations: MigrationSpec[];
+  renames: Array<[string, string]>;
+}
+
 /** The executor's units of work, made by the planner; internal, not part of the plan's JSON. */
 
 /** A task to read entries from; a native task carries its RocksDB files, resolved at plan time. */
@@ -63,12 +73,12 @@ export type Job =
    * `native`, into a RocksDB database in the engine's incremental layout.
    * `keysKept`: the map leaves every (operator, state, key) as it was.
    */
-  | { kind: 'rewrite'; source: SourceTask; out: OutputTask; map: EntryMap | null; keyChange: boolean; keysKept: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions; unit?: RewriteSpec }
+  | { kind: 'rewrite'; source: SourceTask; out: OutputTask; map: EntryMap | null; keyChange: boolean; keysKept: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions; unit?: RewriteSpec; dist?: DistMapSpec }
   /**
    * An operator's tasks re-partitioned into new tasks (native ones with
    * `native`); with routing `moved`, the same tasks with the entries whose
    * key a migration changed moved to their new owners.
    */
-  | { kind: 'repartition'; operator: string; sources: SourceTask[]; outs: OutputTask[]; routing: Routing | 'moved'; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions }
+  | { kind: 'repartition'; operator: string; sources: SourceTask[]; outs: OutputTask[]; routing: Routing | 'moved'; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions; dist?: DistMapSpec }
   /** A native task: its files copied, its SST manifest and pointer rewritten for their new places. */
   | { kind: 'native'; source: TaskRef; pointer: Pointer; manifest: SstManifestDoc; files: Array<NativeFile & { out: StoredFile }>; manifestOut: StoredFile; out: OutputTask };

@@ -110,10 +110,11 @@ export type StoreFile = (out: StoredFile, data: AsyncIterable<Uint8Array> | Uint
  */
 export async function writeNativeTask(
   entries: AsyncIterable<StateEntry[]>, layout: NativeLayout, epoch: bigint, options: NativeWriteOptions,
-  store: StoreFile, opts: { sorted: boolean; tempDir: string; shared?: boolean },
+  store: StoreFile, opts: { sorted: boolean; tempDir: string; shared?: boolean; firstFileNumber?: number },
 ): Promise<NativeTaskResult> {
-  // A folder shared with other epochs (engine mode): fresh table numbers, never an existing name (native-names.ts).
-  const firstFileNumber = opts.shared ? await nextTableNumber(parent(layout.sst('000000.sst').location)) : undefined;
+  // A folder shared with other epochs (engine mode): fresh table numbers, never an existing name (native-names.ts);
+  // or the number a distributed plan chose when it was made (the same on every shard and every re-run).
+  const firstFileNumber = opts.firstFileNumber ?? (opts.shared ? await nextTableNumber(parent(layout.sst('000000.sst').location)) : undefined);
   const encoder = new NativeKeyEncoder();
   let sorter: KeySorter | null = null;
   let source: AsyncIterable<KeyValue[]>;

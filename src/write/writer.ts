@@ -241,7 +241,7 @@ class Planner {
       for (const s of ids) if (current(s) === cur && !removed.has(s)) return s;
       return null;
     };
-    const migrations: Array<{ operator: string; name: string; module?: string; from: number; to: number; chain: ReturnType<MigrationRegistry['chain']>; keyChange: boolean; onCollision: CollisionPolicy }> = [];
+    const migrations: Array<{ operator: string; name: string; module?: string; source?: string; from: number; to: number; chain: ReturnType<MigrationRegistry['chain']>; keyChange: boolean; onCollision: CollisionPolicy }> = [];
     const rescale = new Map<string, { parallelism: number; routing: Routing | undefined; taskIds?: string }>();
     const records: OperationRecord[] = [];
     let convert: 'canonical' | 'native' | null = null;
@@ -282,7 +282,7 @@ class Planner {
           versions.set(src, BigInt(to));
           done[name] = { from: String(from), to: String(to) };
           if (chain.length === 0) continue;
-          migrations.push({ operator: src, name, ...(op.registry.module ? { module: op.registry.module } : {}), from, to, chain, keyChange: chain.some((l) => l.some((s) => s.kind === 'keyValue')), onCollision: op.options.onCollision ?? 'fail' });
+          migrations.push({ operator: src, name, ...(op.registry.module ? { module: op.registry.module } : {}), ...(op.registry.source ? { source: op.registry.source } : {}), from, to, chain, keyChange: chain.some((l) => l.some((s) => s.kind === 'keyValue')), onCollision: op.options.onCollision ?? 'fail' });
         }
         for (const name of Object.keys({ ...op.options.fromVersions, ...op.options.toVersions })) {
           if (!op.registry.operators.includes(name)) this.warnings.push(`a version is given for operator ${name}, which has no registered steps: ignored`);
@@ -346,6 +346,10 @@ class Planner {
         return kind === 'canonical' && (v2 || convert === 'native' || migMap !== null || entryRenamed(t));
       };
       const toNative = convert === 'native' ? nativeOut : undefined;
+      // The map as plain data for distributed shards (write/distributed/), when every step can be loaded again from its module file.
+      const dist = (migMap !== null || rename !== null) && mig.every((m) => m.source !== undefined)
+        ? { dist: { migrations: mig.map((m) => ({ module: m.source!, operator: m.name, from: m.from, to: m.to })), renames: [...renames] } }
+        : {};
       if (rs) {
         const routing = rs.routing ?? 'window';
         const reason = rs.routing === undefined ? "the engine's own routing" : routing === 'window' ? "as asked; the engine's own routing" : 'as asked; the engine itself never routes by state key';
@@ -353,7 +357,7 @@ class Planner {
         const ids = newTaskIds(o, rs.parallelism, rs.taskIds);
         const outs = ids.map((taskId) => ({ operatorId: outId, taskId, file: target.stateFile(outId, taskId) }));
         const sources = await Promise.all(o.tasks.map((t) => this.sourceTask(t)));
-        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing, map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision, ...(toNative ? { native: toNative } : {}) });
+        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing, map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision, ...(toNative ? { native: toNative } : {}), ...dist });
         outTasks.push(...outs);
         Object.assign(plan, { action: 'rescale', tasksOut: rs.parallelism, routing, routingReason: reason });
       } else if (keyChange && o.tasks.some((t) => this.formats.get(t.index)!.kind !== 'stateless')) {
@@ -362,7 +366,7 @@ class Planner {
         // entries whose key changed (repartition.ts, routing "moved").
         const outs = o.tasks.map((t) => ({ operatorId: outId, taskId: t.taskId, file: target.stateFile(outId, t.taskId) }));
         const sources = await Promise.all(o.tasks.map((t) => this.sourceTask(t)));
-        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing: 'moved', map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision, ...(toNative ? { native: toNative } : {}) });
+        jobs.push({ kind: 'repartition', operator: outId, sources, outs, routing: 'moved', map: compose([migMap, rename].filter((m): m is EntryMap => m !== null)), keyChange, onCollision, ...(toNative ? { native: toNative } : {}), ...dist });
         outTasks.push(...outs);
         plan.action = 'rewrite';
       } else {
@@ -390,7 +394,7 @@ class Planner {
             const unit = mig.every((m) => m.module !== undefined)
               ? { unit: { migrations: mig.map((m) => ({ module: m.module!, operator: m.name, from: m.from, to: m.to })), renames: [...renames], counts: mig.flatMap((m) => m.chain.flat().map((s) => this.stepCounts.get(s)!)) } }
               : {};
-            jobs.push({ kind: 'rewrite', source: await this.sourceTask(t), out, map, keyChange, keysKept: rename === null && !keyChange, onCollision, ...native, ...unit });
+            jobs.push({ kind: 'rewrite', source: await this.sourceTask(t), out, map, keyChange, keysKept: rename === null && !keyChange, onCollision, ...native, ...unit, ...dist });
             if (f.kind !== 'stateless') plan.action = map === null ? 'convert' : 'rewrite';
           } else if (f.kind === 'native') {
             jobs.push(await this.nativeJob(t, f.pointer, out));

@@ -87,6 +87,34 @@ describe('distributed rescale into S3, shards as processes', () => {
       expect(await objects(out)).toEqual(want);
     }
   });
+
+  it('a key-changing migration (entries of different source tasks collide, keep-last) with N = 1, 3 shard processes then commit: the one-process bytes', { timeout: 300_000 }, async () => {
+    const src = `s3://${bucket}/src`;
+    const mod = join(tmp(), 'keys.mjs');
+    // `user-{t}-{i}` → `u-{i}` in each window's group key: the three source tasks' entries with one i and time now share a key.
+    writeFileSync(mod, `export default (m, codecs) => {
+  m.keyValue('windows', 1, 2, { key: codecs.raw, value: codecs.raw }, { key: codecs.raw, value: codecs.raw }, (key, value) => {
+    const k = Buffer.from(key);
+    const n = k.readUInt32LE(3);
+    const g = Buffer.from(k.subarray(7, 7 + n).toString().replace(/^user-\\d+-/, 'u-'));
+    const out = Buffer.concat([Buffer.from('tw:'), Buffer.alloc(4), g, k.subarray(7 + n)]);
+    out.writeUInt32LE(g.length, 3);
+    return { key: out, value };
+  }, { state: 'sum' });
+};
+`);
+    const one = `s3://${bucket}/key-one`;
+    const r = await ksp(['migrate', src, one, '--migrations', mod, '--on-collision', 'keep-last', '--mode', 'relative', '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    const want = await objects(one);
+    for (const n of [1, 3]) {
+      const out = `s3://${bucket}/key-n${n}`;
+      const p = await ksp(['migrate', src, out, '--migrations', mod, '--on-collision', 'keep-last', '--mode', 'relative', '--distributed', '--shards', String(n)]);
+      expect(p.code, p.stderr).toBe(0);
+      await workAndCommit(out, n);
+      expect(await objects(out)).toEqual(want);
+    }
+  });
 });
 
 /** N shard processes over a planned target, then its commit; each must succeed. */

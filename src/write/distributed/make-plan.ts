@@ -13,8 +13,10 @@ import type { Savepoint } from '../../model/savepoint.js';
 import type { Location } from '../../storage/uri.js';
 import { within, type StoredFile } from '../target.js';
 import type { PreparedWrite } from '../writer.js';
+import { epochDirName } from '../../formats/metadata/metadata.js';
+import { nextTableNumber } from '../native-names.js';
 import {
-  PLAN_FORMAT, PLAN_VERSION, RESERVED, createExclusive, encodeJson, planLocation, runLocation, sha256Hex, sourceManifestHash, unitBytes,
+  engineIncr, PLAN_FORMAT, PLAN_VERSION, RESERVED, createExclusive, encodeJson, planLocation, runLocation, sha256Hex, sourceManifestHash, unitBytes,
   type DistUnit, type DistributedPlan, type SourceSpec,
 } from './plan-file.js';
 
@@ -25,6 +27,9 @@ import {
  * absent and only into an empty target. Jobs that cannot run as plain data
  * yet are refused here, before anything is written.
  */
+
+/** The first table number of an empty folder (write/native-names.ts `nextTableNumber`); engine mode's is set by writeDistributedPlan. */
+const FIRST_TABLE = 2;
 
 export interface PlanOptions {
   command: string;
@@ -48,9 +53,25 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
   };
   const routed: string[] = [];
   const sizes = new Map(p.plan.files.filter((f) => f.from && f.bytes !== undefined).map((f) => [f.from!, f.bytes!]));
+  // Engine mode's native files lie in the job's shared incr/ folder, outside the target: a unit derives
+  // that folder from the target alone (plan-file.ts engineIncr), which must give the one-process layout.
+  const shared = (out: StoredFile, op: string, task: string): boolean => {
+    if (p.target.mode !== 'engine') return false;
+    const incr = engineIncr(dir, op, task);
+    if (!incr || !within(out.location, incr.location)) return false;
+    const sub = out.location.key.slice(incr.location.key.length + 1);
+    return out.stored === `${incr.stored}/${sub}` && uriOf(p.target.nativeFile(op, task, sub).location) === uriOf(out.location);
+  };
+  const engine = p.target.mode === 'engine';
+  // A task's native output in engine mode: the layout its unit derives must be the one-process write's.
+  const checkEngineLayout = (op: string, task: string): void => {
+    for (const sub of ['sst/000002.sst', `epochs/${epochDirName(p.target.epoch)}/sst_manifest.json`]) {
+      if (!shared(p.target.nativeFile(op, task, sub), op, task)) throw unsupported(`${op}/${task}: the target ${uriOf(dir)} is not a savepoint directory in the engine's layout ({base}/{job}/savepoints/{id}) whose job folder holds the shared incr/`);
+    }
+  };
   for (const j of eachJob(p.jobs, p.target)) {
-    for (const out of outputsOf(j)) {
-      if (!within(out.location, dir)) throw unsupported(`${uriOf(out.location)} lies outside the target directory (engine-mode native files)`);
+    for (const [out, op, task] of outputsOf(j)) {
+      if (!within(out.location, dir) && !shared(out, op, task)) throw unsupported(`${uriOf(out.location)} lies outside the target directory, and not in the shared incr/ folder of its task`);
       if (out.relPath !== null && out.relPath.split('/')[0] === RESERVED) throw unsupported(`output ${out.relPath} would lie in the reserved folder ${RESERVED}/ (an operator named ${RESERVED})`);
     }
     switch (j.kind) {
@@ -61,57 +82,65 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
         break;
       }
       case 'rewrite': {
+        // The map as plain data (writer.ts gives it whenever every step can be loaded again from its module file, TypeScript too).
+        if (j.map !== null && !j.dist) throw unsupported(codeSteps(j.out.operatorId));
+        const mapSpec = j.dist ? { migrations: j.dist.migrations, renames: j.dist.renames } : undefined;
+        const rules = { keyChange: j.keyChange, keysKept: j.keysKept, onCollision: j.onCollision };
         if (j.native) {
-          if (p.target.mode !== 'relative') throw unsupported(`native output in engine mode (its tables go to the shared {base}/{job}/incr/ folder, outside the target); write --mode relative`);
-          if (j.map !== null || j.keyChange) throw unsupported(`${j.out.operatorId}/${j.out.taskId}: native output combined with a migration or rename`);
+          if (engine) checkEngineLayout(j.out.operatorId, j.out.taskId);
           units.push({
-            id: id('n'), phase: 0, kind: 'native', source: spec(j.source, sizes.get(uriOf(j.source.location))), to: uriOf(j.out.file.location), rel: j.out.file.relPath!,
-            outOperator: j.out.operatorId, outTask: j.out.taskId, epoch: p.target.epoch.toString(), options: j.native,
+            id: id('n'), phase: 0, kind: 'native', source: spec(j.source, sizes.get(uriOf(j.source.location)), true), to: uriOf(j.out.file.location), rel: j.out.file.relPath!,
+            outOperator: j.out.operatorId, outTask: j.out.taskId, epoch: p.target.epoch.toString(), options: j.native, ...(j.map !== null ? { map: mapSpec } : {}), ...rules,
+            // Engine mode: fresh table numbers in the shared folder, chosen once (writeDistributedPlan) for every run of the unit.
+            ...(engine ? { firstTable: FIRST_TABLE } : {}),
           });
           break;
         }
-        if (j.keyChange) throw unsupported(`a migration of ${j.out.operatorId} changes keys (collisions need one process)`);
         if (j.source.native && j.map === null) {
           units.push({ id: id('k'), phase: 0, kind: 'canonical', source: spec(j.source, undefined, true), to: uriOf(j.out.file.location), rel: rel(j.out.file), outOperator: j.out.operatorId, outTask: j.out.taskId });
           break;
         }
-        if (j.map !== null && !j.unit) throw unsupported(`the steps for ${j.out.operatorId} are defined in code or in a TypeScript module, not in a JavaScript module every shard can load`);
+        const m = j.map !== null ? mapSpec! : { migrations: [], renames: [] };
         units.push({
-          id: id('w'), phase: 0, kind: 'rewrite', source: spec(j.source, sizes.get(uriOf(j.source.location))), to: uriOf(j.out.file.location), rel: rel(j.out.file),
-          outOperator: j.out.operatorId, outTask: j.out.taskId, migrations: j.unit?.migrations ?? [], renames: j.unit?.renames ?? [],
+          id: id('w'), phase: 0, kind: 'rewrite', source: spec(j.source, sizes.get(uriOf(j.source.location)), true), to: uriOf(j.out.file.location), rel: rel(j.out.file),
+          outOperator: j.out.operatorId, outTask: j.out.taskId, migrations: m.migrations, renames: m.renames, ...rules,
         });
         break;
       }
       case 'repartition': {
-        if (j.routing === 'moved' || j.map !== null || j.keyChange) throw unsupported(`operator ${j.operator} combines a rescale with a migration or rename`);
-        if (j.native) throw unsupported(`operator ${j.operator} would be written as native state`);
+        if (j.map !== null && !j.dist) throw unsupported(codeSteps(j.operator));
+        if (j.native && engine) for (const x of j.outs) checkEngineLayout(x.operatorId, x.taskId);
         const owners = rangeOwnersByName(j.outs.map((x) => x.taskId));
+        const map = j.map !== null && j.dist ? { map: { migrations: j.dist.migrations, renames: j.dist.renames } } : {};
         const routes = j.sources.map((s, index) => {
-          const u = { id: id('r'), phase: 0 as const, kind: 'route' as const, operator: j.operator, index, source: spec(s, undefined, true), routing: j.routing as 'window' | 'state-key', owners, run: '' };
+          const u = { id: id('r'), phase: 0 as const, kind: 'route' as const, operator: j.operator, index, source: spec(s, undefined, true), routing: j.routing, owners, run: '', ...map, ...(j.keyChange ? { keyChange: true } : {}) };
           u.run = uriOf(runLocation(dir, u.id));
           units.push(u);
           return u.id;
         });
         j.outs.forEach((x, output) => {
-          units.push({ id: id('m'), phase: 1, kind: 'merge', operator: j.operator, output, outOperator: x.operatorId, outTask: x.taskId, to: uriOf(x.file.location), rel: rel(x.file), routes, sourceTasks: j.sources.map((s) => s.taskId) });
-          routed.push(`${x.operatorId}/${x.taskId}`);
+          units.push({
+            id: id('m'), phase: 1, kind: 'merge', operator: j.operator, output, outOperator: x.operatorId, outTask: x.taskId, to: uriOf(x.file.location), rel: rel(x.file), routes, sourceTasks: j.sources.map((s) => s.taskId),
+            ...(j.keyChange ? { keyChange: true, onCollision: j.onCollision } : {}), ...(j.native ? { native: { options: j.native, epoch: p.target.epoch.toString(), ...(engine ? { firstTable: FIRST_TABLE } : {}) } } : {}),
+          });
+          // A key migration's in-place moves keep the source's placement otherwise (execute.ts routedHere).
+          if (j.routing !== 'moved') routed.push(`${x.operatorId}/${x.taskId}`);
         });
         break;
       }
       case 'native': {
-        // Relative mode only: in engine mode the tables go to the shared {base}/{job}/incr/ folder, refused above as outside the target.
-        if (p.target.mode !== 'relative') throw unsupported(`native task ${j.out.operatorId}/${j.out.taskId} in engine mode (its tables go to the shared {base}/{job}/incr/ folder, outside the target); write --mode relative`);
+        // Engine mode: the files go to the shared {base}/{job}/incr/ folder under the source's names, each written only under a free name or kept when the same bytes are there.
         // The two small files as the one-process copy writes them (write/execute.ts `copyNative`), made here once.
         const byName = new Map(j.files.map((f) => [f.filename, f.out.stored]));
         const manifest = j.manifest.withPaths((name) => byName.get(name)!, j.manifestOut.stored).encode();
         const pointer = encodePointer({ manifestPath: j.manifestOut.stored });
-        const relOf = (f: StoredFile): string => {
+        const relOf = (f: StoredFile): string | null => {
           const r = rel(f);
-          if (r === null) throw unsupported(`${uriOf(f.location)} has no path in the target's manifest`);
+          if (r === null && !shared(f, j.out.operatorId, j.out.taskId)) throw unsupported(`${uriOf(f.location)} has no path in the target's manifest`);
           return r;
         };
         units.push({
-          id: id('s'), phase: 0, kind: 'native-copy', outOperator: j.out.operatorId, outTask: j.out.taskId, to: uriOf(j.out.file.location), rel: relOf(j.out.file),
+          id: id('s'), phase: 0, kind: 'native-copy', outOperator: j.out.operatorId, outTask: j.out.taskId, to: uriOf(j.out.file.location), rel: rel(j.out.file)!,
           files: j.files.map((f) => ({
             filename: f.filename, from: uriOf(f.location), to: uriOf(f.out.location), rel: relOf(f.out),
             ...(f.sha256 ? { sha256: f.sha256 } : {}), ...(f.size !== undefined ? { size: f.size } : {}),
@@ -135,16 +164,22 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
   };
 }
 
-function outputsOf(j: RunJob): StoredFile[] {
+/** Why a job whose steps are not in a module every shard can load is refused. */
+function codeSteps(operator: string): string {
+  return `the migration steps for ${operator} are defined in code (a registry made with defineMigrations, in the program or as a module's default export), which only the planning process holds; give a module whose default export is a function that registers them ((m, codecs) => { m.value(...) }), JavaScript or TypeScript, so every shard loads the same steps from it`;
+}
+
+/** Every file a job writes, with the output task it belongs to. */
+function outputsOf(j: RunJob): Array<[StoredFile, string, string]> {
   switch (j.kind) {
     case 'copy':
-      return [j.out];
+      return [[j.out, '', '']];
     case 'rewrite':
-      return [j.out.file];
+      return [[j.out.file, j.out.operatorId, j.out.taskId]];
     case 'repartition':
-      return j.outs.map((o) => o.file);
+      return j.outs.map((o) => [o.file, o.operatorId, o.taskId]);
     case 'native':
-      return [j.out.file, j.manifestOut, ...j.files.map((f) => f.out)];
+      return [j.out.file, j.manifestOut, ...j.files.map((f) => f.out)].map((f) => [f, j.out.operatorId, j.out.taskId]);
   }
 }
 
@@ -158,8 +193,20 @@ export async function writeDistributedPlan(p: PreparedWrite, o: PlanOptions): Pr
   plan.source.manifestSha256 = await sourceManifestHash(p.source.dir);
   // The migrations modules are pinned too: a shard whose copy differs is refused (shard.ts).
   for (const u of plan.units) {
-    if (u.kind !== 'rewrite') continue;
-    for (const m of u.migrations) (plan.modules ??= {})[m.module] ??= sha256Hex(await readFile(m.module));
+    const migrations = u.kind === 'rewrite' ? u.migrations : u.kind === 'route' || u.kind === 'native' ? u.map?.migrations ?? [] : [];
+    for (const m of migrations) (plan.modules ??= {})[m.module] ??= sha256Hex(await readFile(m.module));
+  }
+  // Engine mode: each task's tables are numbered above every table already in
+  // its shared sst/ folder, as the one-process write numbers them when it
+  // writes (write/native-names.ts), chosen here once so that every run of the
+  // unit (a re-run after a crash, a duplicate shard) writes the same names.
+  if (plan.target.mode === 'engine') {
+    for (const u of plan.units) {
+      const out = u.kind === 'native' ? u : u.kind === 'merge' && u.native ? u.native : null;
+      if (!out || (u.kind !== 'native' && u.kind !== 'merge')) continue;
+      const incr = engineIncr(p.target.dir, u.outOperator, u.outTask)!;
+      out.firstTable = await nextTableNumber(child(incr.location, 'sst'));
+    }
   }
   // Sizes of the sources read, for balancing the shards and for status.
   await Promise.all(plan.units.map(async (u) => {

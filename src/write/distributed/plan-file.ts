@@ -13,6 +13,7 @@ import type { MigrationSpec } from '../units.js';
 import type { NativeWriteOptions } from '../native-output.js';
 import type { NativeFileRef } from '../../model/native-read.js';
 import type { Finding } from '../../model/verify.js';
+import type { CollisionPolicy } from '../spill.js';
 import { within } from '../target.js';
 
 /**
@@ -38,6 +39,55 @@ export interface SourceSpec {
   ttlPrefix?: 'strip' | 'keep';
 }
 
+/**
+ * A job's entry map as plain data (write/jobs.ts `RewriteSpec` without its
+ * counters): the migrations, loaded again on each shard from their modules
+ * (pinned by `modules`), then the renames (entry-map.ts `loadEntryMap`).
+ */
+export interface MapSpec {
+  migrations: MigrationSpec[];
+  renames: Array<[string, string]>;
+}
+
+/**
+ * How a task's rewrite treats keys, as the one-process job says
+ * (write/jobs.ts, `rewrite`): `keyChange`, new keys may collide (a spill
+ * tracks them and `onCollision` decides); `keysKept`, every key stays as it
+ * was (a native source then streams into tables in key order).
+ */
+export interface KeyRules {
+  keyChange?: boolean;
+  keysKept?: boolean;
+  onCollision?: CollisionPolicy;
+}
+
+/** Native output: the options and the output epoch (decimal), which names the epoch folder and goes into sst_manifest.json. */
+export interface NativeOut {
+  options: NativeWriteOptions;
+  epoch: string;
+  /** Engine mode (see `NativeUnitSpec.firstTable`). */
+  firstTable?: number;
+}
+
+/**
+ * Engine mode's folder of one task's native files, shared by every epoch
+ * of the job (write/target.ts `nativeFile`): `{base}/{job}/incr/{op}/{task}`,
+ * derived from the target directory `{base}/{job}/savepoints/{id}` alone,
+ * never named by the plan; `stored` is its path as sst_manifest.json and
+ * the pointer name it (`{job}/incr/{op}/{task}`). Null when the target is
+ * not in the engine's layout.
+ */
+export function engineIncr(dir: Location, op: string, task: string): { location: Location; stored: string } | null {
+  const savepoints = parentKey(dir.key);
+  if (savepoints.slice(savepoints.lastIndexOf('/') + 1) !== 'savepoints' || !savepoints.includes('/')) return null;
+  const jobKey = parentKey(savepoints);
+  const job = jobKey.slice(jobKey.lastIndexOf('/') + 1);
+  if (!job || [job, op, task].some((c) => c === '.' || c === '..' || c.includes('/'))) return null;
+  const base = { storage: dir.storage, key: parentKey(jobKey) };
+  const stored = `${job}/incr/${op}/${task}`;
+  return { location: child(base, stored), stored };
+}
+
 interface UnitBase {
   id: string;
   /** 0: runs at once; 1: once the units it reads are done; 2: once every unit of phases 0 and 1 is done. */
@@ -61,10 +111,19 @@ export interface RouteUnitSpec extends UnitBase {
   /** Position of this source in the operator's source order (metadata order). */
   index: number;
   source: SourceSpec;
-  routing: Routing;
+  /**
+   * `moved`: a key migration at unchanged parallelism (write/repartition.ts):
+   * the outputs are the source tasks, and an entry moves only when its key
+   * changed, from its old key's owner to its new key's owner.
+   */
+  routing: Routing | 'moved';
   /** Output index of each key-group range (`rangeOwnersByName` of the new task ids). */
   owners: number[];
   run: string;
+  /** Entries are mapped before they are routed (by their new key), as `repartition` maps them. */
+  map?: MapSpec;
+  /** Keys change: each segment's entries' indices in the source go to the run too (index segments), for collision messages. */
+  keyChange?: boolean;
 }
 
 /** The reduce side: one new task from segment `output` of every route unit of its operator. */
@@ -80,9 +139,19 @@ export interface MergeUnitSpec extends UnitBase {
   routes: string[];
   /** Source task ids, in the same order (for messages). */
   sourceTasks: string[];
+  /** Keys changed: the task's entries go through a spill that finds collisions, resolved by `onCollision`. */
+  keyChange?: boolean;
+  onCollision?: CollisionPolicy;
+  /** Written as a RocksDB database (relative mode): the pointer at `to`, its files under `incr/{op}/{task}/`. */
+  native?: NativeOut;
 }
 
-export interface RewriteUnitSpec extends UnitBase {
+/**
+ * One task through its entry map into a state.bin. With a native source,
+ * or keys that change, it runs as the one-process write's `rewriteTask`
+ * (write/execute.ts) runs it: through a spill.
+ */
+export interface RewriteUnitSpec extends UnitBase, KeyRules {
   kind: 'rewrite';
   source: SourceSpec;
   to: string;
@@ -99,8 +168,10 @@ export interface RewriteUnitSpec extends UnitBase {
  * mode: the pointer at `to`, the tables, MANIFEST, CURRENT and
  * sst_manifest.json under `incr/{op}/{task}/` of the target.
  */
-export interface NativeUnitSpec extends UnitBase {
+export interface NativeUnitSpec extends UnitBase, KeyRules {
   kind: 'native';
+  /** The entries' map (a migration or rename), if any; the source may be native. */
+  map?: MapSpec;
   source: SourceSpec;
   to: string;
   rel: string;
@@ -109,6 +180,13 @@ export interface NativeUnitSpec extends UnitBase {
   /** The output epoch (decimal), which names the epoch folder and goes into sst_manifest.json. */
   epoch: string;
   options: NativeWriteOptions;
+  /**
+   * Engine mode: the tables and the epoch's files go to the job's shared
+   * folder (`engineIncr`), outside the target, the tables numbered from
+   * `firstTable`, chosen at plan time above every table already there
+   * (write/native-names.ts), so every run of the unit writes the same names.
+   */
+  firstTable?: number;
 }
 
 /**
@@ -130,7 +208,7 @@ export interface NativeCopyUnitSpec extends UnitBase {
   /** The files of the task's RocksDB directory, copied in this order. */
   files: NativeCopyFile[];
   /** The rewritten sst_manifest.json: where, and its bytes (base64). */
-  manifest: { to: string; rel: string; bytes: string };
+  manifest: { to: string; rel: string | null; bytes: string };
   /** The pointer's bytes (base64). */
   pointer: string;
 }
@@ -139,7 +217,8 @@ export interface NativeCopyFile {
   filename: string;
   from: string;
   to: string;
-  rel: string;
+  /** Null for a file outside the target (engine mode's shared incr/ folder). */
+  rel: string | null;
   /** From the source sst_manifest.json (SST files only): checked as the file is copied. */
   sha256?: string;
   size?: number;
@@ -283,10 +362,14 @@ export interface DoneRecord {
   /** Route units: one segment per new task, then the broadcast one. */
   segments?: Segment[];
   broadcast?: Segment;
+  /** Route units whose keys change: per new task, its entries' indices in the source (u32 LE each). */
+  indices?: Segment[];
   /** Merge units: broadcast entries appended, and duplicates merged. */
   broadcastDistinct?: number;
   broadcastMerged?: number;
   steps?: Array<{ transformed: number; passed: number }>;
+  /** Entries dropped by the collision rule (`--on-collision`), and the keys that had more than one. */
+  collisions?: { dropped: number; keys: number };
   /** Verify units: what their share of the verification read, and its warnings. */
   verified?: { files: number; bytes: number; entries: number; warnings: Array<{ code: string; message: string }> };
   /** Check units: every finding of their share (errors included: finding them is the unit's work). */
@@ -440,20 +523,36 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
       case 'canonical':
       case 'export':
         inside(u.to, `${f}.to`);
-        break;
-      case 'native-copy':
-        inside(u.to, `${f}.to`);
-        inside(u.manifest?.to, `${f}.manifest.to`);
-        if (!Array.isArray(u.files) || typeof u.pointer !== 'string' || typeof u.manifest.bytes !== 'string') throw bad('no files, manifest bytes or pointer bytes', f);
-        u.files.forEach((x, k) => {
-          inside(x?.to, `${f}.files[${k}].to`);
-          if (x.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(x.sha256)) throw bad(`${JSON.stringify(x.sha256)} is not a SHA-256`, `${f}.files[${k}].sha256`);
-        });
-        // Each output's manifest path must name the place it is written (seal.ts trusts the pair).
-        for (const [uri, r, g] of [[u.to, u.rel, `${f}.rel`], [u.manifest.to, u.manifest.rel, `${f}.manifest.rel`], ...u.files.map((x, k) => [x.to, x.rel, `${f}.files[${k}].rel`])] as Array<[string, unknown, string]>) {
-          if (typeof r !== 'string' || uriOf(child(dir, r)) !== uriOf(locate(uri))) throw bad(`${JSON.stringify(r)} is not the path of ${uri} in the target`, g);
+        // Native output lays its files out from the pointer's manifest path (run-unit.ts relativeNativeLayout): it must name the pointer's place.
+        // Tables in engine mode's shared folder: only for a plan in engine mode whose target is in the engine's layout.
+        if (u.kind === 'native' || u.kind === 'merge') {
+          const first = u.kind === 'native' ? u.firstTable : u.native?.firstTable;
+          if (first !== undefined && (plan.target.mode !== 'engine' || !engineIncr(dir, u.outOperator, u.outTask))) throw bad('tables in the shared incr/ folder for a target that is not in engine mode', `${f}.firstTable`);
+          if (first !== undefined && (!Number.isSafeInteger(first) || first < 1 || first > 0x7fffffff)) throw bad(`${JSON.stringify(first)} is not a table number`, `${f}.firstTable`);
+        }
+        if ((u.kind === 'native' || (u.kind === 'merge' && u.native !== undefined)) && (typeof u.rel !== 'string' || u.rel.split('/').some((c) => c === '' || c === '.' || c === '..') || uriOf(child(dir, u.rel)) !== uriOf(locate(u.to)))) {
+          throw bad(`${JSON.stringify(u.rel)} is not the path of ${u.to} in the target`, `${f}.rel`);
         }
         break;
+      case 'native-copy': {
+        inside(u.to, `${f}.to`);
+        if (!Array.isArray(u.files) || typeof u.pointer !== 'string' || typeof u.manifest?.bytes !== 'string') throw bad('no files, manifest bytes or pointer bytes', f);
+        // Engine mode: files with no manifest path lie in the task's folder of the job's shared incr/ (derived from the target, never from the plan).
+        const incr = plan.target.mode === 'engine' ? engineIncr(dir, String(u.outOperator), String(u.outTask)) : null;
+        const place = (uri: unknown, r: unknown, field: string): void => {
+          if (r === null && incr && typeof uri === 'string' && within(locate(uri), incr.location) && !locate(uri).key.split('/').some((c) => c === '.' || c === '..')) return;
+          inside(uri, field.replace(/rel$/, 'to'));
+          // Each output's manifest path must name the place it is written (seal.ts trusts the pair).
+          if (typeof r !== 'string' || uriOf(child(dir, r)) !== uriOf(locate(String(uri)))) throw bad(`${JSON.stringify(r)} is not the path of ${uri} in the target`, field);
+        };
+        place(u.to, u.rel, `${f}.rel`);
+        place(u.manifest.to, u.manifest.rel, `${f}.manifest.rel`);
+        u.files.forEach((x, k) => {
+          place(x?.to, x?.rel, `${f}.files[${k}].rel`);
+          if (x.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(x.sha256)) throw bad(`${JSON.stringify(x.sha256)} is not a SHA-256`, `${f}.files[${k}].sha256`);
+        });
+        break;
+      }
       case 'route':
         inside(u.run, `${f}.run`);
         break;

@@ -4,7 +4,8 @@ import { verifySavepoint, type Finding } from '../../model/verify.js';
 import { toAsyncChunks } from '../../storage/storage.js';
 import { child, locate, uriOf, type Location } from '../../storage/uri.js';
 import { writeHashed } from '../copy.js';
-import { RESERVED, type DistributedPlan, type DoneRecord } from './plan-file.js';
+import { RESERVED, engineIncr, type DistributedPlan, type DoneRecord } from './plan-file.js';
+import { within } from '../target.js';
 
 /**
  * What commit and the verify units share: the manifest a run's records add
@@ -36,10 +37,13 @@ export async function recordedOutputs(plan: DistributedPlan, done: Map<string, D
     // Its one file, or for a native unit the pointer and the files of its own incr/{op}/{task}/ folder.
     // A native copy: exactly the pointer, the manifest and the files its plan names (checkPlan holds each rel to its uri).
     const planned = u.kind === 'native-copy' ? new Map([[u.to, u.rel], [u.manifest.to, u.manifest.rel], ...u.files.map((f) => [f.to, f.rel] as const)]) : null;
-    const own = (o: { uri: string; rel: string | null }): boolean => u.kind === 'native'
+    // Native output (a native unit, or a merge written as native state): the pointer and files of its own incr/{op}/{task}/ folder.
+    const native = u.kind === 'native' || (u.kind === 'merge' && u.native !== undefined);
+    const own = (o: { uri: string; rel: string | null }): boolean => (u.kind === 'native' || u.kind === 'merge') && native
       ? o.uri === u.to || (o.rel !== null && o.rel.startsWith(`incr/${u.outOperator}/${u.outTask}/`) && o.uri === uriOf(child(dir, o.rel)))
+        || (o.rel === null && plan.target.mode === 'engine' && sharedOf(dir, u.outOperator, u.outTask, o.uri))
       : planned ? planned.get(o.uri) === o.rel : o.uri === want && (u.kind === 'route' || o.rel === u.rel);
-    const count = planned ? planned.size : u.kind === 'native' ? null : 1;
+    const count = planned ? planned.size : native ? null : 1;
     if (!first || first.uri !== want || (count !== null && (r.outputs.length !== count || new Set(r.outputs.map((o) => o.uri)).size !== count)) || !r.outputs.every(own)) {
       throw new KspError('DISTRIBUTED_PLAN_INVALID', `${uriOf(dir)}/${RESERVED}/units/${u.id}.done.json: names ${first?.uri ?? 'no output'}, but unit ${u.id} writes ${want}`, { unit: u.id });
     }
@@ -57,6 +61,13 @@ export async function recordedOutputs(plan: DistributedPlan, done: Map<string, D
     if (u.kind !== 'copy' && u.kind !== 'export' && r.entries !== undefined) r0.expected.set(`${u.outOperator}/${u.outTask}`, r.entries);
   }
   return r0;
+}
+
+/** Engine mode: a file in the task's folder of the job's shared incr/ (plan-file.ts engineIncr). */
+function sharedOf(dir: Location, op: string, task: string, uri: string): boolean {
+  const incr = engineIncr(dir, op, task);
+  const l = locate(uri);
+  return incr !== null && within(l, incr.location) && !l.key.split('/').some((c) => c === '.' || c === '..');
 }
 
 /** Writes metadata.json and meta.json from the plan (the same bytes whoever writes them), and returns the manifest bytes. */
