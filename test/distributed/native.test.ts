@@ -99,6 +99,24 @@ describe('distributed relocate and edit of native (RocksDB) tasks: native-copy u
     expect(changed).toEqual([`incr/${unit.outOperator}/${unit.outTask}/sst/${sst.filename}`]);
   });
 
+  it('a MANIFEST, WAL or OPTIONS file damaged in the source after planning is refused with HASH_MISMATCH against the source manifest, naming it', async () => {
+    const src = await nativeSource(100);
+    const out = join(tmp(), 'out');
+    const plan = await writeDistributedPlan(await SavepointWriter.from(await Savepoint.open(src)).relocate().prepare(out, { mode: 'relative' }), { command: 'relocate' });
+    const unit = plan.units.find((u): u is NativeCopyUnitSpec => u.kind === 'native-copy' && u.files.some((f) => f.listed !== undefined))!;
+    // sst_manifest.json hashes the tables only: the other files carry the source manifest's hash.
+    const meta = unit.files.find((f) => /^MANIFEST-/.test(f.filename))!;
+    expect(meta.sha256).toBeUndefined();
+    expect(meta.listed).toMatch(/^[0-9a-f]{64}$/);
+    const b = readFileSync(meta.from);
+    b[b.length - 1] ^= 0xff;
+    writeFileSync(meta.from, b);
+    const e = await runShardsInProcess(out, 1, { pollMs: 20 }).catch((x) => x);
+    expect(e).toMatchObject({ code: 'HASH_MISMATCH', data: { file: meta.from, expected: meta.listed } });
+    expect(String(e.message)).toContain(meta.from);
+    await expect(commitDistributed(out)).rejects.toMatchObject({ code: expect.stringMatching(/^DISTRIBUTED_/) });
+  });
+
   it('checkPlan refuses a native-copy unit edited to read outside the source or write outside the target', async () => {
     const src = await nativeSource(30);
     const out = join(tmp(), 'out');

@@ -144,6 +144,8 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
           files: j.files.map((f) => ({
             filename: f.filename, from: uriOf(f.location), to: uriOf(f.out.location), rel: relOf(f.out),
             ...(f.sha256 ? { sha256: f.sha256 } : {}), ...(f.size !== undefined ? { size: f.size } : {}),
+            // MANIFEST, WAL, OPTIONS: sst_manifest.json gives no hash, so the source manifest's is checked (as execute.ts `copyNative` does).
+            ...(!f.sha256 && p.sourceHash(f.location) ? { listed: p.sourceHash(f.location) } : {}),
           })),
           manifest: { to: uriOf(j.manifestOut.location), rel: relOf(j.manifestOut), bytes: Buffer.from(manifest).toString('base64') },
           pointer: Buffer.from(pointer).toString('base64'),

@@ -221,6 +221,8 @@ export interface NativeCopyFile {
   rel: string | null;
   /** From the source sst_manifest.json (SST files only): checked as the file is copied. */
   sha256?: string;
+  /** The source manifest.sha256's hash, for files sst_manifest.json gives none (MANIFEST, WAL, OPTIONS): checked as the file is copied. */
+  listed?: string;
   size?: number;
 }
 
@@ -549,7 +551,9 @@ export function checkPlan(plan: DistributedPlan, dir: Location, file: string): v
         place(u.manifest.to, u.manifest.rel, `${f}.manifest.rel`);
         u.files.forEach((x, k) => {
           place(x?.to, x?.rel, `${f}.files[${k}].rel`);
-          if (x.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(x.sha256)) throw bad(`${JSON.stringify(x.sha256)} is not a SHA-256`, `${f}.files[${k}].sha256`);
+          for (const h of ['sha256', 'listed'] as const) {
+            if (x[h] !== undefined && !/^[0-9a-f]{64}$/.test(x[h])) throw bad(`${JSON.stringify(x[h])} is not a SHA-256`, `${f}.files[${k}].${h}`);
+          }
         });
         break;
       }

@@ -115,6 +115,9 @@ async function runNativeCopy(u: NativeCopyUnitSpec, ctx: UnitContext): Promise<U
     if (f.sha256 && r.sha256 !== f.sha256) {
       throw new KspError('NATIVE_SST_HASH', `${f.from}: SHA-256 ${r.sha256} differs from ${f.sha256} recorded in its sst_manifest.json`, { file: f.from, expected: f.sha256, found: r.sha256 });
     }
+    if (f.listed && r.sha256 !== f.listed) {
+      throw new KspError('HASH_MISMATCH', `${f.from}: SHA-256 ${r.sha256} differs from ${f.listed} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: f.from, expected: f.listed, found: r.sha256 });
+    }
     read += r.size;
     outputs.push({ uri: f.to, rel: f.rel, sha256: r.sha256, size: r.size });
   }
