@@ -25,14 +25,14 @@ if (!existsSync(entry)) {
   process.stderr.write('ksp: not built yet; run `npm run build` (or `npm ci`) in the ksp checkout first\n');
   process.exit(70);
 }
-const { needsMallocEnv, MALLOC_ENV } = await import(new URL('../dist/cli/malloc-env.js', import.meta.url).href);
+const { needsMallocEnv, MALLOC_ENV, writerNodeFlags } = await import(new URL('../dist/cli/malloc-env.js', import.meta.url).href);
 if (needsMallocEnv(process.argv.slice(2))) {
   // Writing commands run in a child with glibc's trim threshold set (see
   // src/cli/malloc-env.ts); signals are passed on, the exit status back. The
   // IPC channel lets the child notice this launcher's death (kill -9
   // included) and roll its write back instead of running on unseen.
   const { spawn } = await import('node:child_process');
-  worker = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+  worker = spawn(process.execPath, [...process.execArgv, ...writerNodeFlags(), fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     // Tells the child its IPC channel is this launcher's (src/write/interrupt.ts).
     env: { ...process.env, ...MALLOC_ENV, KSP_LAUNCHED_WITH_IPC: '1' },

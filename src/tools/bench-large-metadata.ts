@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeStateBinToBuffer } from '../formats/state-bin/encoder.js';
 import { epochDirName } from '../formats/metadata/metadata.js';
-import { MALLOC_ENV } from '../cli/malloc-env.js';
+import { MALLOC_ENV, writerNodeFlags } from '../cli/malloc-env.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const DIST = dirname(dirname(SELF));
@@ -109,9 +109,10 @@ async function main(): Promise<void> {
       console.log(`${String(n).padStart(9)}  generate   ${((performance.now() - t0) / 1000).toFixed(1).padStart(7)}`);
       for (const op of ['verify', 'inspect', 'relocate']) {
         const out = join(dir, `out-${op}`);
-        // The write runs with the malloc setting bin/ksp.js gives writing commands (src/cli/malloc-env.ts).
+        // The write runs with the malloc setting and V8 flags bin/ksp.js gives writing commands (src/cli/malloc-env.ts).
         const env = op === 'relocate' ? { ...process.env, ...MALLOC_ENV } : process.env;
-        const r = spawnSync(process.execPath, [SELF, '--child', op, sp, out], { encoding: 'utf8', cwd: DIST, maxBuffer: 64 * 1024 * 1024, env });
+        const flags = op === 'relocate' ? writerNodeFlags([], env) : [];
+        const r = spawnSync(process.execPath, [...flags, SELF, '--child', op, sp, out], { encoding: 'utf8', cwd: DIST, maxBuffer: 64 * 1024 * 1024, env });
         const line = r.stdout.trim().split('\n').pop() ?? '';
         try {
           const x = JSON.parse(line) as { seconds: number; maxRssMb: number; detail: string };

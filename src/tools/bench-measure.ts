@@ -7,7 +7,7 @@
  * interpreter and SDK import are left out the same way).
  */
 import { spawnSync } from 'node:child_process';
-import { MALLOC_ENV, needsMallocEnv } from '../cli/malloc-env.js';
+import { MALLOC_ENV, needsMallocEnv, writerNodeFlags } from '../cli/malloc-env.js';
 
 export interface KspRun {
   code: number;
@@ -29,8 +29,9 @@ export async function child(args: string[]): Promise<void> {
 
 /** Runs `ksp ARGS` in a fresh process through `self --child`, with the environment bin/ksp.js gives writing commands. */
 export function measureKsp(self: string, cwd: string, args: string[], env: NodeJS.ProcessEnv = process.env): KspRun {
-  const e = needsMallocEnv(args, env) ? { ...env, ...MALLOC_ENV } : env;
-  const r = spawnSync(process.execPath, [self, '--child', ...args], { cwd, env: e, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'ignore', 'pipe'] });
+  const writer = needsMallocEnv(args, env);
+  const e = writer ? { ...env, ...MALLOC_ENV } : env;
+  const r = spawnSync(process.execPath, [...(writer ? writerNodeFlags([], env) : []), self, '--child', ...args], { cwd, env: e, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'ignore', 'pipe'] });
   const m = /@@bench (.*)/.exec(r.stderr ?? '');
   if (!m) return { code: r.status ?? 1, secs: NaN, maxRssMb: NaN, error: `${r.error ?? ''}${(r.stderr ?? '').slice(-1500)}` };
   const run = JSON.parse(m[1]!) as KspRun;
