@@ -108,7 +108,9 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   let ownInManifest: Uint8Array = new Uint8Array(0);
   // Outputs copied under the source manifest's hash (manifest path → source file).
   // A copied task's own record (the source savepoint holds it anyway), not a Location made for it.
+  // Held by manifest position from the re-verify on (trustedAt): a Map of 200,000 paths was ~9 MB at its peak.
   const trusted = new Map<string, Location | TaskRef>();
+  let trustedAt: Array<Location | TaskRef | undefined> = [];
   const tempDir = options.tempDir ?? process.env.KSP_TMPDIR ?? tmpdir();
   // Spill folders of dead runs go first: a run killed with SIGKILL cannot clean up after itself.
   const swept = sweepStaleTempDirs(tempDir);
@@ -318,6 +320,12 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     // The re-verify reads the index itself, in manifest order; the bytes are
     // encoded from it once the re-verify has passed (and supplied any hash).
     hashes.sort();
+    trustedAt = new Array<Location | TaskRef | undefined>(hashes.size);
+    for (const [rel, from] of trusted) {
+      const i = hashes.indexOf(rel);
+      if (i >= 0) trustedAt[i] = from;
+    }
+    trusted.clear();
     const routedHere = new Set(p.jobs.flatMap((j) => (j.kind === 'repartition' && j.routing !== 'moved' ? j.outs.map((o) => `${o.operatorId}/${o.taskId}`) : [])));
     if (options.records === false) {
       // What the re-verify and a rollback need is in the manifest index, the
@@ -379,7 +387,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
       const dirUri = uriOf(target.dir) + '/';
       for (const f of errors) {
         const rel = f.code === 'HASH_MISMATCH' && f.file?.startsWith(dirUri) ? f.file.slice(dirUri.length) : undefined;
-        const t = rel === undefined ? undefined : trusted.get(rel);
+        const t = rel === undefined ? undefined : trustedAt[hashes.indexOf(rel)];
         const from = t !== undefined && 'snapshotPath' in t ? t.location : t;
         const claimed = rel === undefined ? undefined : hashes.get(rel);
         if (from && claimed && (await hashOf(from).catch(() => null)) !== claimed) {
