@@ -1,5 +1,5 @@
-import { keyGroup } from '../model/key-group.js';
-import { windowGroupKey } from '../model/routing.js';
+import { keyGroup, keyGroupAt } from '../model/key-group.js';
+import { windowGroupKey, windowGroupKeyAt } from '../model/routing.js';
 import type { EntryRow } from '../model/savepoint.js';
 import type { Decoded, ViewCodec } from '../model/value-codecs.js';
 
@@ -21,6 +21,13 @@ export interface DecodeStats {
 
 export function rowKeyGroup(key: Uint8Array): number {
   return keyGroup(windowGroupKey(key) ?? key);
+}
+
+const at = { off: 0, len: 0 };
+
+/** rowKeyGroup, read in place: no view of the group key per row. */
+export function rowKeyGroupAt(key: Uint8Array): number {
+  return windowGroupKeyAt(key, 0, key.length, at) ? keyGroupAt(key, at.off, at.len) : keyGroupAt(key, 0, key.length);
 }
 
 /** Decodes with a view codec; a value the codec cannot read becomes null and is counted. */
