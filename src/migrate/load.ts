@@ -27,9 +27,17 @@ export async function loadMigrations(file: string): Promise<MigrationRegistry> {
   }
   const d = mod.default;
   if (d instanceof MigrationRegistry || (d && typeof d === 'object' && typeof (d as MigrationRegistry).chain === 'function')) {
-    // A registry object the module built: its steps may hold state the module
-    // set up around them, so it stays in this thread (no `module`).
-    return d as MigrationRegistry;
+    // A registry object the module built. It stays in this thread (no `module`):
+    // write threads split one run's entries, and steps that keep state across
+    // entries would see only their share. Another process (a distributed
+    // shard, write/distributed/entry-map.ts) may load it again from the file
+    // (`source`), as it does a function export, whose steps can close over
+    // module state just the same: a step must give the same output for the
+    // same entry, which the plan's pinned module hash and the one-process
+    // bytes comparison in the tests hold it to.
+    const registry = d as MigrationRegistry;
+    registry.source ??= path;
+    return registry;
   }
   if (typeof d === 'function') {
     const b = new MigrationBuilder();

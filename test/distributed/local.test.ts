@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Savepoint } from '../../src/model/savepoint.js';
 import { verifySavepoint } from '../../src/model/verify.js';
@@ -10,7 +11,7 @@ import { codecs } from '../../src/migrate/codecs.js';
 import { commitDistributed, distributedStatus, runShardsInProcess, writeDistributedPlan } from '../../src/write/distributed/index.js';
 import { treeHashes, useTempDirs } from '../write/support.js';
 import { buildSource, comparableTree } from './support.js';
-import { FIXTURES } from '../support/env.js';
+import { FIXTURES, ROOT } from '../support/env.js';
 
 const tmp = useTempDirs('ksp-dist-');
 
@@ -63,11 +64,31 @@ describe('distributed rescale, in-process shards, local target', () => {
     }
   });
 
+  it("migrate (a module whose default export is defineMigrations(...), as in the README's TypeScript example): N = 1, 2 shards give the one-process bytes", async () => {
+    const src = join(tmp(), 'src');
+    await buildSource(src, 300);
+    const mod = join(tmp(), 'registry.mjs');
+    // The module imports ksp's built entry point, as a user's module imports 'ksp'.
+    writeFileSync(mod, `import { defineMigrations, codecs } from ${JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'index.js')).href)};\n`
+      + "export default defineMigrations((m) => { m.value('agg', 1, 2, codecs.utf8, codecs.utf8, (v) => v + '?', { state: 'count' }); });\n");
+    const one = join(tmp(), 'one');
+    expect((await SavepointWriter.from(await Savepoint.open(src)).migrate(await loadMigrations(mod)).write(one, { mode: 'relative' })).verify.ok).toBe(true);
+    const want = comparableTree(one);
+    for (const n of [1, 2]) {
+      const out = join(tmp(), `n${n}`);
+      const plan = await writeDistributedPlan(await SavepointWriter.from(await Savepoint.open(src)).migrate(await loadMigrations(mod)).prepare(out, { mode: 'relative' }), { command: 'migrate' });
+      expect(Object.keys(plan.modules ?? {})).toEqual([mod]);
+      await runShardsInProcess(out, n, { pollMs: 20 });
+      expect((await commitDistributed(out)).verify.ok).toBe(true);
+      expect(comparableTree(out)).toEqual(want);
+    }
+  });
+
   it('refuses what units cannot run yet, a changed source, and a plan edited to write elsewhere', async () => {
     const src = join(tmp(), 'src');
     await buildSource(src, 50);
     const out = join(tmp(), 'out');
-    // Steps defined in code cannot be loaded again by another machine.
+    // Steps defined in the program (no module file) cannot be loaded again by another machine.
     const inCode = defineMigrations((m) => m.value('agg', 1, 2, codecs.utf8, codecs.utf8, (v: string) => v + '!', { state: 'count' }));
     await expect(SavepointWriter.from(await Savepoint.open(src)).migrate(inCode).prepare(join(tmp(), 'x'), { mode: 'relative' }).then((p) => writeDistributedPlan(p, { command: 'migrate' })))
       .rejects.toMatchObject({ code: 'DISTRIBUTED_UNSUPPORTED' });

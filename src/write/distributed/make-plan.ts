@@ -168,7 +168,7 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
 
 /** Why a job whose steps are not in a module every shard can load is refused. */
 function codeSteps(operator: string): string {
-  return `the migration steps for ${operator} are defined in code (a registry made with defineMigrations, in the program or as a module's default export), which only the planning process holds; give a module whose default export is a function that registers them ((m, codecs) => { m.value(...) }), JavaScript or TypeScript, so every shard loads the same steps from it`;
+  return `the migration steps for ${operator} are defined in the program (a registry made with defineMigrations and passed in, not loaded from a module file), which only the planning process holds; load them from a module with loadMigrations(file) (its default export defineMigrations(...) or a function (m, codecs) => { m.value(...) }, JavaScript or TypeScript), so every shard loads the same steps from it`;
 }
 
 /** Every file a job writes, with the output task it belongs to. */
