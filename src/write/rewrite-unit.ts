@@ -1,10 +1,9 @@
 import { KspError } from '../errors.js';
 import { encodeStateBin } from '../formats/state-bin/encoder.js';
-import { loadMigrations } from '../migrate/load.js';
-import type { MigrationRegistry, Step } from '../migrate/registry.js';
 import { locate, uriOf } from '../storage/uri.js';
 import { writeHashed } from './copy.js';
-import { REWRITE_BATCH, compose, mapBatches, migrationMap, renameMap, type EntryMap, type StepCount } from './entry-maps.js';
+import { REWRITE_BATCH, mapBatches } from './entry-maps.js';
+import { loadEntryMap } from './distributed/entry-map.js';
 import { openTask } from './repartition.js';
 import type { SourceTask } from './jobs.js';
 import type { RewriteResult, RewriteUnit } from './units.js';
@@ -17,34 +16,13 @@ import type { RewriteResult, RewriteUnit } from './units.js';
  * so the bytes are the same wherever it runs.
  */
 
-const registries = new Map<string, Promise<MigrationRegistry>>();
-
-function registryOf(module: string): Promise<MigrationRegistry> {
-  let r = registries.get(module);
-  if (!r) registries.set(module, (r = loadMigrations(module)));
-  return r;
-}
-
 export async function runRewrite(u: RewriteUnit): Promise<RewriteResult> {
-  const counts = new Map<Step, StepCount>();
-  const order: Step[] = [];
-  const maps: EntryMap[] = [];
-  for (const m of u.migrations) {
-    const chain = (await registryOf(m.module)).chain(m.operator, m.from, m.to);
-    for (const s of chain.flat()) {
-      counts.set(s, { operator: m.operator, step: s.describe, transformed: 0, passed: 0 });
-      order.push(s);
-    }
-    maps.push(migrationMap(chain, counts));
-  }
-  const migMap = maps.length ? compose(maps) : null;
-  const rename = u.renames.length ? renameMap(new Map(u.renames)) : null;
-  const map = compose([migMap, rename].filter((m): m is EntryMap => m !== null));
+  // The same rebuild a distributed shard makes (one loaded registry per module and thread).
+  const { map, steps } = await loadEntryMap({ migrations: u.migrations, renames: u.renames });
   const task = { operatorId: u.source.operatorId, taskId: u.source.taskId, location: locate(u.source.path), ...(u.source.sha256 ? { sha256: u.source.sha256 } : {}) } as SourceTask;
   let read = 0;
   const src = await openTask(task, (n) => (read += n), 'rewrite', REWRITE_BATCH);
   const out = locate(u.out);
-  const steps = (): RewriteResult['steps'] => order.map((s) => ({ transformed: counts.get(s)!.transformed, passed: counts.get(s)!.passed }));
   if (!src) {
     // An empty task is the 12-byte empty snapshot, never a 0-byte file (model/FORMAT.md §4, "Empty tasks").
     const r = await writeHashed(out, encodeStateBin(0, []));

@@ -167,11 +167,15 @@ function text(s: string): Buffer {
   return b;
 }
 
-/** Appends encoded entries to a local spill file through one buffer, hashing what it writes. */
-class SegmentFile {
-  private readonly fd: number;
-  private readonly buf: Buffer;
-  private used = 0;
+/**
+ * A local spill file written through one buffer, hashing what it writes: the
+ * segment and index files of a route unit. `discard` closes without writing
+ * and never throws (the way out of a failure).
+ */
+class HashedSpillFile {
+  private fd: number;
+  protected readonly buf: Buffer;
+  protected used = 0;
   readonly hash = createHash('sha256');
   bytes = 0;
   count = 0;
@@ -180,15 +184,43 @@ class SegmentFile {
     this.buf = Buffer.allocUnsafe(size);
   }
 
+  /** Writes `b` at once, past the buffer (what is buffered must be flushed first). */
+  protected writeThrough(b: Uint8Array): void {
+    this.hash.update(b);
+    for (let off = 0; off < b.length; ) off += fs.writeSync(this.fd, b, off, b.length - off);
+  }
+
+  flush(): void {
+    if (this.used === 0) return;
+    this.writeThrough(this.buf.subarray(0, this.used));
+    this.used = 0;
+  }
+
+  close(): void {
+    this.flush();
+    this.discard();
+  }
+
+  discard(): void {
+    if (this.fd < 0) return;
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // Already closed.
+    }
+    this.fd = -1;
+  }
+}
+
+/** Appends encoded entries to a segment file. */
+class SegmentFile extends HashedSpillFile {
   append(e: StateEntry): number {
     const op = text(e.operatorId);
     const st = text(e.stateName);
     const n = 32 + op.length + st.length + e.key.length + e.value.length;
     if (this.used + n > this.buf.length) this.flush();
     if (n > this.buf.length) {
-      const one = encodeEntry(e);
-      this.hash.update(one);
-      for (let off = 0; off < one.length; ) off += fs.writeSync(this.fd, one, off, one.length - off);
+      this.writeThrough(encodeEntry(e));
     } else {
       // Lengths as two u32 halves (fields ksp handles are below 2^31): no BigInt per field.
       const b = this.buf;
@@ -206,18 +238,6 @@ class SegmentFile {
     return n;
   }
 
-  flush(): void {
-    if (this.used === 0) return;
-    const b = this.buf.subarray(0, this.used);
-    this.hash.update(b);
-    for (let off = 0; off < b.length; ) off += fs.writeSync(this.fd, b, off, b.length - off);
-    this.used = 0;
-  }
-
-  close(): void {
-    this.flush();
-    fs.closeSync(this.fd);
-  }
 }
 
 async function* fileChunks(path: string): AsyncGenerator<Uint8Array> {
@@ -307,21 +327,15 @@ async function runRoute(u: RouteUnitSpec, ctx: UnitContext): Promise<UnitOutcome
     const broadcast = segments.pop()!;
     return { outputs: [{ uri: u.run, rel: null, sha256: w.sha256, size: w.size }], segments, broadcast, ...(u.keyChange ? { indices } : {}), read };
   } finally {
-    for (const x of idx) x.discard();
+    for (const x of [...segs, ...idx]) x.discard();
     removeTempDir(dir);
   }
 }
 
 /** Appends u32 LE values (a segment's entries' indices in their source task) to a local file, hashing them. */
-class IndexFile {
-  private fd: number;
-  private readonly buf = Buffer.allocUnsafe(64 * 1024);
-  private used = 0;
-  readonly hash = createHash('sha256');
-  bytes = 0;
-  count = 0;
-  constructor(readonly path: string) {
-    this.fd = fs.openSync(path, 'w');
+class IndexFile extends HashedSpillFile {
+  constructor(path: string) {
+    super(path, 64 * 1024);
   }
 
   append(v: number): void {
@@ -330,28 +344,6 @@ class IndexFile {
     this.used += 4;
     this.bytes += 4;
     this.count++;
-  }
-
-  private flush(): void {
-    const b = this.buf.subarray(0, this.used);
-    this.hash.update(b);
-    for (let off = 0; off < b.length; ) off += fs.writeSync(this.fd, b, off, b.length - off);
-    this.used = 0;
-  }
-
-  close(): void {
-    this.flush();
-    this.discard();
-  }
-
-  discard(): void {
-    if (this.fd < 0) return;
-    try {
-      fs.closeSync(this.fd);
-    } catch {
-      // Already closed.
-    }
-    this.fd = -1;
   }
 }
 
