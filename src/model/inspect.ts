@@ -75,6 +75,8 @@ export interface InspectSummary {
   layout: string;
   savepointId?: string;
   operatorVersions?: Record<string, string>;
+  /** The metadata's source_offsets, in its order: where each source partition resumes. `offset` is an i64 as text, `encodedOffset` hex. */
+  sourceOffsets: Array<{ partitionId: string; offset: string; encodedOffset?: string }>;
   operators: OperatorSummary[];
   totals: { operators: number; tasks: number; entries: number; bytes: number; nativeTasks: number; statelessTasks: number; windowJoinTasks: number };
 }
@@ -151,7 +153,8 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
       const op = ops.get(t.operatorId)!;
       op.summary.taskCount++;
       op.summary.entries += r.entryCount;
-      op.summary.bytes += r.size;
+      // A native task's data is its SST files, not the pointer file its snapshot path names.
+      op.summary.bytes += r.native ? r.native.sstBytes : r.size;
       mergeStates(op.summary.states, r.states);
       op.summary.keyGroups.windowKeys += r.windowKeys;
       op.summary.keyGroups.watermarkKeys += r.watermarkKeys;
@@ -183,6 +186,10 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
   return {
     uri: sp.uri, jobId: md.job_id, epoch: md.epoch.toString(), kind: sp.kind, label: sp.label,
     timestampMs: md.timestamp_ms.toString(), metadataVersion: md.version, layout: sp.pathMode,
+    sourceOffsets: md.source_offsets.map((o) => ({
+      partitionId: o.partition_id, offset: o.offset.toString(),
+      ...(o.encoded_offset?.length ? { encodedOffset: Buffer.from(o.encoded_offset).toString('hex') } : {}),
+    })),
     ...(meta ? { savepointId: meta.savepoint_id, operatorVersions: Object.fromEntries([...sp.meta!.operatorVersions()].map(([k, v]) => [k, v.toString()])) } : {}),
     operators,
     totals: {

@@ -148,6 +148,9 @@ async function summary(sp: Savepoint, args: InspectArgs, hashes: HashLookup): Pr
   setExit(errors ? 3 : 0);
 }
 
+/** Source partitions listed without --verbose (a job may read thousands). */
+const OFFSETS_SHOWN = 32;
+
 /** Tasks listed per operator without --verbose. */
 const TASKS_SHOWN = 16;
 
@@ -157,6 +160,10 @@ export function humanSummary(s: InspectSummary, verbose: boolean): string {
   L.push(`  job ${s.jobId}, epoch ${s.epoch}${s.label ? `, label ${JSON.stringify(s.label)}` : ''}, taken ${new Date(Number(s.timestampMs)).toISOString()}`);
   L.push(`  metadata v${s.metadataVersion}, paths: ${s.layout}${s.savepointId ? `, savepoint id ${s.savepointId}` : ''}`);
   if (s.operatorVersions && Object.keys(s.operatorVersions).length) L.push(`  operator versions: ${Object.entries(s.operatorVersions).map(([k, v]) => `${k}=v${v}`).join(', ')}`);
+  if (s.sourceOffsets.length) {
+    const shownOffsets = verbose ? s.sourceOffsets : s.sourceOffsets.slice(0, OFFSETS_SHOWN);
+    L.push(`  source offsets: ${shownOffsets.map((o) => `${o.partitionId}=${o.offset}${o.encodedOffset ? ` (encoded ${o.encodedOffset})` : ''}`).join(', ')}${shownOffsets.length < s.sourceOffsets.length ? `, … ${s.sourceOffsets.length - shownOffsets.length} more (--verbose)` : ''}`);
+  } else L.push('  source offsets: none');
   L.push(`  ${s.totals.operators} operator(s), ${s.totals.tasks} task(s), ${count(s.totals.entries)} entries, ${bytes(s.totals.bytes)}${s.totals.nativeTasks ? `, ${s.totals.nativeTasks} native task(s)` : ''}${s.totals.statelessTasks ? `, ${s.totals.statelessTasks} stateless task(s)` : ''}${s.totals.windowJoinTasks ? `, ${s.totals.windowJoinTasks} window-join task(s)` : ''}`);
   for (const o of s.operators) {
     L.push('');
