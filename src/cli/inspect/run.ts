@@ -179,7 +179,8 @@ export function humanSummary(s: InspectSummary, verbose: boolean): string {
       `  ${t.id}`, t.error ? `${t.format} (ERROR ${t.error.code})` : t.native ? `native: ${nativeLine(t.native)}` : t.format === 'native' ? `native -> ${t.pointer}` : t.windowJoin ? `window-join: ${windowJoinLine(t.windowJoin)}` : t.version === 2 ? 'canonical v2' : t.format, count(t.entries), bytes(t.native ? t.native.sstBytes : t.size),
     ])).trimEnd());
     if (shown.length < o.taskCount) L.push(`  … ${o.taskCount - shown.length} more task(s) (--verbose)`);
-    for (const t of o.tasks) for (const n of t.notes ?? []) L.push(`  warning [${n.code}] ${t.id}: ${n.message}`);
+    if (o.repeatedKeys) L.push(`  repeated keys: ${count(o.repeatedKeys)} entr${o.repeatedKeys === 1 ? 'y repeats' : 'ies repeat'} a key stored earlier in its task; the engine keeps the last (KEY_REPEATED)`);
+    for (const t of o.tasks) for (const n of t.notes ?? []) L.push(`  ${n.severity === 'info' ? 'note' : 'warning'} [${n.code}] ${t.id}: ${n.message}`);
     if (o.omittedWithNotes) L.push(`  … ${o.omittedWithNotes} more task(s) with warnings or errors, not listed (--verbose)`);
   }
   return L.join('\n') + '\n';
