@@ -7,6 +7,7 @@ import { inspectSavepoint } from '../../src/model/inspect.js';
 import { verifySavepoint } from '../../src/model/verify.js';
 import { humanSummary } from '../../src/cli/inspect/run.js';
 import { RepeatDetector } from '../../src/model/repeated-keys.js';
+import { scanFile } from '../../src/model/scan-file.js';
 import { Savepoint } from '../../src/model/savepoint.js';
 import { encodeStateBinToBuffer } from '../../src/formats/state-bin/encoder.js';
 import type { StateEntry } from '../../src/formats/state-bin/decoder.js';
@@ -93,6 +94,15 @@ describe('repeated keys within a task', () => {
     expect(w[0]!.message).toMatch(/orders-agg\/task-0\/state\.bin: 3 entries repeat keys stored earlier in this task \(first: orders-agg\/totals key [0-9a-f]+\); the engine's load keeps the last entry/);
     // The untouched savepoint has none.
     expect((await verifySavepoint(SHOP_SP)).findings.filter((f) => f.code === 'KEY_REPEATED')).toEqual([]);
+  });
+
+  it('the full decoder finds the same repeats as the counting walker', async () => {
+    const uri = join(dir, 'orders-agg', 'task-0', 'state.bin');
+    for (const exact of [false, true]) {
+      const r = await scanFile({ uri, hash: false, decode: true, keyGroups: false, repeats: true, exact });
+      expect(r.repeatedKeys).toBe(3);
+      expect(r.notes!.map((n) => n.code)).toEqual(['KEY_REPEATED']);
+    }
   });
 
   it('inspect: counted per operator and overall, the note on the task, in text and --json', async () => {
