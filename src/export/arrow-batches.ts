@@ -1,6 +1,7 @@
 import type * as Arrow from 'apache-arrow';
 import type { EntryRow } from '../model/savepoint.js';
-import { rowKeyGroupAt, tryDecode, type DecodeStats, type ExportCodecs, type RowSource } from './columns.js';
+import type { ViewCodec } from '../model/value-codecs.js';
+import { rowKeyGroupAt, specsOf, tryDecode, tryWindow, WINDOW_COLUMNS, type DecodeStats, type ExportCodecs, type ExportSpecs, type RowSource } from './columns.js';
 
 /**
  * Turns entry rows into Arrow record batches built zero-copy over contiguous
@@ -81,8 +82,9 @@ export async function arrowModule(): Promise<typeof Arrow> {
 }
 
 export function exportSchema(A: typeof Arrow, codecs: ExportCodecs): Arrow.Schema {
-  const typeOf = (c: NonNullable<ExportCodecs['key']>): Arrow.DataType =>
-    c.column === 'int64' ? new A.Int64() : c.column === 'uint64' ? new A.Uint64() : c.column === 'float64' ? new A.Float64() : new A.Utf8();
+  const specs = specsOf(codecs);
+  const typeOf = (c: string): Arrow.DataType =>
+    c === 'int64' ? new A.Int64() : c === 'uint64' ? new A.Uint64() : c === 'float64' ? new A.Float64() : new A.Utf8();
   const fields: Arrow.Field[] = [
     new A.Field('operator_id', new A.Utf8(), false),
     new A.Field('task_id', new A.Utf8(), false),
@@ -92,8 +94,9 @@ export function exportSchema(A: typeof Arrow, codecs: ExportCodecs): Arrow.Schem
     new A.Field('value', new A.Binary(), false),
     new A.Field('key_group', new A.Int32(), false),
   ];
-  if (codecs.key) fields.push(new A.Field('key_decoded', typeOf(codecs.key), true));
-  if (codecs.value) fields.push(new A.Field('value_decoded', typeOf(codecs.value), true));
+  if (specs.key?.column) fields.push(new A.Field('key_decoded', typeOf(specs.key.column), true));
+  if (specs.value?.column) fields.push(new A.Field('value_decoded', typeOf(specs.value.column), true));
+  if (specs.key?.window) for (const w of WINDOW_COLUMNS) fields.push(new A.Field(w, typeOf(w === 'window_kind' || w === 'group_key' ? 'utf8' : 'int64'), true));
   return new A.Schema(fields);
 }
 
@@ -123,6 +126,13 @@ class BatchBuilder {
   readonly groups = new Int32Array(MAX_ROWS);
   keyDec?: DecodedCol;
   valDec?: DecodedCol;
+  /** window_kind, group_key, window_start, window_end, watermark. */
+  winCols?: DecodedCol[];
+  readonly specs: ExportSpecs;
+  // The codecs of the last row's state: rows come state by state.
+  private lastState: string | null = null;
+  private keyCodec: ViewCodec | undefined;
+  private valCodec: ViewCodec | undefined;
   n = 0;
   bytes = 0;
   private readonly texts = new Map<string, Buffer>();
@@ -130,9 +140,11 @@ class BatchBuilder {
   private readonly lastText: string[] = ['', '', '', ''];
   private readonly lastBytes: Buffer[] = [EMPTY_BUF, EMPTY_BUF, EMPTY_BUF, EMPTY_BUF];
 
-  constructor(readonly codecs: ExportCodecs, readonly stats: DecodeStats) {
-    if (codecs.key) this.keyDec = new DecodedCol(codecs.key.column);
-    if (codecs.value) this.valDec = new DecodedCol(codecs.value.column);
+  constructor(codecs: ExportCodecs, readonly stats: DecodeStats) {
+    this.specs = specsOf(codecs);
+    if (this.specs.key?.column) this.keyDec = new DecodedCol(this.specs.key.column);
+    if (this.specs.value?.column) this.valDec = new DecodedCol(this.specs.value.column);
+    if (this.specs.key?.window) this.winCols = [new DecodedCol('utf8'), new DecodedCol('utf8'), new DecodedCol('int64'), new DecodedCol('int64'), new DecodedCol('int64')];
   }
 
   private text(col: number, s: string): void {
@@ -152,6 +164,7 @@ class BatchBuilder {
     for (const c of this.cols) c.reset();
     this.keyDec?.reset();
     this.valDec?.reset();
+    for (const c of this.winCols ?? []) c.reset();
     this.n = 0;
     this.bytes = 0;
   }
@@ -164,8 +177,22 @@ class BatchBuilder {
     this.cols[4]!.push(r.key);
     this.cols[5]!.push(r.value);
     this.groups[this.n] = rowKeyGroupAt(r.key);
-    if (this.keyDec) this.keyDec.add(tryDecode(this.codecs.key!, r.key, this.stats, 'key'));
-    if (this.valDec) this.valDec.add(tryDecode(this.codecs.value!, r.value, this.stats, 'value'));
+    if (r.stateName !== this.lastState) {
+      this.lastState = r.stateName;
+      this.keyCodec = this.specs.key?.for(r.stateName);
+      this.valCodec = this.specs.value?.for(r.stateName);
+    }
+    if (this.keyDec) this.keyDec.add(tryDecode(this.keyCodec, r.key, this.stats, 'key'));
+    if (this.valDec) this.valDec.add(tryDecode(this.valCodec, r.value, this.stats, 'value', r.key));
+    if (this.winCols) {
+      const w = tryWindow(this.keyCodec, r.key, r.value, this.stats);
+      const c = this.winCols;
+      c[0]!.add(w?.kind ?? null);
+      c[1]!.add(w?.groupKey ?? null);
+      c[2]!.add(w?.start ?? null);
+      c[3]!.add(w?.end ?? null);
+      c[4]!.add(w?.watermark ?? null);
+    }
     this.n++;
     this.bytes += r.key.length + r.value.length + 64;
   }
@@ -185,7 +212,7 @@ class BatchBuilder {
     const children: Arrow.Data[] = [0, 1, 2, 3, 4, 5].map(varData);
     children.push(A.makeData({ type: new A.Int32(), length: n, nullCount: 0, data: this.groups.subarray(0, n) }));
     let fi = 7;
-    for (const d of [this.keyDec, this.valDec]) {
+    for (const d of [this.keyDec, this.valDec, ...(this.winCols ?? [])]) {
       if (!d) continue;
       const type = fields[fi++]!.type;
       const nullBitmap = d.nulls > 0 ? d.valid.subarray(0, Math.ceil(n / 8)) : undefined;

@@ -1,5 +1,6 @@
 import type { EntryRow } from '../model/savepoint.js';
-import { rowKeyGroup, tryDecode, type DecodeStats, type ExportCodecs, type RowSource } from './columns.js';
+import type { ViewCodec } from '../model/value-codecs.js';
+import { rowKeyGroup, specsOf, tryDecode, tryWindow, type DecodeStats, type ExportCodecs, type ExportSpecs, type RowSource } from './columns.js';
 
 /**
  * JSON Lines: one object per entry. Binary columns are lowercase hex
@@ -18,17 +19,29 @@ function jsonOf(v: string | bigint | number | null, embed: boolean): string {
   return embed ? v : JSON.stringify(v);
 }
 
-export function jsonlLine(r: EntryRow, codecs: ExportCodecs, stats: DecodeStats): string {
+function i64(v: bigint | null | undefined): string {
+  return v === null || v === undefined ? 'null' : jsonOf(v, false);
+}
+
+/** `specs`: the codecs as specs (specsOf), made once per export rather than per line. */
+export function jsonlLine(r: EntryRow, codecs: ExportCodecs, stats: DecodeStats, specs: ExportSpecs = specsOf(codecs)): string {
+  const kc: ViewCodec | undefined = specs.key?.for(r.stateName);
+  const vc: ViewCodec | undefined = specs.value?.for(r.stateName);
   let s = `{"operator_id":${JSON.stringify(r.task.operatorId)},"task_id":${JSON.stringify(r.task.taskId)},"entry_operator":${JSON.stringify(r.operatorId)},"state_name":${JSON.stringify(r.stateName)},"key_hex":"${hex(r.key)}","value_hex":"${hex(r.value)}","key_group":${rowKeyGroup(r.key)}`;
-  if (codecs.key) s += `,"key_decoded":${jsonOf(tryDecode(codecs.key, r.key, stats, 'key'), codecs.key.name === 'json' || codecs.key.name === 'msgpack')}`;
-  if (codecs.value) s += `,"value_decoded":${jsonOf(tryDecode(codecs.value, r.value, stats, 'value'), codecs.value.name === 'json' || codecs.value.name === 'msgpack')}`;
+  if (specs.key?.column) s += `,"key_decoded":${jsonOf(tryDecode(kc, r.key, stats, 'key'), kc?.embed === true)}`;
+  if (specs.value?.column) s += `,"value_decoded":${jsonOf(tryDecode(vc, r.value, stats, 'value', r.key), vc?.embed === true)}`;
+  if (specs.key?.window) {
+    const w = tryWindow(kc, r.key, r.value, stats);
+    s += `,"window_kind":${w ? JSON.stringify(w.kind) : 'null'},"group_key":${w?.groupKey != null ? JSON.stringify(w.groupKey) : 'null'},"window_start":${i64(w?.start)},"window_end":${i64(w?.end)},"watermark":${i64(w?.watermark)}`;
+  }
   return s + '}\n';
 }
 
 export async function* jsonlChunks(rows: RowSource, codecs: ExportCodecs, stats: DecodeStats): AsyncGenerator<Uint8Array> {
+  const specs = specsOf(codecs);
   for await (const batch of rows) {
     let s = '';
-    for (const r of batch) s += jsonlLine(r, codecs, stats);
+    for (const r of batch) s += jsonlLine(r, codecs, stats, specs);
     yield Buffer.from(s, 'utf8');
   }
 }

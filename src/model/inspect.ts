@@ -32,8 +32,8 @@ export interface TaskSummary {
   version?: 1 | 2;
   /** Window-join tasks: spec, watermark, buffered events and rows. */
   windowJoin?: WindowJoinSummary;
-  /** Warnings about the task's body (a 0-byte file, v2, likely TTL prefixes), as verify reports them. */
-  notes?: Array<{ code: string; message: string }>;
+  /** Warnings about the task's body (a 0-byte file, v2, likely TTL prefixes, repeated keys), as verify reports them. */
+  notes?: Array<{ code: string; message: string; severity?: 'warning' | 'info' }>;
   error?: { code: string; message: string };
 }
 
@@ -61,6 +61,8 @@ export interface OperatorSummary {
   states: StateSummary[];
   entries: number;
   bytes: number;
+  /** Entries repeating a key stored earlier in their task (KEY_REPEATED): the engine keeps the last. */
+  repeatedKeys: number;
   keyGroups: KeyGroupSpread;
 }
 
@@ -75,8 +77,10 @@ export interface InspectSummary {
   layout: string;
   savepointId?: string;
   operatorVersions?: Record<string, string>;
+  /** The metadata's source_offsets, in its order: where each source partition resumes. `offset` is an i64 as text, `encodedOffset` hex. */
+  sourceOffsets: Array<{ partitionId: string; offset: string; encodedOffset?: string }>;
   operators: OperatorSummary[];
-  totals: { operators: number; tasks: number; entries: number; bytes: number; nativeTasks: number; statelessTasks: number; windowJoinTasks: number };
+  totals: { operators: number; tasks: number; entries: number; bytes: number; repeatedKeys: number; nativeTasks: number; statelessTasks: number; windowJoinTasks: number };
 }
 
 /** Tasks probed, scanned and folded per chunk: requests and results of 200,000 tasks at once cost hundreds of MB. */
@@ -108,7 +112,7 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
   for (const t of sp.tasks) {
     if (ops.has(t.operatorId)) continue;
     ops.set(t.operatorId, {
-      summary: { id: t.operatorId, taskCount: 0, tasks: [], errorTasks: 0, omittedWithNotes: 0, states: [], entries: 0, bytes: 0, keyGroups: { distinct: 0, minPerGroup: 0, maxPerGroup: 0, windowKeys: 0, watermarkKeys: 0 } },
+      summary: { id: t.operatorId, taskCount: 0, tasks: [], errorTasks: 0, omittedWithNotes: 0, states: [], entries: 0, bytes: 0, repeatedKeys: 0, keyGroups: { distinct: 0, minPerGroup: 0, maxPerGroup: 0, windowKeys: 0, watermarkKeys: 0 } },
       groups: new Uint32Array(KEY_GROUPS),
     });
   }
@@ -119,7 +123,7 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
     // Sizes come from the probe in attachNative (one stat per task, a bounded number at once).
     const reqs: ScanRequest[] = tasks.map((t) => {
       const uri = uriOf(t.location);
-      return { uri, hash: options.hashes?.has(uri) ?? false, decode: true, keyGroups: true };
+      return { uri, hash: options.hashes?.has(uri) ?? false, decode: true, keyGroups: true, repeats: true };
     });
     // With the manifest's hashes (not --trust-source), each SST is checked
     // against its sst_manifest.json hash as it is read, as every file read is.
@@ -151,7 +155,9 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
       const op = ops.get(t.operatorId)!;
       op.summary.taskCount++;
       op.summary.entries += r.entryCount;
-      op.summary.bytes += r.size;
+      op.summary.repeatedKeys += r.repeatedKeys ?? 0;
+      // A native task's data is its SST files, not the pointer file its snapshot path names.
+      op.summary.bytes += r.native ? r.native.sstBytes : r.size;
       mergeStates(op.summary.states, r.states);
       op.summary.keyGroups.windowKeys += r.windowKeys;
       op.summary.keyGroups.watermarkKeys += r.watermarkKeys;
@@ -171,7 +177,7 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
       if (r.native) task.native = r.native;
       if (r.version) task.version = r.version;
       if (r.windowJoin) task.windowJoin = r.windowJoin;
-      if (r.notes?.length) task.notes = r.notes.map((n) => ({ code: n.code, message: n.message }));
+      if (r.notes?.length) task.notes = r.notes.map((n) => ({ code: n.code, message: n.message, ...(n.severity === 'info' ? { severity: n.severity } : {}) }));
       if (r.error) task.error = { code: r.error.code, message: r.error.message };
       op.summary.tasks.push(task);
     });
@@ -183,6 +189,10 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
   return {
     uri: sp.uri, jobId: md.job_id, epoch: md.epoch.toString(), kind: sp.kind, label: sp.label,
     timestampMs: md.timestamp_ms.toString(), metadataVersion: md.version, layout: sp.pathMode,
+    sourceOffsets: md.source_offsets.map((o) => ({
+      partitionId: o.partition_id, offset: o.offset.toString(),
+      ...(o.encoded_offset?.length ? { encodedOffset: Buffer.from(o.encoded_offset).toString('hex') } : {}),
+    })),
     ...(meta ? { savepointId: meta.savepoint_id, operatorVersions: Object.fromEntries([...sp.meta!.operatorVersions()].map(([k, v]) => [k, v.toString()])) } : {}),
     operators,
     totals: {
@@ -190,6 +200,7 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
       tasks: sp.tasks.length,
       entries: operators.reduce((s, o) => s + o.entries, 0),
       bytes: operators.reduce((s, o) => s + o.bytes, 0),
+      repeatedKeys: operators.reduce((s, o) => s + o.repeatedKeys, 0),
       nativeTasks: kinds.native!,
       statelessTasks: kinds.stateless!,
       windowJoinTasks: kinds['window-join']!,

@@ -10,6 +10,7 @@ import { SEED_A, SEED_B, murmur32At } from '../bytes/key-multiset.js';
 import { isWatermarkKey, routingKey, windowGroupKey, windowGroupKeyAt } from './routing.js';
 import { taskForKeyGroup } from './key-group.js';
 import type { PlacementRule } from './placement.js';
+import { MAX_CHECKED, RepeatDetector } from './repeated-keys.js';
 
 /**
  * One pass over one file: SHA-256 of its bytes and, for state files, a full
@@ -52,6 +53,8 @@ export interface ScanRequest {
    * (field, offset, entry) comes from the one decoder that words it.
    */
   exact?: boolean;
+  /** Look for a key repeated within the task (repeated-keys.ts): a KEY_REPEATED note. */
+  repeats?: boolean;
 }
 
 /**
@@ -113,6 +116,8 @@ export interface ScanResult {
   error?: { code: string; message: string; data: Record<string, unknown> };
   native?: NativeInfo;
   placement?: PlacementCount;
+  /** With ScanRequest.repeats: entries whose (operator, state, key) came earlier in the task (the engine keeps the last). */
+  repeatedKeys?: number;
 }
 
 export interface ScanNote {
@@ -196,11 +201,14 @@ async function walkCanonical(res: ScanResult, stream: AsyncGenerator<Uint8Array>
     return true;
   }
   const counter = keyCounter(res, req, () => walker.states);
+  const repeats = req.repeats ? new RepeatDetector() : null;
   // Under window routing only keys starting "tw:", "sw:", "ses:" or "wm:"
   // are routed or counted: the rest need no view at all.
   const windowOnly = !req.keyGroups && req.placement?.routing === 'window';
-  const onKey = counter
+  const onKey = counter || repeats
     ? (buf: Buffer, start: number, len: number, pair: number): void => {
+      repeats?.addAt(buf, start, len, pair);
+      if (!counter) return;
       const b = buf[start];
       if (windowOnly && b !== 0x74 && b !== 0x73 && b !== 0x77) return;
       // State-key placement alone hashes the key where it lies: a view per
@@ -224,6 +232,7 @@ async function walkCanonical(res: ScanResult, stream: AsyncGenerator<Uint8Array>
   res.entryCount = walker.entryCount;
   if (walker.states.length) res.states = walker.states;
   counter?.finish();
+  if (repeats) repeatNote(res, repeats, walker.states);
   if (counter?.proofHolds && !counter.proofHolds()) return 'reprove';
   if (size === 12 && res.entryCount === 0 && version === 1) res.kind = 'stateless';
   return true;
@@ -290,14 +299,22 @@ async function scanNative(res: ScanResult, req: ScanRequest, refs: NativeFileRef
 async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]>, req: ScanRequest, ttl?: TtlSniffer): Promise<void> {
   const counts = new Map<string, StateCount>();
   const counter = keyCounter(res, req);
+  const repeats = req.repeats ? new RepeatDetector() : null;
   let last: StateCount | undefined;
+  let pair = 0;
+  const pairs = new Map<StateCount, number>();
   for await (const batch of batches) {
     for (const e of batch) {
       if (!last || last.operator !== e.operatorId || last.state !== e.stateName) {
         const id = `${e.operatorId}\u0000${e.stateName}`;
         last = counts.get(id);
-        if (!last) counts.set(id, (last = { operator: e.operatorId, state: e.stateName, entries: 0, keyBytes: 0, valueBytes: 0 }));
+        if (!last) {
+          counts.set(id, (last = { operator: e.operatorId, state: e.stateName, entries: 0, keyBytes: 0, valueBytes: 0 }));
+          pairs.set(last, pairs.size);
+        }
+        pair = pairs.get(last)!;
       }
+      repeats?.add(e.key, pair);
       last.entries++;
       ttl?.add(e);
       last.keyBytes += e.key.length;
@@ -308,6 +325,7 @@ async function countBatches(res: ScanResult, batches: AsyncIterable<StateEntry[]
   }
   res.states = [...counts.values()];
   counter?.finish();
+  if (repeats) repeatNote(res, repeats, res.states);
   for (const s of ttl?.likely() ?? []) {
     note(res, 'warning', 'TTL_PREFIX_LIKELY', `every value of ${s.operator}/${s.state} (${s.entries} entries) starts with what looks like an i64 expiry time in ms: likely native state of an operator with a state TTL, stored as [i64 LE expires_at_ms][value] (TtlStateBackend, krishiv-state/src/ttl.rs). The engine's portable snapshot strips that prefix; ksp convert --to canonical keeps it unless given --ttl-prefix strip`, { operator: s.operator, state: s.state, entries: s.entries });
   }
@@ -403,6 +421,17 @@ function keyCounter(res: ScanResult, req: ScanRequest, statesOf: () => StateCoun
       return true;
     },
   };
+}
+
+/** KEY_REPEATED when a key came twice in the task; a note too when the check stopped at its cap. */
+function repeatNote(res: ScanResult, d: RepeatDetector, states: StateCount[]): void {
+  const r = d.result;
+  res.repeatedKeys = r.repeats;
+  if (r.repeats) {
+    const s = states[r.example!.pair]!;
+    note(res, 'warning', 'KEY_REPEATED', `${r.repeats} entr${r.repeats === 1 ? 'y repeats a key' : 'ies repeat keys'} stored earlier in this task (first: ${s.operator}/${s.state} key ${r.example!.key.length > 64 ? r.example!.key.slice(0, 64) + '…' : r.example!.key}); the engine's load keeps the last entry of each key (load_snapshot in krishiv-state/src/backend.rs inserts into a map), so ${r.repeats === 1 ? 'it replaces' : 'they replace'} the earlier one(s), and ksp convert --to native keeps only the last`, { repeats: r.repeats, operator: s.operator, state: s.state, key: r.example!.key });
+  }
+  if (r.unchecked) note(res, 'info', 'KEY_REPEATS_UNCHECKED', `repeated keys not checked beyond the first ${MAX_CHECKED} entries of this task (${r.unchecked} more), to keep memory bounded`, { checked: MAX_CHECKED, unchecked: r.unchecked });
 }
 
 /**

@@ -287,7 +287,7 @@ class ScanFold {
   async tasks(chunk: Pending[], opts: ScanOpts, onTotal?: (n: number) => void): Promise<void> {
     if (chunk.length === 0) return;
     const reqs: ScanRequest[] = chunk.map(({ task, path }) => {
-      const r: ScanRequest = { uri: uriOf(path !== undefined ? child(this.sp.dir, path) : task.location), hash: path !== undefined, decode: true, keyGroups: false };
+      const r: ScanRequest = { uri: uriOf(path !== undefined ? child(this.sp.dir, path) : task.location), hash: path !== undefined, decode: true, keyGroups: false, repeats: true };
       const rule = this.plan.ruleFor(task.index);
       if (rule) r.placement = rule;
       const proof = rule && path !== undefined ? this.hooks.placementProofs?.get(path) : undefined;

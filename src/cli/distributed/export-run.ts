@@ -1,7 +1,7 @@
 import { KspError } from '../../errors.js';
 import { formatFromPath, type ExportFormat } from '../../export/export.js';
 import type { EntryFilter, Savepoint } from '../../model/savepoint.js';
-import { viewCodec } from '../../model/value-codecs.js';
+import { checkSpecStates, codecSpec } from '../../model/value-codecs.js';
 import { locate } from '../../storage/uri.js';
 import { PART_EXT, writeExportPlan } from '../../write/distributed/export-plan.js';
 import type { ExportSpec } from '../../write/distributed/plan-file.js';
@@ -28,7 +28,9 @@ export async function runExportPlan(sp: Savepoint, args: InspectArgs, filter: En
   } catch {
     // a plain folder name: Parquet parts
   }
-  for (const c of [args.keyCodec, args.valueCodec]) if (c) await viewCodec(c);
+  const key = args.keyCodec ? await codecSpec(args.keyCodec, 'key') : undefined;
+  const value = args.valueCodec ? await codecSpec(args.valueCodec, 'value') : undefined;
+  await checkSpecStates([{ flag: '--key-codec', spec: key }, { flag: '--value-codec', spec: value }], sp.entries(filter));
   const tasks = sp.candidateTasks(filter);
   const sizes = await Promise.all(tasks.map(async (t) => (await t.location.storage.stat(t.location.key))?.size ?? 0));
   const read = sizes.reduce((a, b) => a + b, 0);

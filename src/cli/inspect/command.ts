@@ -24,7 +24,7 @@ export interface InspectArgs extends GlobalArgs, SourceArgs {
   shards?: number;
 }
 
-const CODECS = ['utf8', 'json', 'msgpack', 'i64le', 'u64le', 'f64le', 'hex'];
+const CODECS = 'utf8, json, msgpack, i64le, u64le, f64le, hex, raw';
 
 export const command: CommandModule<GlobalArgs, InspectArgs> = {
   command: 'inspect <savepoint>',
@@ -41,8 +41,8 @@ export const command: CommandModule<GlobalArgs, InspectArgs> = {
       .option('limit', { type: 'number', describe: 'At most this many entries' })
       .option('entries', { type: 'boolean', describe: 'List entries instead of the summary (implied by --key*, --limit, --out)' })
       .option('out', { type: 'string', describe: 'Export entries to a file: .parquet, .arrow (IPC file), .arrows (IPC stream), .jsonl; local or s3://' })
-      .option('key-codec', { type: 'string', choices: CODECS, describe: 'Add key_decoded, decoding keys with this codec' })
-      .option('value-codec', { type: 'string', choices: CODECS, describe: 'Add value_decoded, decoding values with this codec' })
+      .option('key-codec', { type: 'string', describe: `Decode keys: one codec for every state, or per state as STATE=CODEC,…,*=CODEC. Codecs: ${CODECS}, window (columns window_kind, group_key, window_start, window_end, watermark; window:SIZE_MS gives tumbling/sliding windows their end)` })
+      .option('value-codec', { type: 'string', describe: `Decode values: one codec, or per state as STATE=CODEC,…,*=CODEC. Codecs: ${CODECS}, aggstate (the engine's window accumulator, as JSON)` })
       .option('compression', { type: 'string', choices: ['zstd', 'snappy', 'gzip', 'lz4', 'none'], default: 'zstd', describe: 'Parquet compression' })
       .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing --out file' })
       .option('all-tasks', { type: 'boolean', default: false, describe: 'With --key: read every task instead of only those owning the key\'s key group' })
@@ -55,6 +55,8 @@ export const command: CommandModule<GlobalArgs, InspectArgs> = {
       .example('ksp inspect ./sp', 'summary: operators, tasks, states, entry counts, key-group spread')
       .example('ksp inspect ./sp --operator fraud --key-utf8 customer-42 --value-codec msgpack', 'one key, value decoded')
       .example('ksp inspect ./sp --out entries.parquet --value-codec i64le', 'export every entry to Parquet (DuckDB: SELECT * FROM \'entries.parquet\')')
+      .example('ksp inspect ./sp --out e.parquet --value-codec totals=msgpack,score=f64le,*=raw', 'a codec per state; states not named are not decoded')
+      .example('ksp inspect ./sp --out w.parquet --state tumbling --key-codec window:60000 --value-codec aggstate', 'window state as columns (group_key, window_start, window_end, watermark) and accumulators as JSON')
       .example('ksp inspect s3://bucket/job/savepoints/00000000000000000042 --state tumbling --limit 10 --json', 'ten entries as JSON Lines')
       .example('ksp inspect s3://bucket/sp --out s3://bucket/exports/sp42/ --distributed --shards 16', 'plan a sharded export: 16 Parquet parts, read as one table with read_parquet(\'…/sp42/*.parquet\')'),
   handler: async (args) => (await import('./run.js')).run(args),

@@ -3,12 +3,13 @@ import type { WindowJoinSummary } from '../../formats/task-format/index.js';
 import { KspError, preview } from '../../errors.js';
 import { exportEntries } from '../../export/export.js';
 import { jsonlLine } from '../../export/jsonl.js';
-import type { DecodeStats, ExportCodecs } from '../../export/columns.js';
+import { specsOf, type DecodeStats, type ExportCodecs, type ExportSpecs } from '../../export/columns.js';
 import { inspectSavepoint, type InspectSummary } from '../../model/inspect.js';
 import { tasksForKey } from '../../model/key-lookup.js';
 import { checkSourceIntegrity, type HashLookup } from '../../model/source-integrity.js';
 import { Savepoint, type EntryFilter, type EntryRow } from '../../model/savepoint.js';
-import { viewCodec } from '../../model/value-codecs.js';
+import { checkSpecStates, codecSpec } from '../../model/value-codecs.js';
+import type { ViewCodec } from '../../model/value-codecs.js';
 import { locate } from '../../storage/uri.js';
 import { setExit } from '../exit.js';
 import { bytes, count, err, json, out, shown, table } from '../output.js';
@@ -45,10 +46,12 @@ export async function run(args: InspectArgs): Promise<void> {
     if (args.verbose) err(`reading ${plan.tasks.length} of ${candidates.length} task(s) that can hold the key${plan.unpruned.length ? ` (all tasks of ${plan.unpruned.join(', ')}: only some of their tasks were asked for)` : ''}`);
   }
   if (args.distributed) return (await import('../distributed/export-run.js')).runExportPlan(sp, args, filter);
-  const codecs: ExportCodecs = {
-    key: args.keyCodec ? await viewCodec(args.keyCodec) : undefined,
-    value: args.valueCodec ? await viewCodec(args.valueCodec) : undefined,
+  const codecs: ExportSpecs = {
+    key: args.keyCodec ? await codecSpec(args.keyCodec, 'key') : undefined,
+    value: args.valueCodec ? await codecSpec(args.valueCodec, 'value') : undefined,
   };
+  // A state named in a per-state spec must exist: said before anything is written.
+  await checkSpecStates([{ flag: '--key-codec', spec: codecs.key }, { flag: '--value-codec', spec: codecs.value }], sp.entries(filter));
   let rows = sp.entries(filter);
   const limit = args.limit ?? (args.out === undefined && process.stdout.isTTY && !args.json ? 100 : undefined);
   if (limit !== undefined) rows = limited(rows, limit);
@@ -71,7 +74,7 @@ export async function run(args: InspectArgs): Promise<void> {
   let n = 0;
   for await (const batch of rows) {
     let s = '';
-    for (const r of batch) s += args.json ? jsonlLine(r, codecs, stats) : humanEntry(r, codecs, stats);
+    for (const r of batch) s += args.json ? jsonlLine(r, codecs, stats, codecs) : humanEntry(r, codecs, stats);
     n += batch.length;
     await out(s);
   }
@@ -101,15 +104,21 @@ async function* limited(rows: AsyncIterable<EntryRow[]>, limit: number): AsyncGe
 
 function warnDecode(s: DecodeStats, args: InspectArgs): void {
   if (args.quiet) return;
-  if (s.keyFailures) err(`note: ${count(s.keyFailures)} key(s) could not be decoded as ${args.keyCodec}; their key_decoded is null`);
+  if (s.keyFailures) err(`note: ${count(s.keyFailures)} key(s) could not be decoded as ${args.keyCodec}; their key_decoded (or window columns) is null`);
   if (s.valueFailures) err(`note: ${count(s.valueFailures)} value(s) could not be decoded as ${args.valueCodec}; their value_decoded is null`);
 }
 
 function humanEntry(r: EntryRow, codecs: ExportCodecs, stats: DecodeStats): string {
-  const show = (b: Uint8Array, codec: ExportCodecs['key'], which: 'key' | 'value'): string => {
+  const specs = specsOf(codecs);
+  const show = (b: Uint8Array, codec: ViewCodec | undefined, which: 'key' | 'value'): string => {
     if (!codec) return preview(b, 64);
     try {
-      const v = codec.decode(b);
+      if (codec.window) {
+        const w = codec.window(b, r.value);
+        if (!w) throw new Error('not a window key');
+        return w.kind === 'wm' ? `wm: (watermark ${w.watermark})` : `${w.kind}: ${JSON.stringify(w.groupKey)} [${w.start}, ${w.end ?? '?'}${w.kind === 'ses' ? ' last event' : ''}]`;
+      }
+      const v = codec.decode(b, which === 'value' ? r.key : undefined);
       return typeof v === 'string' && codec.name === 'utf8' ? JSON.stringify(v) : String(v);
     } catch {
       if (which === 'key') stats.keyFailures++;
@@ -118,7 +127,7 @@ function humanEntry(r: EntryRow, codecs: ExportCodecs, stats: DecodeStats): stri
     }
   };
   const op = r.operatorId === r.task.operatorId ? r.task.operatorId : `${r.task.operatorId} [entry: ${r.operatorId}]`;
-  return `${op}/${r.task.taskId}  ${r.stateName}  ${show(r.key, codecs.key, 'key')} => ${show(r.value, codecs.value, 'value')}\n`;
+  return `${op}/${r.task.taskId}  ${r.stateName}  ${show(r.key, specs.key?.for(r.stateName), 'key')} => ${show(r.value, specs.value?.for(r.stateName), 'value')}\n`;
 }
 
 async function summary(sp: Savepoint, args: InspectArgs, hashes: HashLookup): Promise<void> {
@@ -139,6 +148,9 @@ async function summary(sp: Savepoint, args: InspectArgs, hashes: HashLookup): Pr
   setExit(errors ? 3 : 0);
 }
 
+/** Source partitions listed without --verbose (a job may read thousands). */
+const OFFSETS_SHOWN = 32;
+
 /** Tasks listed per operator without --verbose. */
 const TASKS_SHOWN = 16;
 
@@ -148,6 +160,10 @@ export function humanSummary(s: InspectSummary, verbose: boolean): string {
   L.push(`  job ${s.jobId}, epoch ${s.epoch}${s.label ? `, label ${JSON.stringify(s.label)}` : ''}, taken ${new Date(Number(s.timestampMs)).toISOString()}`);
   L.push(`  metadata v${s.metadataVersion}, paths: ${s.layout}${s.savepointId ? `, savepoint id ${s.savepointId}` : ''}`);
   if (s.operatorVersions && Object.keys(s.operatorVersions).length) L.push(`  operator versions: ${Object.entries(s.operatorVersions).map(([k, v]) => `${k}=v${v}`).join(', ')}`);
+  if (s.sourceOffsets.length) {
+    const shownOffsets = verbose ? s.sourceOffsets : s.sourceOffsets.slice(0, OFFSETS_SHOWN);
+    L.push(`  source offsets: ${shownOffsets.map((o) => `${o.partitionId}=${o.offset}${o.encodedOffset ? ` (encoded ${o.encodedOffset})` : ''}`).join(', ')}${shownOffsets.length < s.sourceOffsets.length ? `, … ${s.sourceOffsets.length - shownOffsets.length} more (--verbose)` : ''}`);
+  } else L.push('  source offsets: none');
   L.push(`  ${s.totals.operators} operator(s), ${s.totals.tasks} task(s), ${count(s.totals.entries)} entries, ${bytes(s.totals.bytes)}${s.totals.nativeTasks ? `, ${s.totals.nativeTasks} native task(s)` : ''}${s.totals.statelessTasks ? `, ${s.totals.statelessTasks} stateless task(s)` : ''}${s.totals.windowJoinTasks ? `, ${s.totals.windowJoinTasks} window-join task(s)` : ''}`);
   for (const o of s.operators) {
     L.push('');
@@ -163,7 +179,8 @@ export function humanSummary(s: InspectSummary, verbose: boolean): string {
       `  ${t.id}`, t.error ? `${t.format} (ERROR ${t.error.code})` : t.native ? `native: ${nativeLine(t.native)}` : t.format === 'native' ? `native -> ${t.pointer}` : t.windowJoin ? `window-join: ${windowJoinLine(t.windowJoin)}` : t.version === 2 ? 'canonical v2' : t.format, count(t.entries), bytes(t.native ? t.native.sstBytes : t.size),
     ])).trimEnd());
     if (shown.length < o.taskCount) L.push(`  … ${o.taskCount - shown.length} more task(s) (--verbose)`);
-    for (const t of o.tasks) for (const n of t.notes ?? []) L.push(`  warning [${n.code}] ${t.id}: ${n.message}`);
+    if (o.repeatedKeys) L.push(`  repeated keys: ${count(o.repeatedKeys)} entr${o.repeatedKeys === 1 ? 'y repeats' : 'ies repeat'} a key stored earlier in its task; the engine keeps the last (KEY_REPEATED)`);
+    for (const t of o.tasks) for (const n of t.notes ?? []) L.push(`  ${n.severity === 'info' ? 'note' : 'warning'} [${n.code}] ${t.id}: ${n.message}`);
     if (o.omittedWithNotes) L.push(`  … ${o.omittedWithNotes} more task(s) with warnings or errors, not listed (--verbose)`);
   }
   return L.join('\n') + '\n';

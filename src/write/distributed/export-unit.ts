@@ -4,7 +4,7 @@ import { exportEntries } from '../../export/export.js';
 import type { ExportCodecs } from '../../export/columns.js';
 import { checkSourceIntegrity } from '../../model/source-integrity.js';
 import { Savepoint, type EntryFilter } from '../../model/savepoint.js';
-import { viewCodec } from '../../model/value-codecs.js';
+import { codecSpec } from '../../model/value-codecs.js';
 import { locate, uriOf } from '../../storage/uri.js';
 import type { ExportSpec, ExportUnitSpec } from './plan-file.js';
 import type { UnitContext, UnitOutcome } from './run-unit.js';
@@ -65,7 +65,7 @@ export function filterOf(s: ExportSpec): EntryFilter {
 
 export async function codecsOf(s: ExportSpec): Promise<ExportCodecs> {
   return {
-    ...(s.keyCodec ? { key: await viewCodec(s.keyCodec) } : {}),
-    ...(s.valueCodec ? { value: await viewCodec(s.valueCodec) } : {}),
+    ...(s.keyCodec ? { key: await codecSpec(s.keyCodec, 'key') } : {}),
+    ...(s.valueCodec ? { value: await codecSpec(s.valueCodec, 'value') } : {}),
   };
 }
