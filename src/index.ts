@@ -35,7 +35,9 @@ export { parseRenameMap } from './formats/rename-map/rename-map.js';
 export type { ListedEpoch } from './model/list.js';
 export { KEY_GROUPS, keyGroup, keyGroupRange, taskForKeyGroup } from './model/key-group.js';
 export { routingKey, windowGroupKey, isWatermarkKey, type Routing } from './model/routing.js';
-export { viewCodec, VIEW_CODECS, type ViewCodec, type ViewCodecName } from './model/value-codecs.js';
+export { viewCodec, codecSpec, VIEW_CODECS, type ViewCodec, type ViewCodecName, type CodecSpec } from './model/value-codecs.js';
+export { decodeAggState, encodeAggState, type AggEntry } from './model/aggstate.js';
+export { parseWindowKey, type WindowKey, type WindowKind } from './model/window-key.js';
 export { exportEntries, formatFromPath, type ExportFormat, type ExportOptions, type ExportResult } from './export/export.js';
 
 export { MetadataDoc, epochDirName, type CheckpointMetadata, type OperatorSnapshotRef } from './formats/metadata/metadata.js';
