@@ -81,7 +81,7 @@ describe('engine-mode native output never replaces another savepoint\'s files', 
     const again = await ksp(['convert', sp(8), b, '--to', 'native', '--epoch', '9', '--compression', 'zstd', '--overwrite']);
     expect(again.code, again.stderr).toBe(0);
     for (const n of [8, 9]) expect((await ksp(['verify', sp(n)])).code).toBe(0);
-  });
+  }, 180_000); // eight ksp runs and two RocksDB restores
 
   it('an existing epochs/{epoch}/ folder of another savepoint or checkpoint is refused', async () => {
     const b = base();

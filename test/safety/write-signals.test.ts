@@ -92,7 +92,7 @@ describe('signals roll a write back', () => {
       // And the next run succeeds.
       const again = spawnSync(process.execPath, [BIN, 'rescale', big, out, '-p', '3', '--mode', 'relative', '--temp-dir', temp], { encoding: 'utf8' });
       expect(again.status, again.stderr).toBe(0);
-    });
+    }, 180_000); // a rescale, a signal, a roll-back and a second rescale: minutes on a loaded 2-core machine
   }
 });
 
