@@ -169,8 +169,8 @@ function tasks(o: OperatorSummary, kept: number): string {
   const note = inOrder.length < o.taskCount ? `<p class="more">The first ${count(inOrder.length)} of ${count(o.taskCount)} tasks are drawn (--tasks N draws more).</p>` : '';
   const rows = o.tasks.map((t) => `<tr class="task"${dataAttrs({ task: t.id, format: t.format, entries: t.entries, bytes: taskBytes(t) })}><td><code>${esc(t.id)}</code></td><td>${esc(taskFormat(t))}</td><td class="num">${count(t.entries)}</td><td class="num">${bytes(taskBytes(t))}</td><td>${[...(t.error ? [`ERROR ${t.error.code}: ${t.error.message}`] : []), ...(t.notes ?? []).map((n) => `${n.code}: ${n.message}`)].map((x) => `<div class="note">${esc(x)}</div>`).join('')}</td></tr>`);
   return `<h3>Tasks</h3>
-<div class="pair"><figure><figcaption>Entries per task <small>(line: mean ${count(Math.round(mean))})</small></figcaption>${barChart(entryBars, { cls: 'tasks-entries', title: `${o.id}: entries per task`, fmt: short, reference: o.taskCount > 1 ? { value: mean, label: 'mean' } : undefined, height: 200 })}</figure>
-<figure><figcaption>Bytes per task</figcaption>${barChart(byteBars, { cls: 'tasks-bytes', title: `${o.id}: bytes per task`, fmt: (n) => bytes(Math.round(n)), height: 200 })}</figure></div>${note}
+<div class="pair"><figure><figcaption>Entries per task <small>(line: mean ${count(Math.round(mean))})</small></figcaption>${barChart(entryBars, { cls: 'tasks-entries', title: `${o.id}: entries per task`, fmt: short, reference: o.taskCount > 1 ? { value: mean, label: 'mean' } : undefined, height: 220, width: 520 })}</figure>
+<figure><figcaption>Bytes per task</figcaption>${barChart(byteBars, { cls: 'tasks-bytes', title: `${o.id}: bytes per task`, fmt: (n) => bytes(Math.round(n)), height: 220, width: 520 })}</figure></div>${note}
 <details${o.tasks.length <= TASKS_OPEN ? ' open' : ''}><summary>Task table (${count(o.tasks.length)})</summary><table class="tasks"><thead><tr><th>Task</th><th>Format</th><th>Entries</th><th>Bytes</th><th>Notes</th></tr></thead><tbody>${rows.join('')}</tbody></table></details>`;
 }
 

@@ -43,21 +43,23 @@ export interface ChartOptions {
   /** A horizontal reference line (e.g. the mean), with its label. */
   reference?: { value: number; label: string };
   height?: number;
+  /** The drawing's width in its own units: a chart shown half-width draws narrower, so its text stays legible. */
+  width?: number;
 }
 
-const W = 960;
 const PAD_L = 64;
 const PAD_R = 12;
 const PAD_T = 12;
 
 /** A vertical bar chart with a y axis of four ticks; markers are vertical lines between bars. */
 export function barChart(bars: Bar[], o: ChartOptions): string {
+  const W = o.width ?? 960;
   const H = o.height ?? 220;
   const labelled = bars.length <= 32;
   const padB = labelled ? 40 : 16;
   const plotW = W - PAD_L - PAD_R;
   const plotH = H - PAD_T - padB;
-  const max = Math.max(1, o.reference?.value ?? 0, ...bars.map((b) => b.value));
+  const max = niceTop(Math.max(o.reference?.value ?? 0, ...bars.map((b) => b.value)));
   const step = plotW / Math.max(1, bars.length);
   const gap = bars.length > 64 ? 0 : Math.min(6, step * 0.2);
   const y = (v: number): number => PAD_T + plotH - (v / max) * plotH;
@@ -90,6 +92,14 @@ export function barChart(bars: Bar[], o: ChartOptions): string {
   parts.push(`<line class="axis" x1="${PAD_L}" x2="${W - PAD_R}" y1="${PAD_T + plotH}" y2="${PAD_T + plotH}"/>`);
   parts.push('</svg>');
   return parts.join('');
+}
+
+/** The axis top: a round number (1, 2, 2.5 or 5 × 10^k, whole) times the four ticks, at or above `max`. */
+function niceTop(max: number): number {
+  const raw = Math.max(1, max) / 4;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((s) => s >= raw && (s >= 1 ? Number.isInteger(s) : true)) ?? 10 * p;
+  return Math.max(1, Math.ceil(step)) * 4;
 }
 
 function clip(s: string, n: number): string {
