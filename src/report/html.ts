@@ -213,7 +213,7 @@ function skew(o: OperatorSummary, groups: Uint32Array): string {
   });
   return `<h3>Key-group skew</h3>
 <figure><figcaption>Entries per key-group range (${SKEW_BINS} bars of ${PER_BIN} key groups; window keys by their group key). Lines: the ${count(p)} task(s)' ranges at parallelism ${count(p)}${p > 512 ? ' (not drawn above 512)' : ''}; red: bars holding the hottest key groups.</figcaption>
-${barChart(bars, { cls: 'skew', title: `${o.id}: entries per key-group range`, fmt: short, markers, height: 220 })}</figure>
+${barChart(bars, { cls: 'skew', title: `${o.id}: entries per key-group range`, fmt: short, markers, height: 230, xTicks: Array.from({ length: 8 }, (_, i) => ({ at: (i * SKEW_BINS) / 8, label: `kg ${(i * KEY_GROUPS) / 8}` })) })}</figure>
 <table class="hot"><thead><tr><th>Key group</th><th>Entries</th><th>Share</th><th>Owner now</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
@@ -300,7 +300,7 @@ h1{font-size:22px;margin:0 0 2px}h2{font-size:18px;margin:28px 0 8px;padding-top
 code{font:12.5px/1.3 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}
 table{border-collapse:collapse;width:100%;margin:6px 0}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 thead th{background:var(--soft);font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-table.kv{width:auto}table.kv th{width:170px;background:none;color:var(--muted);font-weight:500}
+table.kv,table.hot{width:auto}table.hot td,table.hot th{padding-right:28px}table.kv th{width:170px;background:none;color:var(--muted);font-weight:500}
 .totals{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}.stat{background:var(--soft);border-radius:6px;padding:8px 14px;min-width:130px}
 .stat .n{display:block;font-size:20px;font-weight:600}.stat .what{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
 .pill{display:inline-block;background:var(--soft);border:1px solid var(--line);border-radius:10px;padding:0 8px;margin:1px 2px;font-size:12.5px}

@@ -43,6 +43,8 @@ export interface ChartOptions {
   /** A horizontal reference line (e.g. the mean), with its label. */
   reference?: { value: number; label: string };
   height?: number;
+  /** Labels along the x axis at bar positions, for charts with too many bars to label each. */
+  xTicks?: Array<{ at: number; label: string }>;
   /** The drawing's width in its own units: a chart shown half-width draws narrower, so its text stays legible. */
   width?: number;
 }
@@ -56,7 +58,7 @@ export function barChart(bars: Bar[], o: ChartOptions): string {
   const W = o.width ?? 960;
   const H = o.height ?? 220;
   const labelled = bars.length <= 32;
-  const padB = labelled ? 40 : 16;
+  const padB = labelled || o.xTicks ? 40 : 16;
   const plotW = W - PAD_L - PAD_R;
   const plotH = H - PAD_T - padB;
   const max = niceTop(Math.max(o.reference?.value ?? 0, ...bars.map((b) => b.value)));
@@ -88,6 +90,10 @@ export function barChart(bars: Bar[], o: ChartOptions): string {
   for (const m of o.markers ?? []) {
     const x = (PAD_L + m.at * step).toFixed(2);
     parts.push(`<line class="boundary" x1="${x}" x2="${x}" y1="${PAD_T}" y2="${PAD_T + plotH}"${dataAttrs(m.data)}><title>${esc(m.label)}</title></line>`);
+  }
+  for (const t of o.xTicks ?? []) {
+    const x = (PAD_L + t.at * step).toFixed(2);
+    parts.push(`<line class="axis" x1="${x}" x2="${x}" y1="${PAD_T + plotH}" y2="${PAD_T + plotH + 4}"/><text class="label" x="${x}" y="${PAD_T + plotH + 16}" text-anchor="middle">${esc(t.label)}</text>`);
   }
   parts.push(`<line class="axis" x1="${PAD_L}" x2="${W - PAD_R}" y1="${PAD_T + plotH}" y2="${PAD_T + plotH}"/>`);
   parts.push('</svg>');
