@@ -313,6 +313,7 @@ svg .bar{fill:var(--bar)}svg .bar.alt{fill:var(--alt)}svg .bar.hot{fill:var(--ho
 svg .grid{stroke:#eceef2}svg .axis{stroke:#8a93a3}svg .tick,svg .label,svg .reference-label{font:11px system-ui,sans-serif;fill:var(--muted)}
 svg .boundary{stroke:var(--fg);stroke-width:1.2;stroke-dasharray:4 3}svg .reference{stroke:#9a6700;stroke-dasharray:6 4}
 details summary{cursor:pointer;color:var(--muted);margin:4px 0}
+tr.finding td:nth-child(2) code{word-break:normal;white-space:nowrap}
 footer{margin-top:32px;border-top:1px solid var(--line);padding-top:8px;font-size:12px}
 @media (max-width:800px){.pair{grid-template-columns:1fr}body{padding:12px}}
 @media print{

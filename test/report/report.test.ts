@@ -135,6 +135,13 @@ describe.skipIf(!HAS_CHROMIUM)('ksp report in chromium', () => {
     await numbersMatch(page, inspect);
     expect(await page.locator('.verdict').getAttribute('data-verify-ok')).toBe('true');
     expect(await page.locator('tr.value').count()).toBe(10);
+    // Printed: each operator starts a page, the charts are not split, and it makes a PDF.
+    await page.emulateMedia({ media: 'print' });
+    expect(await page.locator('section.operator').first().evaluate((e) => getComputedStyle(e).breakBefore)).toBe('page');
+    expect(await page.locator('figure').first().evaluate((e) => getComputedStyle(e).breakInside)).toBe('avoid');
+    const pdf = join(ARTIFACTS, 'report-shop.pdf');
+    await page.pdf({ path: pdf, format: 'A4', printBackground: true });
+    console.log(`printed: ${pdf}`);
     expect(errors).toEqual([]);
     await page.close();
   });
