@@ -189,6 +189,33 @@ describe.skipIf(!HAS_CHROMIUM)('ksp report in chromium', () => {
     await page.close();
   });
 
+  it('--what-if-parallelism on the shop fixture: the watermarks (broadcast) are left out of the predicted bars', async () => {
+    const { page, inspect, errors } = await open('shop-whatif', SHOP_SP, ['--what-if-parallelism', '5']);
+    const win = inspect.operators.find((o) => o.id === 'windows')!;
+    expect(win.keyGroups.watermarkKeys).toBeGreaterThan(0);
+    for (const o of inspect.operators) {
+      const predicted = await page.locator(`section.operator[data-operator="${o.id}"] svg.whatif rect.bar`).evaluateAll((els) => els.map((e) => Number((e as SVGElement).dataset.predicted)));
+      expect(predicted).toHaveLength(5);
+      expect(predicted.reduce((a, b) => a + b, 0)).toBe(o.entries - o.keyGroups.watermarkKeys);
+    }
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('--tasks N draws the first N tasks and says how many there are', async () => {
+    const { page, inspect, errors } = await open('generated-tasks', generated, ['--tasks', '4', '--no-verify']);
+    const o = inspect.operators[0]!;
+    const sec = page.locator('section.operator');
+    expect(await sec.getAttribute('data-tasks')).toBe('6');
+    expect(await sec.getAttribute('data-entries')).toBe(String(o.entries));
+    const bars = await sec.locator('svg.tasks-entries rect.bar').evaluateAll((els) => els.map((e) => Number((e as SVGElement).dataset.entries)));
+    expect(bars).toEqual(o.tasks.slice(0, 4).map((t) => t.entries));
+    expect(await sec.textContent()).toContain('The first 4 of 6 tasks are drawn');
+    expect(await page.locator('.findings .none').textContent()).toContain('--no-verify');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('usage: a bad --what-if-parallelism and an existing --out without --overwrite', async () => {
     const bad = await ksp(['report', SHOP_SP, '--out', join(tmp.path, 'x.html'), '--what-if-parallelism', '0']);
     expect(bad.code).toBe(2);
