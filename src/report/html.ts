@@ -30,6 +30,7 @@ export function renderReport(d: ReportData): string {
   const body: string[] = [];
   body.push(`<header><h1>${esc(title)}</h1><p class="sub">${esc(s.kind)} <code>${esc(s.uri)}</code></p></header>`);
   for (const w of d.warnings) body.push(`<p class="warn">warning: ${esc(w)}</p>`);
+  body.push(`<nav>${s.operators.map((o) => `<a href="#op-${esc(o.id)}">${esc(o.id)}</a>`).join(' · ')}${s.operators.length ? ' · ' : ''}<a href="#largest">largest values</a> · <a href="#repeated">repeated keys</a></nav>`);
   body.push(overview(d));
   body.push(findings(d));
   body.push(offsets(d));
@@ -170,7 +171,7 @@ function tasks(o: OperatorSummary, kept: number): string {
   const rows = o.tasks.map((t) => `<tr class="task"${dataAttrs({ task: t.id, format: t.format, entries: t.entries, bytes: taskBytes(t) })}><td><code>${esc(t.id)}</code></td><td>${esc(taskFormat(t))}</td><td class="num">${count(t.entries)}</td><td class="num">${bytes(taskBytes(t))}</td><td>${[...(t.error ? [`ERROR ${t.error.code}: ${t.error.message}`] : []), ...(t.notes ?? []).map((n) => `${n.code}: ${n.message}`)].map((x) => `<div class="note">${esc(x)}</div>`).join('')}</td></tr>`);
   return `<h3>Tasks</h3>
 <div class="pair"><figure><figcaption>Entries per task <small>(line: mean ${count(Math.round(mean))})</small></figcaption>${barChart(entryBars, { cls: 'tasks-entries', title: `${o.id}: entries per task`, fmt: short, reference: o.taskCount > 1 ? { value: mean, label: 'mean' } : undefined, height: 220, width: 520 })}</figure>
-<figure><figcaption>Bytes per task</figcaption>${barChart(byteBars, { cls: 'tasks-bytes', title: `${o.id}: bytes per task`, fmt: (n) => bytes(Math.round(n)), height: 220, width: 520 })}</figure></div>${note}
+<figure><figcaption>Bytes per task</figcaption>${barChart(byteBars, { cls: 'tasks-bytes', title: `${o.id}: bytes per task`, fmt: (n) => bytes(Math.round(n)), binary: true, height: 220, width: 520 })}</figure></div>${note}
 <details${o.tasks.length <= TASKS_OPEN ? ' open' : ''}><summary>Task table (${count(o.tasks.length)})</summary><table class="tasks"><thead><tr><th>Task</th><th>Format</th><th>Entries</th><th>Bytes</th><th>Notes</th></tr></thead><tbody>${rows.join('')}</tbody></table></details>`;
 }
 
@@ -278,16 +279,16 @@ function short(n: number): string {
 }
 
 function largest(d: ReportData): string {
-  if (!d.largest.length) return '<section class="largest"><h2>Largest values</h2><p class="none">No entries.</p></section>';
+  if (!d.largest.length) return '<section class="largest" id="largest"><h2>Largest values</h2><p class="none">No entries.</p></section>';
   const rows = d.largest.map((v) => `<tr class="value"${dataAttrs({ operator: v.operator, task: v.task, state: v.state, 'value-bytes': v.valueBytes })}><td class="num">${bytes(v.valueBytes)}</td><td><code>${esc(v.operator)}</code>/<code>${esc(v.task)}</code></td><td><code>${esc(v.state)}</code></td><td><code class="key">${esc(v.key)}</code> <small>(${count(v.keyBytes)} B)</small></td></tr>`);
-  return `<section class="largest"><h2>Largest values</h2><table><thead><tr><th>Value</th><th>Task</th><th>State</th><th>Key</th></tr></thead><tbody>${rows.join('')}</tbody></table></section>`;
+  return `<section class="largest" id="largest"><h2>Largest values</h2><table><thead><tr><th>Value</th><th>Task</th><th>State</th><th>Key</th></tr></thead><tbody>${rows.join('')}</tbody></table></section>`;
 }
 
 function repeated(d: ReportData): string {
   const total = d.summary.totals.repeatedKeys;
-  if (!total) return '<section class="repeated"><h2>Keys repeated within a task</h2><p class="none">None: every key appears once in its task.</p></section>';
+  if (!total) return '<section class="repeated" id="repeated"><h2>Keys repeated within a task</h2><p class="none">None: every key appears once in its task.</p></section>';
   const rows = d.repeated.map((r) => `<tr class="repeat"${dataAttrs({ operator: r.operator, task: r.task, state: r.state, repeats: r.repeats })}><td><code>${esc(r.operator)}</code>/<code>${esc(r.task)}</code></td><td><code>${esc(r.state)}</code></td><td><code class="key">${esc(r.key)}</code></td><td class="num">${count(r.repeats + 1)}</td></tr>`);
-  return `<section class="repeated"><h2>Keys repeated within a task</h2><p>${count(total)} entr${total === 1 ? 'y repeats' : 'ies repeat'} a key stored earlier in its task (KEY_REPEATED). The engine's load keeps the last of each; <code>ksp convert --to native</code> keeps only the last.</p>
+  return `<section class="repeated" id="repeated"><h2>Keys repeated within a task</h2><p>${count(total)} entr${total === 1 ? 'y repeats' : 'ies repeat'} a key stored earlier in its task (KEY_REPEATED). The engine's load keeps the last of each; <code>ksp convert --to native</code> keeps only the last.</p>
 <table><thead><tr><th>Task</th><th>State</th><th>Key</th><th>Times stored</th></tr></thead><tbody>${rows.join('')}</tbody></table>${d.repeatedNotListed ? `<p class="more">… ${count(d.repeatedNotListed)} more repeated key(s) not listed.</p>` : ''}</section>`;
 }
 
@@ -314,6 +315,7 @@ svg .grid{stroke:#eceef2}svg .axis{stroke:#8a93a3}svg .tick,svg .label,svg .refe
 svg .boundary{stroke:var(--fg);stroke-width:1.2;stroke-dasharray:4 3}svg .reference{stroke:#9a6700;stroke-dasharray:6 4}
 details summary{cursor:pointer;color:var(--muted);margin:4px 0}
 tr.finding td:nth-child(2) code{word-break:normal;white-space:nowrap}
+nav{margin:8px 0 0;font-size:13px}nav a{color:var(--bar);text-decoration:none}
 footer{margin-top:32px;border-top:1px solid var(--line);padding-top:8px;font-size:12px}
 @media (max-width:800px){.pair{grid-template-columns:1fr}body{padding:12px}}
 @media print{
@@ -325,6 +327,7 @@ footer{margin-top:32px;border-top:1px solid var(--line);padding-top:8px;font-siz
   details>summary{display:none}
   .pair{grid-template-columns:1fr 1fr}
   a{color:inherit;text-decoration:none}
+  nav{display:none}
   svg .bar,svg .bar.alt,svg .bar.hot{print-color-adjust:exact;-webkit-print-color-adjust:exact}
 }
 `;

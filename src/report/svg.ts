@@ -43,6 +43,8 @@ export interface ChartOptions {
   /** A horizontal reference line (e.g. the mean), with its label. */
   reference?: { value: number; label: string };
   height?: number;
+  /** Byte values: ticks are round numbers of KiB, MiB, … */
+  binary?: boolean;
   /** Labels along the x axis at bar positions, for charts with too many bars to label each. */
   xTicks?: Array<{ at: number; label: string }>;
   /** The drawing's width in its own units: a chart shown half-width draws narrower, so its text stays legible. */
@@ -61,7 +63,7 @@ export function barChart(bars: Bar[], o: ChartOptions): string {
   const padB = labelled || o.xTicks ? 40 : 16;
   const plotW = W - PAD_L - PAD_R;
   const plotH = H - PAD_T - padB;
-  const max = niceTop(Math.max(o.reference?.value ?? 0, ...bars.map((b) => b.value)));
+  const max = niceTop(Math.max(o.reference?.value ?? 0, ...bars.map((b) => b.value)), o.binary === true);
   const step = plotW / Math.max(1, bars.length);
   const gap = bars.length > 64 ? 0 : Math.min(6, step * 0.2);
   const y = (v: number): number => PAD_T + plotH - (v / max) * plotH;
@@ -100,12 +102,15 @@ export function barChart(bars: Bar[], o: ChartOptions): string {
   return parts.join('');
 }
 
-/** The axis top: a round number (1, 2, 2.5 or 5 × 10^k, whole) times the four ticks, at or above `max`. */
-function niceTop(max: number): number {
+/** The axis top: four ticks of a round step (1, 2, 2.5 or 5 × 10^k, whole; of KiB, MiB, … when `binary`) reaching `max`. */
+function niceTop(max: number, binary: boolean): number {
   const raw = Math.max(1, max) / 4;
-  const p = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((s) => s >= raw && (s >= 1 ? Number.isInteger(s) : true)) ?? 10 * p;
-  return Math.max(1, Math.ceil(step)) * 4;
+  // Past half a unit, steps count that unit (1 KiB rather than 1000 B).
+  const unit = binary ? 1024 ** Math.max(0, Math.floor(Math.log(raw * 2) / Math.log(1024))) : 1;
+  const r = raw / unit;
+  const p = 10 ** Math.floor(Math.log10(r));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((s) => s >= r && (s >= 1 ? Number.isInteger(s) : true)) ?? 10 * p;
+  return Math.max(1, Math.ceil(step * unit)) * 4;
 }
 
 function clip(s: string, n: number): string {
