@@ -97,7 +97,7 @@ function offsets(d: ReportData): string {
   if (!o.length) return '<section class="offsets"><h2>Source offsets</h2><p class="none">None recorded.</p></section>';
   const rows = o.slice(0, OFFSETS_SHOWN).map((x) => `<tr${dataAttrs({ partition: x.partitionId, offset: x.offset })}><td><code>${esc(x.partitionId)}</code></td><td class="num">${esc(x.offset)}</td><td><code>${esc(x.encodedOffset ?? '')}</code></td></tr>`);
   const more = o.length > OFFSETS_SHOWN ? `<p class="more">… ${count(o.length - OFFSETS_SHOWN)} more (<code>ksp inspect --verbose</code>).</p>` : '';
-  return `<section class="offsets"><h2>Source offsets</h2><p>Where each source partition resumes (${count(o.length)}).</p><table><thead><tr><th>Partition</th><th>Offset</th><th>Encoded</th></tr></thead><tbody>${rows.join('')}</tbody></table>${more}</section>`;
+  return `<section class="offsets"><h2>Source offsets</h2><p>Where each source partition resumes (${count(o.length)}).</p><table><thead><tr><th>Partition</th><th class="num">Offset</th><th>Encoded</th></tr></thead><tbody>${rows.join('')}</tbody></table>${more}</section>`;
 }
 
 function taskBytes(t: TaskSummary): number {
@@ -112,7 +112,7 @@ function operator(o: OperatorSummary, d: ReportData): string {
   parts.push(`<p class="line">${count(o.taskCount)} task(s), ${count(o.entries)} entries, ${bytes(o.bytes)}${o.repeatedKeys ? `, <strong>${count(o.repeatedKeys)} repeated key(s)</strong>` : ''}${o.errorTasks ? `, <strong class="bad">${count(o.errorTasks)} task(s) with errors</strong>` : ''}.${o.entries ? ` Key groups: ${count(o.keyGroups.distinct)} of ${count(KEY_GROUPS)} used, ${count(o.keyGroups.minPerGroup)}..${count(o.keyGroups.maxPerGroup)} entries per group.` : ''}</p>`);
   parts.push(formats(o));
   if (o.states.length) {
-    parts.push(`<h3>States</h3><table class="states"><thead><tr><th>State</th><th>Entry operator</th><th>Entries</th><th>Key bytes</th><th>Value bytes</th></tr></thead><tbody>${o.states.map((x) => `<tr class="state"${dataAttrs({ state: x.name, 'entry-operator': x.entryOperator, entries: x.entries, 'key-bytes': x.keyBytes, 'value-bytes': x.valueBytes })}><td><code>${esc(x.name)}</code></td><td><code>${esc(x.entryOperator)}</code></td><td class="num">${count(x.entries)}</td><td class="num">${bytes(x.keyBytes)}</td><td class="num">${bytes(x.valueBytes)}</td></tr>`).join('')}</tbody></table>`);
+    parts.push(`<h3>States</h3><table class="states"><thead><tr><th>State</th><th>Entry operator</th><th class="num">Entries</th><th class="num">Key bytes</th><th class="num">Value bytes</th></tr></thead><tbody>${o.states.map((x) => `<tr class="state"${dataAttrs({ state: x.name, 'entry-operator': x.entryOperator, entries: x.entries, 'key-bytes': x.keyBytes, 'value-bytes': x.valueBytes })}><td><code>${esc(x.name)}</code></td><td><code>${esc(x.entryOperator)}</code></td><td class="num">${count(x.entries)}</td><td class="num">${bytes(x.keyBytes)}</td><td class="num">${bytes(x.valueBytes)}</td></tr>`).join('')}</tbody></table>`);
   }
   parts.push(tasks(o, d.tasksKept));
   const groups = d.keyGroups.get(o.id);
@@ -172,7 +172,7 @@ function tasks(o: OperatorSummary, kept: number): string {
   return `<h3>Tasks</h3>
 <div class="pair"><figure><figcaption>Entries per task <small>(line: mean ${count(Math.round(mean))})</small></figcaption>${barChart(entryBars, { cls: 'tasks-entries', title: `${o.id}: entries per task`, fmt: short, reference: o.taskCount > 1 ? { value: mean, label: 'mean' } : undefined, height: 220, width: 520 })}</figure>
 <figure><figcaption>Bytes per task</figcaption>${barChart(byteBars, { cls: 'tasks-bytes', title: `${o.id}: bytes per task`, fmt: (n) => bytes(Math.round(n)), binary: true, height: 220, width: 520 })}</figure></div>${note}
-<details${o.tasks.length <= TASKS_OPEN ? ' open' : ''}><summary>Task table (${count(o.tasks.length)})</summary><table class="tasks"><thead><tr><th>Task</th><th>Format</th><th>Entries</th><th>Bytes</th><th>Notes</th></tr></thead><tbody>${rows.join('')}</tbody></table></details>`;
+<details${o.tasks.length <= TASKS_OPEN ? ' open' : ''}><summary>Task table (${count(o.tasks.length)})</summary><table class="tasks"><thead><tr><th>Task</th><th>Format</th><th class="num">Entries</th><th class="num">Bytes</th><th>Notes</th></tr></thead><tbody>${rows.join('')}</tbody></table></details>`;
 }
 
 function taskFormat(t: TaskSummary): string {
@@ -215,7 +215,7 @@ function skew(o: OperatorSummary, groups: Uint32Array): string {
   return `<h3>Key-group skew</h3>
 <figure><figcaption>Entries per key-group range (${SKEW_BINS} bars of ${PER_BIN} key groups; window keys by their group key). Lines: the ${count(p)} task(s)' ranges at parallelism ${count(p)}${p > 512 ? ' (not drawn above 512)' : ''}; red: bars holding the hottest key groups.</figcaption>
 ${barChart(bars, { cls: 'skew', title: `${o.id}: entries per key-group range`, fmt: short, markers, height: 230, xTicks: Array.from({ length: 8 }, (_, i) => ({ at: (i * SKEW_BINS) / 8, label: `kg ${(i * KEY_GROUPS) / 8}` })) })}</figure>
-<table class="hot"><thead><tr><th>Key group</th><th>Entries</th><th>Share</th><th>Owner now</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+<table class="hot"><thead><tr><th class="num">Key group</th><th class="num">Entries</th><th class="num">Share</th><th>Owner now</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
 function hottest(groups: Uint32Array, n: number): Array<{ kg: number; n: number }> {
@@ -281,7 +281,7 @@ function short(n: number): string {
 function largest(d: ReportData): string {
   if (!d.largest.length) return '<section class="largest" id="largest"><h2>Largest values</h2><p class="none">No entries.</p></section>';
   const rows = d.largest.map((v) => `<tr class="value"${dataAttrs({ operator: v.operator, task: v.task, state: v.state, 'value-bytes': v.valueBytes })}><td class="num">${bytes(v.valueBytes)}</td><td><code>${esc(v.operator)}</code>/<code>${esc(v.task)}</code></td><td><code>${esc(v.state)}</code></td><td><code class="key">${esc(v.key)}</code> <small>(${count(v.keyBytes)} B)</small></td></tr>`);
-  return `<section class="largest" id="largest"><h2>Largest values</h2><table><thead><tr><th>Value</th><th>Task</th><th>State</th><th>Key</th></tr></thead><tbody>${rows.join('')}</tbody></table></section>`;
+  return `<section class="largest" id="largest"><h2>Largest values</h2><table><thead><tr><th class="num">Value</th><th>Task</th><th>State</th><th>Key</th></tr></thead><tbody>${rows.join('')}</tbody></table></section>`;
 }
 
 function repeated(d: ReportData): string {
@@ -289,7 +289,7 @@ function repeated(d: ReportData): string {
   if (!total) return '<section class="repeated" id="repeated"><h2>Keys repeated within a task</h2><p class="none">None: every key appears once in its task.</p></section>';
   const rows = d.repeated.map((r) => `<tr class="repeat"${dataAttrs({ operator: r.operator, task: r.task, state: r.state, repeats: r.repeats })}><td><code>${esc(r.operator)}</code>/<code>${esc(r.task)}</code></td><td><code>${esc(r.state)}</code></td><td><code class="key">${esc(r.key)}</code></td><td class="num">${count(r.repeats + 1)}</td></tr>`);
   return `<section class="repeated" id="repeated"><h2>Keys repeated within a task</h2><p>${count(total)} entr${total === 1 ? 'y repeats' : 'ies repeat'} a key stored earlier in its task (KEY_REPEATED). The engine's load keeps the last of each; <code>ksp convert --to native</code> keeps only the last.</p>
-<table><thead><tr><th>Task</th><th>State</th><th>Key</th><th>Times stored</th></tr></thead><tbody>${rows.join('')}</tbody></table>${d.repeatedNotListed ? `<p class="more">… ${count(d.repeatedNotListed)} more repeated key(s) not listed.</p>` : ''}</section>`;
+<table><thead><tr><th>Task</th><th>State</th><th>Key</th><th class="num">Times stored</th></tr></thead><tbody>${rows.join('')}</tbody></table>${d.repeatedNotListed ? `<p class="more">… ${count(d.repeatedNotListed)} more repeated key(s) not listed.</p>` : ''}</section>`;
 }
 
 const CSS = `
@@ -300,7 +300,7 @@ h1{font-size:22px;margin:0 0 2px}h2{font-size:18px;margin:28px 0 8px;padding-top
 .sub,.more,footer,figcaption,small{color:var(--muted)}
 code{font:12.5px/1.3 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}
 table{border-collapse:collapse;width:100%;margin:6px 0}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);vertical-align:top}
-thead th{background:var(--soft);font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+thead th{background:var(--soft);font-weight:600}th.num{text-align:right}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.kv,table.hot{width:auto}table.hot td,table.hot th{padding-right:28px}table.kv th{width:170px;background:none;color:var(--muted);font-weight:500}
 .totals{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}.stat{background:var(--soft);border-radius:6px;padding:8px 14px;min-width:130px}
 .stat .n{display:block;font-size:20px;font-weight:600}.stat .what{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
