@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SHOP_SP } from '../support/env.js';
+import { ksp } from '../support/cli.js';
+import { SHOP_SP, tempDir } from '../support/env.js';
 import { Savepoint } from '../../src/model/savepoint.js';
 import { gatherReport } from '../../src/report/data.js';
 import { renderReport } from '../../src/report/html.js';
@@ -41,5 +44,21 @@ describe('report HTML', () => {
     const withEntries = d.summary.operators.filter((o) => o.entries > 0).length;
     expect(html.match(/class="chart skew"/g)).toHaveLength(withEntries);
     expect(html.match(/data-predicted=/g)).toHaveLength(3 * d.summary.operators.length);
+  });
+
+  it('ksp report --json: says what it wrote; the file is the page', async () => {
+    const t = tempDir();
+    try {
+      const file = join(t.path, 'r.html');
+      const r = await ksp(['report', SHOP_SP, '--out', file, '--json', '--no-verify']);
+      expect(r.code).toBe(0);
+      const j = JSON.parse(r.stdout) as Record<string, unknown>;
+      expect(j).toMatchObject({ operators: 4, tasks: 8, entries: 158, verified: null });
+      const html = readFileSync(file, 'utf8');
+      expect(html.startsWith('<!doctype html>')).toBe(true);
+      expect(Buffer.byteLength(html)).toBe(j.bytes);
+    } finally {
+      t.cleanup();
+    }
   });
 });
