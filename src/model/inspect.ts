@@ -102,6 +102,8 @@ export interface InspectOptions {
    * them all. At 200,000 tasks the summaries alone take ~40 MB.
    */
   records?: boolean | number;
+  /** Each operator's entries per key group (KEY_GROUPS counts) once its tasks are read: the report's skew chart. */
+  onKeyGroups?: (operatorId: string, groups: Uint32Array) => void;
 }
 
 export async function inspectSavepoint(target: string | Location | Savepoint, options: InspectOptions = {}): Promise<InspectSummary> {
@@ -182,7 +184,10 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
       op.summary.tasks.push(task);
     });
   }
-  for (const { summary, groups } of ops.values()) summary.keyGroups = { ...summary.keyGroups, ...spread(groups) };
+  for (const { summary, groups } of ops.values()) {
+    summary.keyGroups = { ...summary.keyGroups, ...spread(groups) };
+    options.onKeyGroups?.(summary.id, groups);
+  }
 
   const operators = [...ops.values()].map((o) => o.summary);
   const meta = sp.meta?.value;

@@ -32,7 +32,8 @@ export class RepeatDetector {
   private used = 0;
   readonly result: RepeatedKeys = { repeats: 0, unchecked: 0 };
 
-  constructor(private readonly cap = MAX_CHECKED) {}
+  /** `onRepeat`, when given, sees every repeating key where it lies (the report lists them). */
+  constructor(private readonly cap = MAX_CHECKED, private readonly onRepeat?: (buf: Uint8Array, start: number, len: number, pair: number) => void) {}
 
   /** The key at buf[start, start + len) of state pair `pair` (an index naming one (operator, state)). */
   addAt(buf: Uint8Array, start: number, len: number, pair: number): void {
@@ -55,6 +56,7 @@ export class RepeatDetector {
       }
       if (sb === b && t[2 * i] === a) {
         if (this.result.repeats++ === 0) this.result.example = { pair, key: Buffer.from(buf.subarray(start, start + len)).toString('hex') };
+        this.onRepeat?.(buf, start, len, pair);
         return;
       }
     }

@@ -1,6 +1,5 @@
-import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ksp } from '../support/cli.js';
 import { inspectSavepoint } from '../../src/model/inspect.js';
@@ -12,6 +11,7 @@ import { Savepoint } from '../../src/model/savepoint.js';
 import { encodeStateBinToBuffer } from '../../src/formats/state-bin/encoder.js';
 import type { StateEntry } from '../../src/formats/state-bin/decoder.js';
 import { FIXTURES, SHOP_SP, copyOf } from '../support/env.js';
+import { reseal } from '../support/reseal.js';
 
 /** inspect's source offsets and native sizes; repeated keys in verify and inspect. */
 
@@ -121,16 +121,3 @@ describe('repeated keys within a task', () => {
     expect(v.stdout + v.stderr).toContain('KEY_REPEATED');
   });
 });
-
-function reseal(dir: string): void {
-  const files: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (e !== 'manifest.sha256') files.push(relative(dir, p));
-    }
-  };
-  walk(dir);
-  writeFileSync(join(dir, 'manifest.sha256'), files.sort().map((f) => `sha256:${createHash('sha256').update(readFileSync(join(dir, f))).digest('hex')}  ${f}\n`).join(''));
-}
