@@ -114,6 +114,8 @@ export class Progress {
     const rate = seconds > 0 ? this.done / seconds : 0;
     const parts = [this.name];
     const t = this.total;
+    // A phase just started, its total still being found: its name only.
+    if (t === undefined && this.done === 0) return `${this.name}  …`;
     if (t === undefined) parts.push(`${amount(this.done)}${unit}`);
     else {
       parts.push(`${amount(this.done)} / ${this.exact ? '' : '≥'}${amount(t)}${unit}`);

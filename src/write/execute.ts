@@ -59,8 +59,8 @@ export interface ExecuteOptions {
   onBytes?: (n: number) => void;
   /** The current phase's bytes, once known; `exact` false while the re-verify still sizes later chunks. */
   onTotal?: (n: number, exact: boolean) => void;
-  /** Called as each phase starts (for progress): the write, then the re-verify's own phases (model/verify.ts). */
-  onPhase?: (phase: 'write' | 'verify state' | 'verify files') => void;
+  /** Called as each phase starts (for progress): the write, the re-verify ('verify'), then the re-verify's own phases (model/verify.ts). */
+  onPhase?: (phase: 'write' | 'verify' | 'verify state' | 'verify files') => void;
   /** Things the user should hear about (stale temporary folders removed). */
   onNote?: (message: string) => void;
   /**
@@ -340,6 +340,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
 
     // Re-verify exactly as `ksp verify` does, against the manifest still in
     // memory: nothing at the target verifies until this has passed.
+    options.onPhase?.('verify');
     releaseSortMemory();
     collectGarbage();
     checkInterrupted();
