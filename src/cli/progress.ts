@@ -22,9 +22,10 @@ import { bytes, count, setStatusLine } from './output.js';
  * or hand `progress.hooks` ({ onPhase, onTotal, onBytes }) to a library call
  * that reports its own phases and totals (verify, inspect, the writer).
  *
- * A total told bit by bit (a scan that stats its files chunk by chunk) is
- * given with exact = false until the last part: it is then shown as a lower
- * bound (≥) and so is the ETA, rather than a figure that looks sure and is not.
+ * A total still being added up (a scan that sizes its files chunk by chunk
+ * estimates the rest from the part sized) is given with exact = false: it
+ * is shown as an estimate (~), and so are the percent and the ETA, rather
+ * than as a figure that looks sure and is not.
  */
 export type ProgressUnit = 'bytes' | 'entries';
 
@@ -40,8 +41,9 @@ export class Progress {
   private done = 0;
   private total: number | undefined;
   private exact = true;
-  private start = Date.now();
-  private last = 0;
+  /** When the phase's first work was done (its sizing is not counted against its rate); 0 before. */
+  private start = 0;
+  private last = -Infinity;
   private drawn = false;
   /** False when nothing is drawn (not a terminal, CI, --quiet, --no-progress). */
   readonly enabled: boolean;
@@ -66,11 +68,11 @@ export class Progress {
     this.done = 0;
     this.total = total;
     this.exact = true;
-    this.start = Date.now();
+    this.start = 0;
     this.draw(true);
   };
 
-  /** The current phase's total; exact = false while it is still being added up. */
+  /** The current phase's total; exact = false while it is an estimate. */
   setTotal = (n: number, exact = true): void => {
     this.total = n;
     this.exact = exact;
@@ -78,6 +80,7 @@ export class Progress {
 
   /** Work done since the last call (bytes, or entries for an 'entries' phase). */
   add = (n: number): void => {
+    if (this.start === 0) this.start = performance.now();
     this.done += n;
     this.draw(false);
   };
@@ -98,16 +101,18 @@ export class Progress {
 
   private draw(force: boolean): void {
     if (!this.enabled) return;
-    const now = Date.now();
+    const now = performance.now();
     if (!force && now - this.last < this.interval) return;
     this.last = now;
-    const text = this.line((now - this.start) / 1000);
+    // The rate needs a moment's sample (a second, or four redraws when they come faster) before it says anything.
+    const seconds = this.start === 0 ? 0 : (now - this.start) / 1000;
+    const text = this.line(seconds >= Math.min(1, (4 * this.interval) / 1000) ? seconds : 0);
     process.stderr.write(`\r${text.slice(0, width() - 1)}\x1b[K`);
     if (!this.drawn) setStatusLine(() => this.end());
     this.drawn = true;
   }
 
-  /** The text of the line after `seconds` in the phase. */
+  /** The text of the line after `seconds` of work in the phase (0: no rate yet). */
   line(seconds: number): string {
     const amount = this.unit === 'bytes' ? bytes : count;
     const unit = this.unit === 'bytes' ? '' : ' entries';
@@ -118,11 +123,12 @@ export class Progress {
     if (t === undefined && this.done === 0) return `${this.name}  …`;
     if (t === undefined) parts.push(`${amount(this.done)}${unit}`);
     else {
-      parts.push(`${amount(this.done)} / ${this.exact ? '' : '≥'}${amount(t)}${unit}`);
-      if (this.exact) parts.push(`${t > 0 ? Math.min(100, Math.floor((100 * this.done) / t)) : 100}%`);
+      const about = this.exact ? '' : '~';
+      parts.push(`${amount(this.done)} / ${about}${amount(t)}${unit}`);
+      parts.push(`${about}${t > 0 ? Math.min(100, Math.floor((100 * this.done) / t)) : 100}%`);
     }
     parts.push(seconds > 0 && this.done > 0 ? `${amount(Math.round(rate))}${unit}/s` : `–${unit}/s`);
-    if (t !== undefined) parts.push(`ETA ${this.exact ? '' : '≥'}${rate > 0 ? duration(Math.max(0, t - this.done) / rate) : '–'}`);
+    if (t !== undefined) parts.push(`ETA ${rate > 0 ? `${this.exact ? '' : '~'}${duration(Math.max(0, t - this.done) / rate)}` : '–'}`);
     return parts.join('  ');
   }
 }

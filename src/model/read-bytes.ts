@@ -12,13 +12,23 @@ export function taskReadBytes(r: ScanRequest): number {
   return (r.size ?? 0) + (r.work ?? 0);
 }
 
+/**
+ * A progress total from the part sized so far: `known` bytes over `sized` of
+ * `all` items, the rest taken to be alike (exact once all are sized). Files
+ * are sized a chunk at a time, so a savepoint of 200,000 tasks would
+ * otherwise show a total that is a fraction of the truth until the end.
+ */
+export function estimateTotal(known: number, sized: number, all: number): number {
+  return sized >= all || sized === 0 ? known : Math.round((known / sized) * all);
+}
+
 /** Tasks sized per call, as verify and inspect scan them. */
 const CHUNK = 2048;
 
 /**
  * The bytes reading these tasks' entries takes (Savepoint.entries with
- * `onBytes`), told as it is added up, chunk by chunk: `onTotal(sum, exact)`,
- * exact at the last chunk. Run beside the read itself (it stats each task
+ * `onBytes`), told as it is added up, chunk by chunk: `onTotal(total, exact)`,
+ * an estimate (estimateTotal) until the last chunk. Run beside the read itself (it stats each task
  * and reads a native task's sst_manifest.json), it stops once `stop()` says
  * the read is over. Errors are left to the read, which reports them exactly.
  */
@@ -29,7 +39,8 @@ export async function sizeTasks(sp: Savepoint, tasks: readonly TaskRef[], onTota
     const reqs: ScanRequest[] = chunk.map((t) => ({ uri: uriOf(t.location), hash: false, decode: false, keyGroups: false }));
     await attachNative(sp, reqs.map((req, i) => ({ req, task: chunk[i] })), false);
     for (const r of reqs) total += taskReadBytes(r);
-    if (!stop()) onTotal(total, from + CHUNK >= tasks.length);
+    const sized = from + chunk.length;
+    if (!stop()) onTotal(estimateTotal(total, sized, tasks.length), sized >= tasks.length);
   }
   if (tasks.length === 0) onTotal(0, true);
 }

@@ -4,7 +4,7 @@ import { epochDirName } from '../formats/metadata/metadata.js';
 import { child, locate, uriOf, type Location } from '../storage/uri.js';
 import { Savepoint, type TaskRef } from './savepoint.js';
 import { attachNative, type NativeInfo } from './native-state.js';
-import { taskReadBytes } from './read-bytes.js';
+import { estimateTotal, taskReadBytes } from './read-bytes.js';
 import { placementPlan, type PlacementPlan } from './placement.js';
 import { rangeOwnersByName } from './task-ranges.js';
 import { scanFiles } from './scan-pool.js';
@@ -71,9 +71,9 @@ export interface VerifyReport {
 export interface VerifyOptions {
   onBytes?: (n: number) => void;
   /**
-   * The bytes the current phase reads, as they become known: files are
-   * sized chunk by chunk (SCAN_CHUNK), so the total grows, and `exact` is
-   * true from the call that sized the phase's last chunk.
+   * The bytes the current phase reads: files are sized chunk by chunk
+   * (SCAN_CHUNK), so until `exact` (the call that sized the phase's last
+   * chunk) it is an estimate from the files sized so far (read-bytes.ts).
    */
   onTotal?: (bytes: number, exact: boolean) => void;
   /** Each phase as it starts: 'state' reads every task's state (and a native task's tables), 'files' hashes the other listed files. */
@@ -221,7 +221,7 @@ export async function verifySavepoint(target: string | Location, options: Verify
     const chunk = queue;
     queue = [];
     queued += chunk.length;
-    await fold.tasks(chunk, scanOptions, options.onTotal && ((n: number) => options.onTotal!(n, queued >= toQueue)));
+    await fold.tasks(chunk, scanOptions, options.onTotal && ((n: number) => options.onTotal!(estimateTotal(n, queued, toQueue), queued >= toQueue)));
   };
   options.onPhase?.('state');
   // Listed files that are not state files (SSTs, meta.json, …) wait for
@@ -254,7 +254,8 @@ export async function verifySavepoint(target: string | Location, options: Verify
     fold.newPhase();
   }
   for (let i = 0; i < others.length; i += SCAN_CHUNK) {
-    await fold.others(others.slice(i, i + SCAN_CHUNK), scanOptions, options.onTotal && ((n: number) => options.onTotal!(n, i + SCAN_CHUNK >= others.length)));
+    const sized = Math.min(i + SCAN_CHUNK, others.length);
+    await fold.others(others.slice(i, i + SCAN_CHUNK), scanOptions, options.onTotal && ((n: number) => options.onTotal!(estimateTotal(n, sized, others.length), sized >= others.length)));
   }
   fold.finish();
   report.totals.tasks = sp.tasks.length;

@@ -57,7 +57,7 @@ export interface ExecuteOptions {
   threads?: number;
   /** Bytes read in the current phase (the source's in 'write', the output's in the re-verify). */
   onBytes?: (n: number) => void;
-  /** The current phase's bytes, once known; `exact` false while the re-verify still sizes later chunks. */
+  /** The current phase's bytes, once known; `exact` false while it is an estimate (the re-verify sizes its files chunk by chunk). */
   onTotal?: (n: number, exact: boolean) => void;
   /** Called as each phase starts (for progress): the write, the re-verify ('verify'), then the re-verify's own phases (model/verify.ts). */
   onPhase?: (phase: 'write' | 'verify' | 'verify state' | 'verify files') => void;
