@@ -22,7 +22,17 @@ export async function out(text: string): Promise<void> {
   if (!process.stdout.write(text)) await new Promise<void>((r) => process.stdout.once('drain', () => r()));
 }
 
+/** Clears the progress line being drawn (progress.ts), if any. */
+let statusLine: (() => void) | null = null;
+
+/** Set by progress.ts while it has a line drawn on stderr: err() clears it before writing. */
+export function setStatusLine(clear: (() => void) | null): void {
+  statusLine = clear;
+}
+
 export function err(text: string): void {
+  // A note or error mid-run starts on a clean line, not after the progress text.
+  statusLine?.();
   process.stderr.write(text.endsWith('\n') ? text : text + '\n');
 }
 

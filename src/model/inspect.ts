@@ -1,6 +1,7 @@
 import { uriOf, type Location } from '../storage/uri.js';
 import { KEY_GROUPS } from './key-group.js';
 import { attachNative, type NativeInfo } from './native-state.js';
+import { estimateTotal, taskReadBytes } from './read-bytes.js';
 import { Savepoint } from './savepoint.js';
 import { scanFiles } from './scan-pool.js';
 import type { ScanRequest, ScanResult, StateCount } from './scan-file.js';
@@ -91,8 +92,8 @@ const NOTED_KEPT = 100;
 
 export interface InspectOptions {
   onBytes?: (n: number) => void;
-  /** Called as the total grows, chunk by chunk. */
-  onTotal?: (n: number) => void;
+  /** The bytes to read, chunk by chunk: an estimate from the tasks sized so far (read-bytes.ts estimateTotal) until `exact`. */
+  onTotal?: (n: number, exact: boolean) => void;
   threads?: number;
   /** SHA-256 per file URI from the source's manifest (source-integrity.ts): each state file read is checked against it. */
   hashes?: HashLookup;
@@ -130,8 +131,8 @@ export async function inspectSavepoint(target: string | Location | Savepoint, op
     // With the manifest's hashes (not --trust-source), each SST is checked
     // against its sst_manifest.json hash as it is read, as every file read is.
     const nativeErrors = await attachNative(sp, reqs.map((req, i) => ({ req, task: tasks[i] })), (options.hashes?.size ?? 0) > 0);
-    for (const r of reqs) total += r.work ?? r.size ?? 0;
-    options.onTotal?.(total);
+    for (const r of reqs) total += taskReadBytes(r);
+    options.onTotal?.(estimateTotal(total, from + tasks.length, sp.tasks.length), from + tasks.length >= sp.tasks.length);
     // Each task's key-group counts (128 KiB) are added to its operator's as
     // they arrive and dropped: memory grows with operators, not with tasks.
     const onResult = (i: number, r: ScanResult): void => {

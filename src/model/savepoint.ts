@@ -291,7 +291,8 @@ export class Savepoint {
     const st = await task.location.storage.stat(task.location.key);
     if (!st) throw new KspError('NOT_FOUND', `${file}: state file of ${task.operatorId}/${task.taskId} does not exist`, { file });
     // One read: the body is detected from the first bytes of the same stream.
-    const reader = await openBody(task.location.storage.read(task.location.key), st.size, file, {
+    const stream = task.location.storage.read(task.location.key);
+    const reader = await openBody(options.onBytes ? counted(stream, options.onBytes) : stream, st.size, file, {
       native: (pointer) => nativeFileRefs(this, task, pointer),
       checkHashes: options.checkHashes,
       onBytes: options.onBytes,
@@ -312,11 +313,12 @@ export class Savepoint {
   }
 
   /** All entries matching `filter`, streamed task by task. */
-  async *entries(filter: EntryFilter = {}): AsyncGenerator<EntryRow[]> {
+  /** `onBytes`: the bytes read, each task's file and a native task's tables (read-bytes.ts sizes them beforehand). */
+  async *entries(filter: EntryFilter = {}, options: { onBytes?: (n: number) => void } = {}): AsyncGenerator<EntryRow[]> {
     for (const task of this.candidateTasks(filter)) {
       let index = 0;
       const byTask = filter.operator !== undefined && task.operatorId === filter.operator;
-      for await (const batch of this.taskBatches(task)) {
+      for await (const batch of this.taskBatches(task, options)) {
         const rows: EntryRow[] = [];
         for (const e of batch) {
           const i = index++;
@@ -330,6 +332,13 @@ export class Savepoint {
         if (rows.length > 0) yield rows;
       }
     }
+  }
+}
+
+async function* counted(chunks: AsyncIterable<Uint8Array>, onBytes: (n: number) => void): AsyncGenerator<Uint8Array> {
+  for await (const c of chunks) {
+    onBytes(c.length);
+    yield c;
   }
 }
 

@@ -168,7 +168,7 @@ export async function scanFile(req: ScanRequest, onBytes?: (n: number) => void):
         const { proof: _, ...rest } = req;
         return scanFile(walked === 'reprove' ? rest : { ...req, exact: true });
       }
-    } else if (req.decode) await decodeInto(res, stream, size, req);
+    } else if (req.decode) await decodeInto(res, stream, size, req, onBytes);
   } catch (e) {
     if (!isKspError(e)) throw e;
     if (e.code === 'WINDOW_JOIN_INVALID' && res.kind === 'file') res.kind = 'window-join';
@@ -248,7 +248,7 @@ async function* prepend(head: Uint8Array | null, rest: AsyncGenerator<Uint8Array
 }
 
 /** Detects the task's body from its first bytes and reads it through its format (task-format/). */
-async function decodeInto(res: ScanResult, stream: AsyncIterable<Uint8Array>, size: number, req: ScanRequest): Promise<void> {
+async function decodeInto(res: ScanResult, stream: AsyncIterable<Uint8Array>, size: number, req: ScanRequest, onBytes?: (n: number) => void): Promise<void> {
   const { openBody } = await import('../formats/task-format/index.js');
   const body = await openBody(stream, size, req.uri, { checkContent: true });
   switch (body.body) {
@@ -259,7 +259,7 @@ async function decodeInto(res: ScanResult, stream: AsyncIterable<Uint8Array>, si
     case 'native':
       res.kind = 'native';
       res.pointer = body.pointer!.manifestPath;
-      if (req.native) await scanNative(res, req, req.native);
+      if (req.native) await scanNative(res, req, req.native, onBytes);
       return;
     case 'window-join': {
       res.kind = 'window-join';
@@ -284,15 +284,18 @@ function note(res: ScanResult, severity: ScanNote['severity'], code: string, mes
   (res.notes ??= []).push({ severity, code, message, ...(data ? { data } : {}) });
 }
 
-async function scanNative(res: ScanResult, req: ScanRequest, refs: NativeFileRef[]): Promise<void> {
+/** `onBytes`: the tables' bytes (those with a size in sst_manifest.json, as read-bytes.ts counts them), as hashed or, unhashed, once read. */
+async function scanNative(res: ScanResult, req: ScanRequest, refs: NativeFileRef[], onBytes?: (n: number) => void): Promise<void> {
   const [{ RocksDb }, { nativeEntries, nativeInfo, openImage }, { TtlSniffer }] = await Promise.all([
     import('../rocksdb/db.js'), import('./native-read.js'), import('../formats/task-format/index.js'),
   ]);
-  const image = await openImage(req.uri, refs, { checkHashes: req.verifyNative === true });
+  const hashed = req.verifyNative === true;
+  const image = await openImage(req.uri, refs, { checkHashes: hashed, ...(hashed && onBytes ? { onBytes } : {}) });
   const db = await RocksDb.open(image);
   res.native = nativeInfo(db);
   await countBatches(res, nativeEntries(db, req.uri), req, new TtlSniffer());
   if (req.verifyNative) res.native.metaBlocksChecked = await db.verifyMetaBlocks();
+  if (!hashed) onBytes?.(refs.reduce((n, r) => n + (r.size ?? 0), 0));
 }
 
 /** Per-state and per-key-group counts of a task's entries, canonical or native. */

@@ -4,6 +4,7 @@ import { epochDirName } from '../formats/metadata/metadata.js';
 import { child, locate, uriOf, type Location } from '../storage/uri.js';
 import { Savepoint, type TaskRef } from './savepoint.js';
 import { attachNative, type NativeInfo } from './native-state.js';
+import { estimateTotal, taskReadBytes } from './read-bytes.js';
 import { placementPlan, type PlacementPlan } from './placement.js';
 import { rangeOwnersByName } from './task-ranges.js';
 import { scanFiles } from './scan-pool.js';
@@ -69,8 +70,14 @@ export interface VerifyReport {
 
 export interface VerifyOptions {
   onBytes?: (n: number) => void;
-  /** Called once the total size to read is known. */
-  onTotal?: (bytes: number) => void;
+  /**
+   * The bytes the current phase reads: files are sized chunk by chunk
+   * (SCAN_CHUNK), so until `exact` (the call that sized the phase's last
+   * chunk) it is an estimate from the files sized so far (read-bytes.ts).
+   */
+  onTotal?: (bytes: number, exact: boolean) => void;
+  /** Each phase as it starts: 'state' reads every task's state (and a native task's tables), 'files' hashes the other listed files. */
+  onPhase?: (phase: 'state' | 'files') => void;
   threads?: number;
   /**
    * Check against these manifest bytes instead of the stored manifest.sha256:
@@ -202,12 +209,21 @@ export async function verifySavepoint(target: string | Location, options: Verify
   const keep = options.records === undefined || options.records === true || (typeof options.records === 'number' && sp.tasks.length <= options.records);
   const fold = new ScanFold(sp, report, listed, placement, add, keep, options);
   const scanOptions = { onBytes: options.onBytes, threads: options.threads };
+  // How many tasks the loops below queue, so the progress total is known to be whole at the last chunk.
+  let toQueue = 0;
+  if (options.onTotal) {
+    for (const [rel] of taskByRel) if (listed.has(rel) && (!options.select || options.select(rel))) toQueue++;
+    for (const t of sp.tasks) if (!(t.relPath && listed.has(t.relPath)) && (!options.select || options.select(uriOf(t.location)))) toQueue++;
+  }
+  let queued = 0;
   let queue: Pending[] = [];
   const flush = async (): Promise<void> => {
     const chunk = queue;
     queue = [];
-    await fold.tasks(chunk, scanOptions, options.onTotal);
+    queued += chunk.length;
+    await fold.tasks(chunk, scanOptions, options.onTotal && ((n: number) => options.onTotal!(estimateTotal(n, queued, toQueue), queued >= toQueue)));
   };
+  options.onPhase?.('state');
   // Listed files that are not state files (SSTs, meta.json, …) wait for
   // every native task: an SST its task already hashed is not read again.
   const others: Array<{ slot: number; path: string }> = [];
@@ -233,7 +249,14 @@ export async function verifySavepoint(target: string | Location, options: Verify
   }
   await flush();
   taskByRel.clear();
-  for (let i = 0; i < others.length; i += SCAN_CHUNK) await fold.others(others.slice(i, i + SCAN_CHUNK), scanOptions, options.onTotal);
+  if (others.length) {
+    options.onPhase?.('files');
+    fold.newPhase();
+  }
+  for (let i = 0; i < others.length; i += SCAN_CHUNK) {
+    const sized = Math.min(i + SCAN_CHUNK, others.length);
+    await fold.others(others.slice(i, i + SCAN_CHUNK), scanOptions, options.onTotal && ((n: number) => options.onTotal!(estimateTotal(n, sized, others.length), sized >= others.length)));
+  }
   fold.finish();
   report.totals.tasks = sp.tasks.length;
   closeFindings();
@@ -346,9 +369,15 @@ class ScanFold {
     this.report.tasks = this.tasksAt?.filter((t): t is TaskCheck => t !== undefined) ?? [];
   }
 
+  /** The progress total counts the next phase's bytes from zero. */
+  newPhase(): void {
+    this.total = 0;
+  }
+
   private addTotal(reqs: ScanRequest[], onTotal?: (n: number) => void): void {
     // Known chunk by chunk: the total grows as the scan reaches later chunks.
-    for (const r of reqs) this.total += r.size ?? 0;
+    // A native task reads its tables (`work`), as its scan counts them.
+    for (const r of reqs) this.total += taskReadBytes(r);
     onTotal?.(this.total);
   }
 

@@ -18,6 +18,7 @@ import type { WritePlan } from './plan.js';
 import { openTask, repartition, repartitionPlaced } from './repartition.js';
 import { UnitPool } from './unit-pool.js';
 import { pool } from './pool.js';
+import { bytesToRead } from './read-total.js';
 import type { TaskRef } from '../model/savepoint.js';
 import { eachJob } from './each-job.js';
 import { unitPathOf, type RewriteUnit } from './units.js';
@@ -54,10 +55,12 @@ export interface ExecuteOptions {
   /** Files copied at once (default 8). */
   concurrency?: number;
   threads?: number;
+  /** Bytes read in the current phase (the source's in 'write', the output's in the re-verify). */
   onBytes?: (n: number) => void;
-  onTotal?: (n: number) => void;
-  /** Called as each phase starts (for progress labels). */
-  onPhase?: (phase: 'write' | 'verify') => void;
+  /** The current phase's bytes, once known; `exact` false while it is an estimate (the re-verify sizes its files chunk by chunk). */
+  onTotal?: (n: number, exact: boolean) => void;
+  /** Called as each phase starts (for progress): the write, the re-verify ('verify'), then the re-verify's own phases (model/verify.ts). */
+  onPhase?: (phase: 'write' | 'verify' | 'verify state' | 'verify files') => void;
   /** Things the user should hear about (stale temporary folders removed). */
   onNote?: (message: string) => void;
   /**
@@ -156,7 +159,6 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     report.native.push({ operator: out.operatorId, task: out.taskId, ...r });
     return r.entries;
   };
-  options.onTotal?.(p.plan.totals.copy.bytes + p.plan.totals.rewrite.bytes);
 
   // One writer per target: held from before the target is checked or cleared until sealed or rolled back.
   // A target folder this run makes is removed again by a rollback, so a failed run leaves no trace.
@@ -198,6 +200,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     }
     touched = true;
     options.onPhase?.('write');
+    if (options.onTotal) options.onTotal(await bytesToRead(p.jobs), true);
     const copies = p.jobs.filter((j) => j.kind === 'copy' || j.kind === 'copies' || j.kind === 'native');
     const rewrites = p.jobs.filter((j) => j.kind === 'rewrite' || j.kind === 'repartition');
     // Batches of copied tasks become their copies one at a time, as the pool takes them.
@@ -347,6 +350,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     const lateErrors: Finding[] = [];
     const v = await verifySavepoint(target.dir, {
       threads: options.threads, manifest: hashes, records: false, adopt: new Set(adopted.keys()), placementProofs: proofs,
+      onBytes: options.onBytes, onTotal: options.onTotal, onPhase: options.onPhase && ((ph) => options.onPhase!(`verify ${ph}`)),
       onTask: (t) => {
         const want = expected.get(`${t.operator}/${t.task}`);
         if (want === undefined) return;
@@ -597,6 +601,8 @@ async function copyNative(
           throw new KspError('TARGET_FILE_EXISTS', `${uriOf(f.out.location)}: another savepoint's table has this name with different bytes; ksp never replaces a file outside the target directory (write to another base or job, or use --mode relative)`, { file: uriOf(f.out.location), expected: want, found: sha });
         }
         record(f.out, sha, there.size, false);
+        // Counted as done for progress: bytesToRead counted this file.
+        options.onBytes?.(f.size ?? there.size);
         continue;
       }
       guard.assertNotSource(f.out.location, 'write');

@@ -108,6 +108,7 @@ async function handle(sig: NodeJS.Signals, json: boolean): Promise<void> {
   for (const p of momentary) rmSync(p, { force: true });
   const detail = failure ? `; the rollback failed: ${failure}` : what ? `; ${what}` : '';
   if (json) process.stdout.write(JSON.stringify({ error: { code: 'INTERRUPTED', message: `interrupted by ${sig}${detail}`, signal: sig } }, null, 2) + '\n');
-  process.stderr.write(`ksp: interrupted by ${sig}${detail}\n`);
+  // On a terminal, over any progress line still drawn (cli/progress.ts).
+  process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[K' : ''}ksp: interrupted by ${sig}${detail}\n`);
   process.exit(signalExitCode(sig));
 }

@@ -193,7 +193,16 @@ export async function repartitionPlaced(job: Extract<Job, { kind: 'repartition' 
   const sizes = stats.map((st) => st!.size);
   const routes: RouteResult[] = await Promise.all(job.sources.map((s, i) => w.pool.run({ kind: 'route', path: srcPaths[i]!, size: sizes[i]!, ...(s.sha256 ? { sha256: s.sha256 } : {}), routing, owners })));
   if (routes.some((r) => r.fallback !== undefined)) return null;
-  w.onBytes?.(sizes.reduce((a, b) => a + b, 0));
+  // Progress in source bytes, though this path reads every source twice and
+  // (unless adopted) hashes every output: a third of them as each pass ends,
+  // reaching exactly the source bytes the write's total counts (read-total.ts).
+  const sourceBytes = sizes.reduce((a, b) => a + b, 0);
+  let reported = 0;
+  const report = (n: number): void => {
+    reported += n;
+    w.onBytes?.(n);
+  };
+  report(Math.floor(sourceBytes / 3));
 
   // Broadcast entries merged across sources in first-seen order, exactly as `repartition` does.
   const broadcast = new BroadcastSet(job);
@@ -235,10 +244,15 @@ export async function repartitionPlaced(job: Extract<Job, { kind: 'repartition' 
         await fh.close();
       }
     }
-    await Promise.all(routes.map((r, si) => r.entries === 0 ? null : w.pool.run({
-      kind: 'place', path: srcPaths[si]!, size: sizes[si]!, routes: r.routes,
-      outs: job.outs.map((_, i) => ({ path: temps[i]!, offset: starts[si]![i]!, bytes: r.bytes[i] ?? 0 })),
-    }, [r.routes.buffer as ArrayBuffer])));
+    await Promise.all(routes.map(async (r, si) => {
+      if (r.entries !== 0) {
+        await w.pool.run({
+          kind: 'place', path: srcPaths[si]!, size: sizes[si]!, routes: r.routes,
+          outs: job.outs.map((_, i) => ({ path: temps[i]!, offset: starts[si]![i]!, bytes: r.bytes[i] ?? 0 })),
+        }, [r.routes.buffer as ArrayBuffer]);
+      }
+      report(Math.floor(sizes[si]! / 3));
+    }));
     for (let i = 0; i < m; i++) {
       w.begin(job.outs[i]!.file);
       await fsp.rename(temps[i]!, outPaths[i]!);
@@ -260,7 +274,13 @@ export async function repartitionPlaced(job: Extract<Job, { kind: 'repartition' 
       }
     }
     const hashHere = job.outs.map((o, i) => !(w.adopt?.(o.file, sizesOut[i]!) ?? false));
-    const hashes = await Promise.all(outPaths.map((path, i) => (hashHere[i] ? w.pool.run({ kind: 'hash', path: path! }) : null)));
+    const outBytes = sizesOut.reduce((a, b) => a + b, 0);
+    const hashes = await Promise.all(outPaths.map(async (path, i) => {
+      const h = hashHere[i] ? await w.pool.run({ kind: 'hash', path: path! }) : null;
+      report(Math.floor((sourceBytes / 3) * (sizesOut[i]! / outBytes)));
+      return h;
+    }));
+    report(sourceBytes - reported);
     hashes.forEach((h, i) => {
       if (h === null) return;
       if (h.size !== sizesOut[i]) throw new KspError('OUTPUT_VERIFY_FAILED', `${outPaths[i]}: ${h.size} bytes written, ${sizesOut[i]} planned`, { file: outPaths[i]! });

@@ -78,7 +78,7 @@ describe('progress', () => {
     delete env.CI;
     const cmd = `stty cols 100; ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} verify ${JSON.stringify(SP)} --threads 1`;
     const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env });
-    expect(r.stdout).toMatch(/verify: [\d.]+ (B|KiB|MiB) \/ [\d.]+ MiB \d+%\s+[\d.]+ (KiB|MiB|GiB)\/s/);
+    expect(r.stdout).toMatch(/verify · state  [\d.]+ (B|KiB|MiB) \/ [\d.]+ MiB  \d+%  [\d.]+ (KiB|MiB|GiB)\/s  ETA \d/);
     expect(r.stdout).toMatch(/(^|\x1b\[K)OK /m); // the progress line is cleared before the report
   });
   it('is never written into pipes', async () => {

@@ -12,7 +12,7 @@ import type { WorkArgs } from './work-command.js';
 export async function runWork(args: WorkArgs): Promise<void> {
   const { index, count: n } = parseShard(args.shard);
   if (args.concurrency !== undefined && (!Number.isInteger(args.concurrency) || args.concurrency < 1)) throw new KspError('USAGE', `--concurrency must be a positive integer, got ${args.concurrency}`);
-  const progress = new Progress(`shard ${index}/${n}`, args.progress !== false && !args.quiet);
+  const progress = Progress.for(`shard ${index}/${n}`, args);
   const say = (m: string): void => {
     if (!args.quiet && (args.verbose || !args.json)) err(`ksp: shard ${index}/${n}: ${shown(m)}`);
   };

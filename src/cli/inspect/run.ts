@@ -5,6 +5,7 @@ import { exportEntries } from '../../export/export.js';
 import { jsonlLine } from '../../export/jsonl.js';
 import { specsOf, type DecodeStats, type ExportCodecs, type ExportSpecs } from '../../export/columns.js';
 import { inspectSavepoint, type InspectSummary } from '../../model/inspect.js';
+import { sizeTasks } from '../../model/read-bytes.js';
 import { tasksForKey } from '../../model/key-lookup.js';
 import { checkSourceIntegrity, type HashLookup } from '../../model/source-integrity.js';
 import { Savepoint, type EntryFilter, type EntryRow } from '../../model/savepoint.js';
@@ -52,7 +53,9 @@ export async function run(args: InspectArgs): Promise<void> {
   };
   // A state named in a per-state spec must exist: said before anything is written.
   await checkSpecStates([{ flag: '--key-codec', spec: codecs.key }, { flag: '--value-codec', spec: codecs.value }], sp.entries(filter));
-  let rows = sp.entries(filter);
+  // An export draws progress in source bytes read; entries to stdout draw none.
+  const progress = args.out !== undefined ? Progress.for('export', args) : null;
+  let rows = sp.entries(filter, { onBytes: progress?.hooks.onBytes });
   const limit = args.limit ?? (args.out === undefined && process.stdout.isTTY && !args.json ? 100 : undefined);
   if (limit !== undefined) rows = limited(rows, limit);
 
@@ -61,9 +64,13 @@ export async function run(args: InspectArgs): Promise<void> {
     if (!args.overwrite && (await target.storage.stat(target.key))) {
       throw new KspError('TARGET_NOT_EMPTY', `${args.out}: exists; pass --overwrite to replace it`, { file: args.out });
     }
-    const progress = new Progress('export', args.progress !== false && !args.quiet);
-    const r = await exportEntries(rows, target, { codecs, compression: args.compression as never, onRows: progress.rows });
-    progress.end();
+    // The total is added up beside the export (a stat per task); with --limit the read stops early, so none is shown.
+    let exported = false;
+    if (progress?.enabled && limit === undefined) void sizeTasks(sp, sp.candidateTasks(filter), progress.setTotal, () => exported).catch(() => undefined);
+    const r = await exportEntries(rows, target, { codecs, compression: args.compression as never }).finally(() => {
+      exported = true;
+      progress?.end();
+    });
     if (args.json) await out(json(r));
     else await out(`wrote ${count(r.rows)} entries to ${shown(r.file)} (${r.format}, ${bytes(r.bytes)})\n`);
     warnDecode(r.decode, args);
@@ -131,9 +138,9 @@ function humanEntry(r: EntryRow, codecs: ExportCodecs, stats: DecodeStats): stri
 }
 
 async function summary(sp: Savepoint, args: InspectArgs, hashes: HashLookup): Promise<void> {
-  const progress = new Progress('inspect', args.progress !== false && !args.quiet);
+  const progress = Progress.for('inspect', args);
   const s = await inspectSavepoint(sp, {
-    onBytes: progress.add, onTotal: (n) => progress.setTotal(n), threads: args.threads, hashes,
+    ...progress.hooks, threads: args.threads, hashes,
     // Task summaries only as many as are shown (see humanSummary).
     records: args.json || args.verbose ? true : TASKS_SHOWN,
   });

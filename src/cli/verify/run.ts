@@ -7,8 +7,8 @@ import type { VerifyArgs } from './command.js';
 import { allowRoots } from '../source-options.js';
 
 export async function run(args: VerifyArgs): Promise<void> {
-  const progress = new Progress('verify', args.progress !== false && !args.quiet);
-  const report = await verifySavepoint(args.savepoint, { onBytes: progress.add, onTotal: (n) => progress.setTotal(n), threads: args.threads, allowRoots: allowRoots(args),
+  const progress = Progress.for('verify', args);
+  const report = await verifySavepoint(args.savepoint, { ...progress.hooks, threads: args.threads, allowRoots: allowRoots(args),
     // Per-file and per-task records only where they are shown (see human()).
     records: args.json || args.verbose ? true : LISTED_TASKS,
   });

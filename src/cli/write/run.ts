@@ -41,13 +41,14 @@ export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: 
     setExit(0);
     return;
   }
-  const progress = new Progress('write', args.progress !== false && !args.quiet);
+  // Named after the command (`rescale · write`, `rescale · verify state`).
+  const progress = Progress.for(String((args as { _?: unknown[] })._?.[0] ?? 'write'), args);
   const report = await writer.write(args.dst, {
     ...options, tempDir: args['temp-dir'], link: args.link, threads: args.threads,
     // Per-file and per-task records only where they are shown: a write of
     // 200,000 tasks holds them through its re-verify otherwise.
     records: args.json === true || args.verbose === true,
-    onBytes: progress.add, onTotal: (n) => progress.setTotal(n),
+    ...progress.hooks,
     onNote: (m) => { if (!args.quiet) err(`ksp: ${shown(m)}`); },
   });
   progress.end();
