@@ -237,6 +237,8 @@ class Planner {
     const renames = new Map<string, string>(); // source id -> output id
     const removed = new Set<string>();
     const current = (src: string): string => renames.get(src) ?? src;
+    /** The operator ids as named so far (renames applied, removals gone), for errors that list them. */
+    const liveIds = (): string[] => [...opIds].filter((o) => !removed.has(o)).map(current);
     const sourceOf = (cur: string, ids: Iterable<string>): string | null => {
       for (const s of ids) if (current(s) === cur && !removed.has(s)) return s;
       return null;
@@ -262,7 +264,7 @@ class Planner {
         records.push({ op: 'rename', from: op.from, to: op.to });
       } else if (op.kind === 'remove') {
         const src = sourceOf(op.id, opIds);
-        if (src === null) throw new KspError('OPERATOR_UNKNOWN', `remove ${op.id}: no operator ${JSON.stringify(op.id)} in the metadata of ${sp.uri}`, { found: op.id });
+        if (src === null) throw new KspError('OPERATOR_UNKNOWN', `remove ${op.id}: no operator ${JSON.stringify(op.id)} in the metadata of ${sp.uri} (operators: ${liveIds().join(', ')})`, { found: op.id, expected: liveIds() });
         removed.add(src);
         records.push({ op: 'remove', operator: op.id });
       } else if (op.kind === 'migrate') {
@@ -295,7 +297,7 @@ class Planner {
       } else if (op.kind === 'rescale') {
         const named = op.options.operators?.map((n) => {
           const src = sourceOf(n, opIds);
-          if (src === null) throw new KspError('OPERATOR_UNKNOWN', `rescale: no operator ${JSON.stringify(n)} in the metadata of ${sp.uri}`, { found: n });
+          if (src === null) throw new KspError('OPERATOR_UNKNOWN', `rescale: no operator ${JSON.stringify(n)} in the metadata of ${sp.uri} (operators: ${liveIds().join(', ')})`, { found: n, expected: liveIds() });
           return src;
         });
         const chosen = named ?? operators.filter((o) => !removed.has(o.id) && o.tasks.some((t) => this.formats.get(t.index)!.kind !== 'stateless')).map((o) => o.id);
