@@ -1,5 +1,6 @@
 import { constants as osConstants } from 'node:os';
 import { EXIT_CODES, KspError, isKspError } from '../errors.js';
+import { useCliOptionNames } from '../option-names.js';
 import { takeExit } from './exit.js';
 import { tuneHeap } from './heap.js';
 import { captureHelp, helpWidth } from './help.js';
@@ -32,6 +33,8 @@ S3-compatible server (path-style). Docs: README.md.`;
 
 export async function main(argv: string[]): Promise<number> {
   tuneHeap();
+  // Refusals name --flags, not library options (option-names.ts).
+  useCliOptionNames();
   const { default: yargs } = await import('yargs');
   const commands = await Promise.all([
     import('./verify/command.js'), import('./inspect/command.js'), import('./list/command.js'),

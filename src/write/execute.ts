@@ -2,6 +2,7 @@ import { tmpdir } from 'node:os';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { KspError } from '../errors.js';
+import { optionName } from '../option-names.js';
 import { MANIFEST_NAME, ManifestIndex } from '../formats/manifest/manifest.js';
 import { encodePointer } from '../formats/pointer/pointer.js';
 import { encodeStateBin } from '../formats/state-bin/encoder.js';
@@ -392,7 +393,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
         const claimed = rel === undefined ? undefined : hashes.get(rel);
         if (from && claimed && (await hashOf(from).catch(() => null)) !== claimed) {
           const src = uriOf(from);
-          throw new KspError('HASH_MISMATCH', `${src}: SHA-256 differs from ${claimed} in the source's manifest.sha256 (found on its copy ${f.file}, which was removed; pass --trust-source to use it anyway)`, { file: src, expected: claimed, copy: f.file });
+          throw new KspError('HASH_MISMATCH', `${src}: SHA-256 differs from ${claimed} in the source's manifest.sha256 (found on its copy ${f.file}, which was removed; pass ${optionName('trustSource')} to use it anyway)`, { file: src, expected: claimed, copy: f.file });
         }
       }
       throw new KspError('OUTPUT_VERIFY_FAILED', `the written savepoint does not verify, so it was removed: ${errors.slice(0, 3).map((f) => `[${f.code}] ${f.message}`).join('; ')}`, { file: target.uri, findings: errors });
@@ -612,7 +613,7 @@ async function copyNative(
     // re-verify would read them again (a 2 GiB WAL three times).
     const listed = f.sha256 ? undefined : sourceHash(f.location);
     if (listed && r.sha256 !== listed) {
-      throw new KspError('HASH_MISMATCH', `${uriOf(f.location)}: SHA-256 ${r.sha256} differs from ${listed} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: uriOf(f.location), expected: listed, found: r.sha256 });
+      throw new KspError('HASH_MISMATCH', `${uriOf(f.location)}: SHA-256 ${r.sha256} differs from ${listed} in the source's manifest.sha256 (pass ${optionName('trustSource')} to use it anyway)`, { file: uriOf(f.location), expected: listed, found: r.sha256 });
     }
     record(f.out, r.sha256, r.size, false);
   }

@@ -1,4 +1,5 @@
 import { KspError } from '../errors.js';
+import { optionName } from '../option-names.js';
 import { MetadataDoc } from '../formats/metadata/metadata.js';
 import { MetaDoc, SAVEPOINT_FORMAT_VERSION } from '../formats/meta/meta.js';
 import { JsonObject, fromPlain, type JsonValue } from '../formats/json/json-text.js';
@@ -290,7 +291,7 @@ class Planner {
           if (!op.registry.operators.includes(name)) this.warnings.push(`a version is given for operator ${name}, which has no registered steps: ignored`);
         }
         if (unmatched.length && !op.options.allowUnmatched) {
-          throw new KspError('MIGRATION_MATCHED_NOTHING', `${unmatched.length} registered migration step(s) match no entry, so nothing was written (a typo in an operator or state name would otherwise stamp the new version on data in the old shape; pass --allow-unmatched if this is intended):\n  ${unmatched.join('\n  ')}`, { unmatched });
+          throw new KspError('MIGRATION_MATCHED_NOTHING', `${unmatched.length} registered migration step(s) match no entry, so nothing was written (a typo in an operator or state name would otherwise stamp the new version on data in the old shape; pass ${optionName('allowUnmatched')} if this is intended):\n  ${unmatched.join('\n  ')}`, { unmatched });
         }
         for (const u of unmatched) this.warnings.push(`allowed by --allow-unmatched: ${u}`);
         records.push({ op: 'migrate', operators: done, onCollision: op.options.onCollision ?? 'fail' });
