@@ -15,6 +15,7 @@ const NAMES = {
   allowRoot: { cli: '--allow-root', library: "{ allowRoots: ['<folder>'] } (Savepoint.open)" },
   allowUnmatched: { cli: '--allow-unmatched', library: '{ allowUnmatched: true }' },
   epoch: { cli: '--epoch', library: '{ epoch } (write options)' },
+  modeEngine: { cli: '--mode engine', library: "{ mode: 'engine' }" },
 } as const;
 
 export type OptionName = keyof typeof NAMES;

@@ -434,7 +434,7 @@ class Planner {
     for (const [id, v] of versions) if (!removed.has(id)) outVersions.set(current(id), v);
     const meta = this.buildMeta(outVersions, records);
     const plan = {
-      source: sp.uri, target: target.uri, mode: target.mode, jobId: target.jobId, epoch: target.epoch.toString(), savepointId: target.savepointId,
+      source: sp.uri, target: target.uri, mode: target.mode, modeReason: target.modeReason, jobId: target.jobId, epoch: target.epoch.toString(), savepointId: target.savepointId,
       meta: uriOf(target.metaLocation), fencingToken: this.fencingToken.toString(), operations: records, operators: opPlans,
       files: [] as PlannedFile[],
       metadata: this.describeMetadata(outVersions, renames, removed),
