@@ -1,7 +1,28 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
-/** Module hooks (run on Node's loader thread): `.ts`/`.mts` files load as ESM with their types stripped. */
+/**
+ * Module hooks (run on Node's loader thread): `.ts`/`.mts` files load as ESM
+ * with their types stripped, and `import … from 'ksp'` in a module that has
+ * no ksp of its own to find (a migrations file outside any project, run by
+ * an installed or npx'd ksp) resolves to the ksp that is running.
+ */
+
+type NextResolve = (specifier: string, context?: unknown) => Promise<{ url: string; format?: string | null; shortCircuit?: boolean }>;
+
+/** The package's public entry points (package.json "exports"), relative to this file (dist/migrate/). */
+const OWN_EXPORTS: Record<string, string> = { 'ksp': '../index.js', 'ksp/ts-loader': './ts-loader.js' };
+
+export async function resolve(specifier: string, context: unknown, next: NextResolve): Promise<{ url: string; format?: string | null; shortCircuit?: boolean }> {
+  try {
+    return await next(specifier, context);
+  } catch (e) {
+    const own = OWN_EXPORTS[specifier];
+    // Only when Node finds no package of that name: a project's own ksp (another version, say) wins.
+    if (own === undefined || (e as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+    return { url: new URL(own, import.meta.url).href, format: 'module', shortCircuit: true };
+  }
+}
 
 type Next = (url: string, context?: unknown) => Promise<{ format?: string | null; source?: string | ArrayBuffer | Uint8Array | null; shortCircuit?: boolean }>;
 
