@@ -28,7 +28,10 @@ type Next = (url: string, context?: unknown) => Promise<{ format?: string | null
 
 export async function load(url: string, context: unknown, next: Next): Promise<{ format?: string | null; source?: string | ArrayBuffer | Uint8Array | null; shortCircuit?: boolean }> {
   if (!/\.m?ts$/.test(new URL(url).pathname) || !url.startsWith('file:')) return next(url, context);
-  const { transformSync } = (await import('amaro')) as unknown as { transformSync(code: string, opts: { mode: string }): { code: string } };
+  const { transformSync } = (await import('amaro').catch((e: unknown) => {
+    // An optional dependency (it declares Node >= 22, though it runs on 20): skipped by `npm i --engine-strict` on Node 20.
+    throw new Error(`${fileURLToPath(url)}: a TypeScript module needs the optional package amaro, which is not installed (${(e as Error).message.split('\n')[0]}); install it (npm i amaro) or write the module in JavaScript (.mjs)`);
+  })) as unknown as { transformSync(code: string, opts: { mode: string }): { code: string } };
   const code = await readFile(fileURLToPath(url), 'utf8');
   let out: string;
   try {
