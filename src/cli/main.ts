@@ -73,8 +73,8 @@ export async function main(argv: string[]): Promise<number> {
   const help = captureHelp(parser);
   parser.epilog(EPILOG);
   for (const c of commands) {
-    const builder = c.command.builder as (y: unknown) => unknown;
-    parser.command({ ...c.command, builder: (y: unknown) => (help.enterCommand(), builder(y)) } as never);
+    const builder = c.command.builder as ((y: unknown) => unknown) | undefined;
+    parser.command({ ...c.command, builder: (y: unknown) => (help.enterCommand(), builder ? builder(y) : y) } as never);
   }
   try {
     await parser.parseAsync(argv, {}, (e, parsed, output) => {
