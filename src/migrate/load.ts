@@ -17,8 +17,15 @@ export async function loadMigrations(file: string): Promise<MigrationRegistry> {
   if (!existsSync(path)) throw new KspError('NOT_FOUND', `${file}: migrations module not found`, { file });
   // The loader hooks strip a .ts module's types, and let any module outside a
   // project `import … from 'ksp'` (the running ksp); registered per thread.
-  const { registerTsLoader } = await import('./ts-loader.js');
-  registerTsLoader();
+  const ts = /\.m?ts$/.test(path);
+  try {
+    const { registerTsLoader } = await import('./ts-loader.js');
+    registerTsLoader();
+  } catch (e) {
+    // Run from the TypeScript sources (a test runner), the hook file is not
+    // built: a JavaScript module still loads, it only cannot rely on the hook.
+    if (ts) throw e;
+  }
   let mod: { default?: unknown };
   try {
     mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
