@@ -8,8 +8,8 @@ WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
 COPY bin ./bin
-# npm ci runs `prepare` (tsc), so the sources must be there first.
-RUN npm ci && npm prune --omit=dev
+# Built here (prepack builds only for npm pack), then the dev dependencies dropped.
+RUN npm ci && npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Thin launcher: the CLI lives in dist/ (built by `npm run build`, run by `npm ci`).
+// Thin launcher: the CLI lives in dist/ (built by `npm run build`; a packed ksp ships it).
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +22,7 @@ for (const s of SIGNALS) process.on(s, early(s));
 
 const entry = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(entry)) {
-  process.stderr.write('ksp: not built yet; run `npm run build` (or `npm ci`) in the ksp checkout first\n');
+  process.stderr.write('ksp: not built yet; run `npm run build` in the ksp checkout first\n');
   process.exit(70);
 }
 const { needsMallocEnv, MALLOC_ENV, writerNodeFlags } = await import(new URL('../dist/cli/malloc-env.js', import.meta.url).href);

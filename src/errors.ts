@@ -61,6 +61,7 @@ export const ERROR_CODES = {
   /** A signal stopped a write; the CLI exits 128 + the signal's number, not the family's code. */
   INTERRUPTED: 'internal',
   OPERATOR_UNKNOWN: 'usage',
+  STATE_UNKNOWN: 'usage',
   OPERATOR_EXISTS: 'usage',
   TASK_IDS: 'usage',
   FILES_MISSING: 'not-found',

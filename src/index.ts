@@ -20,6 +20,7 @@ export type { EntryFilter, EntryRow, TaskFormat, TaskRef, PathMode, OpenOptions 
 export { verifySavepoint } from './model/verify.js';
 export type { VerifyReport, Finding, FileCheck, TaskCheck, Severity } from './model/verify.js';
 export { inspectSavepoint } from './model/inspect.js';
+export { checkFilterNames, type NameFilter } from './model/filter-names.js';
 export type { InspectSummary, OperatorSummary, TaskSummary, StateSummary, KeyGroupSpread } from './model/inspect.js';
 export { listStorage } from './model/list.js';
 export { SavepointWriter, type MigrateOptions, type RescaleOptions, type WriteOptions } from './write/writer.js';

@@ -1,7 +1,9 @@
 import { constants as osConstants } from 'node:os';
 import { EXIT_CODES, KspError, isKspError } from '../errors.js';
+import { useCliOptionNames } from '../option-names.js';
 import { takeExit } from './exit.js';
 import { tuneHeap } from './heap.js';
+import { captureHelp, helpWidth } from './help.js';
 import { err, shown } from './output.js';
 
 /**
@@ -22,13 +24,17 @@ export interface GlobalArgs {
 }
 
 const EPILOG = `Exit codes: 0 ok, 1 verification failed, 2 usage, 3 bad input (corrupt or malformed files),
-4 not found, 5 storage I/O, 6 unsupported (e.g. native state), 70 internal error,
-129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM (a write is rolled back first).
+4 not found, 5 storage I/O, 6 unsupported (a format feature ksp does not handle, e.g. merge operands,
+blob files or a compressed WAL in native RocksDB state), 70 internal error, 129/130/143 interrupted by
+SIGHUP/SIGINT/SIGTERM (a write is rolled back first).
+
 S3: s3://bucket/prefix with the standard AWS credential chain; AWS_ENDPOINT_URL selects an
 S3-compatible server (path-style). Docs: README.md.`;
 
 export async function main(argv: string[]): Promise<number> {
   tuneHeap();
+  // Refusals name --flags, not library options (option-names.ts).
+  useCliOptionNames();
   const { default: yargs } = await import('yargs');
   const commands = await Promise.all([
     import('./verify/command.js'), import('./inspect/command.js'), import('./list/command.js'),
@@ -56,19 +62,24 @@ export async function main(argv: string[]): Promise<number> {
     .strict()
     .demandCommand(1, 'Name a command: verify, inspect, list, migrate, rescale, relocate, edit, convert, report, work, commit or status (ksp --help).')
     .recommendCommands()
-    .wrap(Math.min(110, process.stdout.columns || 100))
+    .wrap(helpWidth())
     .version(VERSION)
     .help()
-    .epilog(EPILOG)
     .exitProcess(false)
     .fail((msg, e) => {
       throw e ?? new KspError('USAGE', msg);
     });
+  // Examples and epilogs are laid out by ksp, so an example is never broken (help.ts).
+  const help = captureHelp(parser);
+  parser.epilog(EPILOG);
   for (const c of commands) {
-    parser.command(c.command as never);
+    const builder = c.command.builder as ((y: unknown) => unknown) | undefined;
+    parser.command({ ...c.command, builder: (y: unknown) => (help.enterCommand(), builder ? builder(y) : y) } as never);
   }
   try {
-    await parser.parseAsync();
+    await parser.parseAsync(argv, {}, (e, parsed, output) => {
+      if (!e && output) process.stdout.write(parsed.help ? help.render(output) : output + '\n');
+    });
     return takeExit();
   } catch (e) {
     return report(e, verbose, argv.includes('--json'));

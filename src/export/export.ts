@@ -38,7 +38,8 @@ export interface ExportResult {
 }
 
 export async function exportEntries(rows: RowSource, out: Location, options: ExportOptions = {}): Promise<ExportResult> {
-  const format = options.format ?? formatFromPath(out.key);
+  // The URI, not the key: a local key lacks the path's leading '/', and the error names the path.
+  const format = options.format ?? formatFromPath(uriOf(out));
   const codecs = options.codecs ?? {};
   const decode: DecodeStats = { keyFailures: 0, valueFailures: 0 };
   let count = 0;

@@ -9,14 +9,22 @@ import { MigrationBuilder, MigrationRegistry } from './registry.js';
  * Loads a migrations module: ESM JavaScript, or TypeScript (`.ts`/`.mts`)
  * through ksp's type-stripping loader (ts-loader.ts). Its default export is
  * a registry made by `defineMigrations`, or a function `(m, codecs) => void`
- * that registers steps on `m`, so a module needs no import of ksp at all.
+ * that registers steps on `m`, so a module needs no import of ksp at all;
+ * one that imports 'ksp' gets the running ksp when it has none of its own.
  */
 export async function loadMigrations(file: string): Promise<MigrationRegistry> {
   const path = resolve(file);
   if (!existsSync(path)) throw new KspError('NOT_FOUND', `${file}: migrations module not found`, { file });
-  if (/\.m?ts$/.test(path)) {
+  // The loader hooks strip a .ts module's types, and let any module outside a
+  // project `import … from 'ksp'` (the running ksp); registered per thread.
+  const ts = /\.m?ts$/.test(path);
+  try {
     const { registerTsLoader } = await import('./ts-loader.js');
     registerTsLoader();
+  } catch (e) {
+    // Run from the TypeScript sources (a test runner), the hook file is not
+    // built: a JavaScript module still loads, it only cannot rely on the hook.
+    if (ts) throw e;
   }
   let mod: { default?: unknown };
   try {

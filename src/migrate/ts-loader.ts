@@ -5,7 +5,9 @@ import { register } from 'node:module';
  * module hook (ts-hooks.ts) that strips type annotations with `amaro`, the
  * stripper Node itself uses in later versions. Only erasable syntax is
  * supported (no enums or namespaces), exactly as in Node's own type
- * stripping. Library users get the same with `node --import ksp/ts-loader`.
+ * stripping. The same hook resolves `import … from 'ksp'` to the running ksp
+ * when the importing module has none of its own (a migrations file outside
+ * any project). Library users get the same with `node --import ksp/ts-loader`.
  */
 let registered = false;
 

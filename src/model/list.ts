@@ -55,6 +55,26 @@ export async function listStorage(base: string | Location, options: { job?: stri
   return out;
 }
 
+/**
+ * Why a listing found nothing, when the base is a level below a storage base:
+ * a savepoint or checkpoint directory itself (it holds metadata.json), or a
+ * job's savepoints/ or checkpoints/ folder. Null otherwise.
+ */
+export async function listHint(base: string | Location): Promise<string | null> {
+  const root = typeof base === 'string' ? locate(base) : base;
+  const metadata = child(root, 'metadata.json');
+  if (await metadata.storage.stat(metadata.key)) {
+    const where = typeof base === 'string' ? base : uriOf(base);
+    return `${where} is a savepoint or checkpoint directory itself (it holds metadata.json), not a storage base: ` +
+      `\`ksp inspect ${where}\` summarises it and \`ksp verify ${where}\` checks it; \`ksp list\` takes the storage base above {job}/savepoints/.`;
+  }
+  const name = nameOf(root);
+  if ((name === 'savepoints' || name === 'checkpoints') && (await dirs(root)).some((d) => EPOCH.test(nameOf(d)))) {
+    return `${typeof base === 'string' ? base : uriOf(base)} is a job's ${name}/ folder: list the job directory above it (or the storage base above that).`;
+  }
+  return null;
+}
+
 async function savepointRecords(spDir: Location): Promise<MetaDoc[]> {
   const out: MetaDoc[] = [];
   for (const d of await dirs(spDir)) {

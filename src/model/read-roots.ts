@@ -1,6 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { KspError } from '../errors.js';
+import { optionName } from '../option-names.js';
 import { locate, uriOf, type Location } from '../storage/uri.js';
 import { notRegular } from '../storage/file-kind.js';
 import type { EngineLayout } from './layout.js';
@@ -74,7 +75,7 @@ export class ReadRoots {
       throw new KspError('STORAGE_IO', `${path}: ${field}: cannot resolve its real path: ${(e as Error).message}`, { file: path, field, errno: code });
     }
     if (!this.realRoots.some((r) => r === '/' || real === r || real.startsWith(r + '/'))) {
-      throw new KspError('PATH_UNSAFE', `${path}: ${field}: is a symlink (or lies under one) to ${real}, outside the savepoint's roots (${this.describe()}); refused, pass --allow-root to read there`, {
+      throw new KspError('PATH_UNSAFE', `${path}: ${field}: is a symlink (or lies under one) to ${real}, outside the savepoint's roots (${this.describe()}); refused, pass ${optionName('allowRoot')} to read there`, {
         file: path, field, found: real, expected: this.describe(),
       });
     }

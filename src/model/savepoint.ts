@@ -1,4 +1,5 @@
 import { KspError } from '../errors.js';
+import { optionName } from '../option-names.js';
 import { MetadataDoc } from '../formats/metadata/metadata.js';
 import { MetaDoc } from '../formats/meta/meta.js';
 import { JsonObject } from '../formats/json/json-text.js';
@@ -224,7 +225,7 @@ export class Savepoint {
       // An absolute path may name any file of the host or any bucket: only
       // those under the savepoint's roots are read.
       if (!this.roots.contains(location)) {
-        throw new KspError('PATH_UNSAFE', `${file}: ${field} ${JSON.stringify(stored)} points outside the savepoint's roots (${this.roots.describe()}); refused, pass --allow-root to read there`, {
+        throw new KspError('PATH_UNSAFE', `${file}: ${field} ${JSON.stringify(stored)} points outside the savepoint's roots (${this.roots.describe()}); refused, pass ${optionName('allowRoot')} to read there`, {
           file, field, found: stored, expected: this.roots.describe(),
         });
       }

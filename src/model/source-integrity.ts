@@ -1,4 +1,5 @@
 import { KspError } from '../errors.js';
+import { optionName } from '../option-names.js';
 import { MANIFEST_NAME, parseManifestIndex, type ManifestIndex } from '../formats/manifest/manifest.js';
 import { child, uriOf } from '../storage/uri.js';
 import type { Savepoint } from './savepoint.js';
@@ -53,10 +54,10 @@ export async function checkSourceIntegrity(sp: Savepoint, trust: boolean): Promi
   const file = uriOf(loc);
   const refuse = (e: KspError): void => {
     if (!trust) throw e;
-    out.warnings.push(`--trust-source: ${e.message}`);
+    out.warnings.push(`${optionName('trustSource')}: ${e.message}`);
   };
   if (!(await loc.storage.stat(loc.key))) {
-    refuse(new KspError('MANIFEST_MISSING', `${file}: the source has no manifest.sha256, so its files cannot be checked; it may be incomplete (pass --trust-source to use it anyway)`, { file }));
+    refuse(new KspError('MANIFEST_MISSING', `${file}: the source has no manifest.sha256, so its files cannot be checked; it may be incomplete (pass ${optionName('trustSource')} to use it anyway)`, { file }));
     return out;
   }
   let listed: ManifestIndex;
@@ -64,24 +65,24 @@ export async function checkSourceIntegrity(sp: Savepoint, trust: boolean): Promi
     listed = parseManifestIndex(await loc.storage.readSmall(loc.key), file).index;
   } catch (e) {
     if (!(e instanceof KspError) || !trust) throw e;
-    out.warnings.push(`--trust-source: ${e.message}`);
+    out.warnings.push(`${optionName('trustSource')}: ${e.message}`);
     return out;
   }
   const mdFile = uriOf(child(sp.dir, 'metadata.json'));
   const mdHash = listed.get('metadata.json');
   if (mdHash === undefined) {
-    refuse(new KspError('MANIFEST_INCOMPLETE', `${file}: does not list metadata.json${listed.size === 0 ? ' (the manifest is empty)' : ''}, so the source's metadata cannot be checked (pass --trust-source to use it anyway)`, { file }));
+    refuse(new KspError('MANIFEST_INCOMPLETE', `${file}: does not list metadata.json${listed.size === 0 ? ' (the manifest is empty)' : ''}, so the source's metadata cannot be checked (pass ${optionName('trustSource')} to use it anyway)`, { file }));
   } else if (mdHash !== sp.metadataSha256) {
-    refuse(new KspError('HASH_MISMATCH', `${mdFile}: SHA-256 ${sp.metadataSha256} differs from ${mdHash} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: mdFile, expected: mdHash, found: sp.metadataSha256 }));
+    refuse(new KspError('HASH_MISMATCH', `${mdFile}: SHA-256 ${sp.metadataSha256} differs from ${mdHash} in the source's manifest.sha256 (pass ${optionName('trustSource')} to use it anyway)`, { file: mdFile, expected: mdHash, found: sp.metadataSha256 }));
   }
   if (sp.metaSha256 !== null && sp.metaLocation && sp.metaLocation.key === child(sp.dir, 'meta.json').key) {
     const h = listed.get('meta.json');
     const mf = uriOf(sp.metaLocation);
-    if (h !== undefined && h !== sp.metaSha256) refuse(new KspError('HASH_MISMATCH', `${mf}: SHA-256 ${sp.metaSha256} differs from ${h} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: mf, expected: h, found: sp.metaSha256 }));
+    if (h !== undefined && h !== sp.metaSha256) refuse(new KspError('HASH_MISMATCH', `${mf}: SHA-256 ${sp.metaSha256} differs from ${h} in the source's manifest.sha256 (pass ${optionName('trustSource')} to use it anyway)`, { file: mf, expected: h, found: sp.metaSha256 }));
   }
   for (const t of sp.tasks) {
     if (t.relPath !== null && !listed.has(t.relPath)) {
-      refuse(new KspError('MANIFEST_INCOMPLETE', `${file}: does not list ${t.relPath} (state of ${t.operatorId}/${t.taskId}), so it cannot be checked (pass --trust-source to use it anyway)`, { file, path: t.relPath }));
+      refuse(new KspError('MANIFEST_INCOMPLETE', `${file}: does not list ${t.relPath} (state of ${t.operatorId}/${t.taskId}), so it cannot be checked (pass ${optionName('trustSource')} to use it anyway)`, { file, path: t.relPath }));
       break;
     }
   }
@@ -101,7 +102,7 @@ export async function checkSourceIntegrity(sp: Savepoint, trust: boolean): Promi
   });
   if (gone.length) {
     const first = gone.sort()[0]!;
-    refuse(new KspError('FILES_MISSING', `${file}: lists ${first.length > 200 ? `${first.slice(0, 200)}…` : first}, which does not exist${gone.length > 1 ? ` (and ${gone.length - 1} more)` : ''}; the engine refuses a manifest whose files are missing (pass --trust-source to use it anyway)`, { file, missing: gone.slice(0, 20), count: gone.length }));
+    refuse(new KspError('FILES_MISSING', `${file}: lists ${first.length > 200 ? `${first.slice(0, 200)}…` : first}, which does not exist${gone.length > 1 ? ` (and ${gone.length - 1} more)` : ''}; the engine refuses a manifest whose files are missing (pass ${optionName('trustSource')} to use it anyway)`, { file, missing: gone.slice(0, 20), count: gone.length }));
   }
   if (!trust) out.hashes = new DirHashes(listed, sp.dir);
   return out;

@@ -1,4 +1,5 @@
 import { KspError, isKspError } from '../errors.js';
+import { optionName } from '../option-names.js';
 import { MANIFEST_NAME, ManifestIndex, parseManifestIndex } from '../formats/manifest/manifest.js';
 import { epochDirName } from '../formats/metadata/metadata.js';
 import { child, locate, uriOf, type Location } from '../storage/uri.js';
@@ -195,7 +196,7 @@ export async function verifySavepoint(target: string | Location, options: Verify
   checkIdentity(sp, add);
   for (const rel of await strayTempFiles(sp.dir)) {
     const u = uriOf(child(sp.dir, rel));
-    add(finding('warning', 'STRAY_TEMP_FILE', `${u}: a temporary file of an interrupted ksp write; the savepoint does not need it (delete it, or re-run the write with --overwrite)`, u));
+    add(finding('warning', 'STRAY_TEMP_FILE', `${u}: a temporary file of an interrupted ksp write; the savepoint does not need it (delete it, or re-run the write with ${optionName('overwrite')})`, u));
   }
   checkOtherPaths(sp, add);
 

@@ -83,6 +83,25 @@ export function resetS3Client(): void {
   sharedClient = undefined;
 }
 
+const SET_CREDENTIALS = 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or AWS_PROFILE to a profile in ~/.aws, or run with an IAM role (EC2/ECS instance role, EKS IRSA: AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE)';
+
+/**
+ * What to set when S3 refuses for want of credentials: the SDK's own message
+ * ("Could not load credentials from any providers") names no variable. A
+ * server that is not AWS also needs its endpoint, which is the usual miss.
+ */
+export function credentialHint(err: { name?: string; message?: string; $metadata?: { httpStatusCode?: number } } | undefined, env: NodeJS.ProcessEnv = process.env): string | null {
+  const endpoint = s3Settings(env).endpoint;
+  const notAws = endpoint ? '' : '; for an S3-compatible server (MinIO, Ceph, …) also set AWS_ENDPOINT_URL to its address';
+  if (err?.name === 'CredentialsProviderError' || (/could not load credentials/i.test(err?.message ?? '') && !err?.$metadata?.httpStatusCode)) {
+    return `no S3 credentials were found: ${SET_CREDENTIALS}${notAws}`;
+  }
+  if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken'].includes(err?.name ?? '')) {
+    return `the S3 credentials were refused: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the AWS_PROFILE in use)${endpoint ? ` and that they are valid for ${endpoint}` : notAws}`;
+  }
+  return null;
+}
+
 function isNotFound(e: unknown): boolean {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err?.name === 'NotFound' || err?.name === 'NoSuchKey' || err?.$metadata?.httpStatusCode === 404;
@@ -108,9 +127,11 @@ export class S3Storage implements Storage {
     const uri = this.uriOf(key);
     if (isNotFound(e)) return new KspError('NOT_FOUND', `${uri}: no such object`, { file: uri }, { cause: e });
     const err = e as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
-    return new KspError('STORAGE_IO', `${uri}: S3 ${op} failed: ${err?.name ?? 'Error'}: ${err?.message ?? String(e)}`, {
+    const hint = credentialHint(err);
+    return new KspError('STORAGE_IO', `${uri}: S3 ${op} failed: ${err?.name ?? 'Error'}: ${err?.message ?? String(e)}${hint ? `; ${hint}` : ''}`, {
       file: uri,
       status: err?.$metadata?.httpStatusCode,
+      ...(hint ? { hint } : {}),
     }, { cause: e });
   }
 

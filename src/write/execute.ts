@@ -2,13 +2,14 @@ import { tmpdir } from 'node:os';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { KspError } from '../errors.js';
+import { optionName } from '../option-names.js';
 import { MANIFEST_NAME, ManifestIndex } from '../formats/manifest/manifest.js';
 import { encodePointer } from '../formats/pointer/pointer.js';
 import { encodeStateBin } from '../formats/state-bin/encoder.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
 import type { PlacementProof } from '../model/scan-file.js';
 import { verifySavepoint, type Finding } from '../model/verify.js';
-import { child, uriOf, type Location } from '../storage/uri.js';
+import { child, parent, uriOf, type Location } from '../storage/uri.js';
 import { copyFile, hashOf, writeHashed } from './copy.js';
 import type { Job, OutputTask } from './jobs.js';
 import { REWRITE_BATCH, mapBatches, type StepCount } from './entry-maps.js';
@@ -33,6 +34,7 @@ import { SourceGuard, checkTargetEmpty, clearFiles, filesToClear, ownTempFiles }
 import { S3Storage } from '../storage/s3.js';
 import { LocalStorage } from '../storage/local.js';
 import * as fsp from 'node:fs/promises';
+import * as nodePath from 'node:path';
 import type { StoredFile } from './target.js';
 import { within } from './target.js';
 import type { PreparedWrite } from './writer.js';
@@ -161,14 +163,17 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   };
 
   // One writer per target: held from before the target is checked or cleared until sealed or rolled back.
-  // A target folder this run makes is removed again by a rollback, so a failed run leaves no trace.
-  const targetExisted = await folderExists(target.dir);
+  // The folders this run makes (the target, its missing parents, the savepoint
+  // record's folder) are removed again when it fails, so it leaves no empty tree.
+  const madeFolders = await missingFolders([target.dir, parent(target.metaLocation)]);
+  let sealed = false;
   const lock = await TargetLock.acquire(target.dir, { forceUnlock: p.forceUnlock, command: p.plan.operations.map((o) => o.op).join('+') || 'write' });
   // One rollback, whoever asks first (the failing write or the signal handler); both wait for all of it.
   let rolledBack: Promise<number> | null = null;
-  // After a rollback (and the lock's release), a target folder this run made goes too, if empty.
+  // After a failure (and the lock's release), the folders this run made go too, deepest first; rmdir removes only empty ones.
   const dropFolder = async (): Promise<void> => {
-    if (rolledBack !== null && !targetExisted && target.dir.storage instanceof LocalStorage) await fsp.rmdir(target.dir.storage.pathOf(target.dir.key)).catch(() => undefined);
+    if (sealed) return;
+    for (const f of madeFolders) await fsp.rmdir(f).catch(() => undefined);
   };
   // Until the target is cleared or written, a failure leaves it exactly as it was (a refused --overwrite included).
   let touched = false;
@@ -396,7 +401,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
         const claimed = rel === undefined ? undefined : hashes.get(rel);
         if (from && claimed && (await hashOf(from).catch(() => null)) !== claimed) {
           const src = uriOf(from);
-          throw new KspError('HASH_MISMATCH', `${src}: SHA-256 differs from ${claimed} in the source's manifest.sha256 (found on its copy ${f.file}, which was removed; pass --trust-source to use it anyway)`, { file: src, expected: claimed, copy: f.file });
+          throw new KspError('HASH_MISMATCH', `${src}: SHA-256 differs from ${claimed} in the source's manifest.sha256 (found on its copy ${f.file}, which was removed; pass ${optionName('trustSource')} to use it anyway)`, { file: src, expected: claimed, copy: f.file });
         }
       }
       throw new KspError('OUTPUT_VERIFY_FAILED', `the written savepoint does not verify, so it was removed: ${errors.slice(0, 3).map((f) => `[${f.code}] ${f.message}`).join('; ')}`, { file: target.uri, findings: errors });
@@ -419,6 +424,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
     }
     // From here a signal keeps the sealed output, and still releases the lock.
     sealedAt(target.uri, () => lock.release());
+    sealed = true;
   } catch (e) {
     // Cleanup errors never replace the error that led here. Write threads stop first.
     await units.close().catch(() => undefined);
@@ -472,9 +478,20 @@ async function rollback(dir: Location, written: Location[]): Promise<number> {
   return n;
 }
 
-async function folderExists(dir: Location): Promise<boolean> {
-  if (!(dir.storage instanceof LocalStorage)) return true;
-  return (await fsp.stat(dir.storage.pathOf(dir.key)).catch(() => null))?.isDirectory() ?? false;
+/**
+ * Local disk: the folders on the way to each of `dirs` that do not exist yet,
+ * deepest first (object stores have no folders to leave behind).
+ */
+async function missingFolders(dirs: Location[]): Promise<string[]> {
+  const made = new Set<string>();
+  for (const d of dirs) {
+    if (!(d.storage instanceof LocalStorage)) continue;
+    for (let f = d.storage.pathOf(d.key); f !== nodePath.dirname(f); f = nodePath.dirname(f)) {
+      if (await fsp.lstat(f).then(() => true, () => false)) break;
+      made.add(f);
+    }
+  }
+  return [...made].sort((a, b) => b.split(nodePath.sep).length - a.split(nodePath.sep).length);
 }
 
 /**
@@ -618,7 +635,7 @@ async function copyNative(
     // re-verify would read them again (a 2 GiB WAL three times).
     const listed = f.sha256 ? undefined : sourceHash(f.location);
     if (listed && r.sha256 !== listed) {
-      throw new KspError('HASH_MISMATCH', `${uriOf(f.location)}: SHA-256 ${r.sha256} differs from ${listed} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: uriOf(f.location), expected: listed, found: r.sha256 });
+      throw new KspError('HASH_MISMATCH', `${uriOf(f.location)}: SHA-256 ${r.sha256} differs from ${listed} in the source's manifest.sha256 (pass ${optionName('trustSource')} to use it anyway)`, { file: uriOf(f.location), expected: listed, found: r.sha256 });
     }
     record(f.out, r.sha256, r.size, false);
   }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { KspError } from '../errors.js';
+import { optionName } from '../option-names.js';
 import { LocalStorage } from '../storage/local.js';
 import { S3Storage } from '../storage/s3.js';
 import { child, uriOf, type Location } from '../storage/uri.js';
@@ -54,7 +55,7 @@ export function describeLock(i: { pid: number; host: string; started: string; co
 }
 
 export function lockedError(dir: Location, info: LockInfo): KspError {
-  return new KspError('TARGET_LOCKED', `${uriOf(dir)}: another ksp run is writing here (${describeLock(info)}); wait for it, or if that run is dead, pass --force-unlock`, { file: uriOf(dir), owner: info });
+  return new KspError('TARGET_LOCKED', `${uriOf(dir)}: another ksp run is writing here (${describeLock(info)}); wait for it, or if that run is dead, pass ${optionName('forceUnlock')}`, { file: uriOf(dir), owner: info });
 }
 
 async function readLock(dir: Location): Promise<{ text: string; mtimeMs: number } | null> {

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { KspError, isKspError } from '../errors.js';
+import { optionName } from '../option-names.js';
 import { isPointerBlob, POINTER_MAX_SIZE } from '../formats/pointer/pointer.js';
 import { STATE_BIN_VERSION, type StateEntry } from '../formats/state-bin/decoder.js';
 import { encodeStateBin } from '../formats/state-bin/encoder.js';
@@ -57,7 +58,7 @@ export async function convertNativeTask(u: NativeCanonicalUnit, onBytes?: (n: nu
   if (u.sourceSha256 !== undefined) {
     const found = createHash('sha256').update(blob).digest('hex');
     if (found !== u.sourceSha256) {
-      throw new KspError('HASH_MISMATCH', `${u.source}: SHA-256 ${found} differs from ${u.sourceSha256} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: u.source, expected: u.sourceSha256, found });
+      throw new KspError('HASH_MISMATCH', `${u.source}: SHA-256 ${found} differs from ${u.sourceSha256} in the source's manifest.sha256 (pass ${optionName('trustSource')} to use it anyway)`, { file: u.source, expected: u.sourceSha256, found });
     }
   }
   if (!isPointerBlob(blob)) return { fallback: true };

@@ -1,4 +1,5 @@
 import { KspError } from '../errors.js';
+import { optionName } from '../option-names.js';
 import { epochDirName } from '../formats/metadata/metadata.js';
 import { isPointerBlob, parsePointer } from '../formats/pointer/pointer.js';
 import { uriOf, type Location } from '../storage/uri.js';
@@ -70,7 +71,7 @@ export async function checkNativeFolders(target: Target, jobs: Job[], overwrite:
       break;
     }
     if (exists && !(overwrite && (await namedByOldPointer(out, target, dir.stored)))) {
-      throw new KspError('TARGET_FILE_EXISTS', `${uriOf(dir.location)}: already holds native files of epoch ${target.epoch} (another savepoint or checkpoint of job ${target.jobId}); ksp never replaces files outside the target directory, so choose another --epoch${overwrite ? '' : ' (or --overwrite the savepoint that owns them)'}`, { file: uriOf(dir.location) });
+      throw new KspError('TARGET_FILE_EXISTS', `${uriOf(dir.location)}: already holds native files of epoch ${target.epoch} (another savepoint or checkpoint of job ${target.jobId}); ksp never replaces files outside the target directory, so choose another ${optionName('epoch')}${overwrite ? '' : ` (or ${optionName('overwrite')} to replace the savepoint that owns them)`}`, { file: uriOf(dir.location) });
     }
   }
   if (writes) {

@@ -52,6 +52,8 @@ export interface WritePlan {
   source: string;
   target: string;
   mode: OutputMode;
+  /** Why this mode (the default depends on the source and the target), in words. */
+  modeReason: string;
   jobId: string;
   epoch: string;
   savepointId: string;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { KspError, preview } from '../errors.js';
+import { optionName } from '../option-names.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
 import { openBody, type TaskReader } from '../formats/task-format/index.js';
 import { stripTtlPrefix } from '../formats/task-format/ttl.js';
@@ -388,7 +389,7 @@ export async function openTask(task: SourceTask, onBytes?: (n: number) => void, 
     }
     const found = hasher?.digest('hex');
     if (found !== undefined && found !== task.sha256) {
-      throw new KspError('HASH_MISMATCH', `${file}: SHA-256 ${found} differs from ${task.sha256} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file, expected: task.sha256, found });
+      throw new KspError('HASH_MISMATCH', `${file}: SHA-256 ${found} differs from ${task.sha256} in the source's manifest.sha256 (pass ${optionName('trustSource')} to use it anyway)`, { file, expected: task.sha256, found });
     }
   }
   const native = task.native;

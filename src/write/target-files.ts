@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { KspError } from '../errors.js';
+import { optionName } from '../option-names.js';
 import { MANIFEST_NAME } from '../formats/manifest/manifest.js';
 import { LocalStorage } from '../storage/local.js';
 import { S3Storage } from '../storage/s3.js';
@@ -81,10 +82,10 @@ export async function checkTargetEmpty(dir: Location, metaLocation: Location, op
       if (s && s.live && s.info.token !== opts.ownToken && !(opts.forceUnlock && s.forcible)) throw lockedError(dir, s.info);
       continue;
     }
-    throw new KspError('TARGET_NOT_EMPTY', `${uriOf(dir)}: exists and is not empty (found ${e.rel}); pass --overwrite to replace it`, { file: uriOf(dir), found: e.rel });
+    throw new KspError('TARGET_NOT_EMPTY', `${uriOf(dir)}: exists and is not empty (found ${e.rel}); pass ${optionName('overwrite')} to replace it`, { file: uriOf(dir), found: e.rel });
   }
   if (!within(metaLocation, dir) && (await metaLocation.storage.stat(metaLocation.key))) {
-    throw new KspError('TARGET_NOT_EMPTY', `${uriOf(metaLocation)}: a savepoint record already exists there; pass --overwrite to replace it`, { file: uriOf(metaLocation) });
+    throw new KspError('TARGET_NOT_EMPTY', `${uriOf(metaLocation)}: a savepoint record already exists there; pass ${optionName('overwrite')} to replace it`, { file: uriOf(metaLocation) });
   }
 }
 
@@ -102,10 +103,10 @@ export async function filesToClear(dir: Location, guard: SourceGuard): Promise<L
     if (e.rel === LOCK_NAME) continue; // ours by now; released at the end
     const where = `${uriOf(dir)}/${e.rel}`;
     if (e.kind !== 'file') {
-      throw new KspError('TARGET_FOREIGN_FILE', `${where}: is a ${e.kind === 'symlink' ? 'symbolic link' : 'FIFO, socket or device'}; --overwrite deletes only plain files a ksp write or the savepoint layout put there, never through a link. Remove it yourself or choose another target`, { file: where });
+      throw new KspError('TARGET_FOREIGN_FILE', `${where}: is a ${e.kind === 'symlink' ? 'symbolic link' : 'FIFO, socket or device'}; ${optionName('overwrite')} deletes only plain files a ksp write or the savepoint layout put there, never through a link. Remove it yourself or choose another target`, { file: where });
     }
     if (!kspOwned(e.rel) && !named.has(e.rel)) {
-      throw new KspError('TARGET_FOREIGN_FILE', `${where}: was not put there by a ksp write or the savepoint layout, so --overwrite will not delete it (nothing was deleted). Remove it yourself or choose another target`, { file: where });
+      throw new KspError('TARGET_FOREIGN_FILE', `${where}: was not put there by a ksp write or the savepoint layout, so ${optionName('overwrite')} will not delete it (nothing was deleted). Remove it yourself or choose another target`, { file: where });
     }
     const loc = { storage: dir.storage, key: e.key };
     guard.assertNotSource(loc, 'delete');
@@ -148,7 +149,7 @@ export async function clearFiles(dir: Location, files: Location[], metaLocation:
     if (metaLocation.storage instanceof LocalStorage) {
       const p = metaLocation.storage.pathOf(metaLocation.key);
       const st = await fsp.lstat(p).catch(() => null);
-      if (st && !st.isFile()) throw new KspError('TARGET_FOREIGN_FILE', `${p}: the savepoint record is not a plain file (a link or device); --overwrite will not delete it`, { file: p });
+      if (st && !st.isFile()) throw new KspError('TARGET_FOREIGN_FILE', `${p}: the savepoint record is not a plain file (a link or device); ${optionName('overwrite')} will not delete it`, { file: p });
     }
     guard.assertNotSource(metaLocation, 'delete');
     await metaLocation.storage.delete(metaLocation.key);

@@ -1,4 +1,5 @@
 import { KspError } from '../errors.js';
+import { optionName } from '../option-names.js';
 import { epochDirName } from '../formats/metadata/metadata.js';
 import { checkId } from '../formats/stored-path.js';
 import { checkpointPrefix, engineLayoutOf } from '../model/layout.js';
@@ -46,6 +47,8 @@ export class Target {
     readonly epoch: bigint,
     readonly savepointId: string,
     readonly metaLocation: Location,
+    /** Why this mode, in words, for the plan (the default depends on the source and the target). */
+    readonly modeReason: string,
   ) {}
 
   get uri(): string {
@@ -58,7 +61,8 @@ export class Target {
    * storage base under which the layout is made.
    */
   static resolve(dst: string | Location | undefined, source: Savepoint, options: TargetOptions = {}): Target {
-    const mode: OutputMode = options.mode ?? (source.layout ? 'engine' : 'relative');
+    const given = dst === undefined ? null : typeof dst === 'string' ? locate(dst) : dst;
+    const { mode, reason } = chooseMode(given, source, options);
     let jobId = options.jobId ?? source.jobId;
     let epoch = options.epoch ?? source.epoch;
     if (mode === 'relative') {
@@ -67,11 +71,10 @@ export class Target {
       const dir = typeof dst === 'string' ? locate(dst) : dst;
       const spId = source.meta?.value.savepoint_id ?? epoch.toString();
       checkId(jobId, 'job id');
-      return new Target(mode, dir, null, jobId, epoch, spId, child(dir, 'meta.json'));
+      return new Target(mode, dir, null, jobId, epoch, spId, child(dir, 'meta.json'), reason);
     }
     let dir: Location;
     let base: Location;
-    const given = dst === undefined ? null : typeof dst === 'string' ? locate(dst) : dst;
     const layout = given ? engineLayoutOf(given) : null;
     if (given && layout && options.base === undefined) {
       if (layout.kind !== 'savepoint') throw new KspError('USAGE', `${uriOf(given)}: a savepoint is written under {job}/savepoints/, not ${layout.kind}s/`);
@@ -95,7 +98,7 @@ export class Target {
     // "Savepoint records"), so the id is `ksp-{epoch}`: never a number, and
     // found by ksp without listing.
     const spId = savepointIdFor(epoch);
-    return new Target(mode, dir, base, jobId, epoch, spId, child(base, jobId, 'savepoints', spId, 'meta.json'));
+    return new Target(mode, dir, base, jobId, epoch, spId, child(base, jobId, 'savepoints', spId, 'meta.json'), reason);
   }
 
   /** The state file of a task. */
@@ -129,6 +132,29 @@ export class Target {
     const location = child(this.dir, path);
     return { stored: this.mode === 'relative' ? path : checkpointPrefix(this.jobId, this.epoch) + path, location, relPath: path };
   }
+}
+
+/**
+ * The output mode when none is asked for. A source outside the engine layout
+ * gives a relative output. From one in it, the engine layout is kept when the
+ * target says so: a savepoint directory in that layout, a storage base named
+ * as such (--base, or the source's own base), or an engine identity
+ * (--job-id, --epoch). Any other target is taken as the directory the user
+ * wants the savepoint in, so the output goes there, self-contained, rather
+ * than three folders below it under {job}/savepoints/{epoch}.
+ */
+function chooseMode(given: Location | null, source: Savepoint, options: TargetOptions): { mode: OutputMode; reason: string } {
+  if (options.mode) return { mode: options.mode, reason: `${options.mode} mode, as asked` };
+  if (!source.layout) return { mode: 'relative', reason: 'relative mode: the source is not in the engine layout' };
+  const engine = (why: string): { mode: OutputMode; reason: string } => ({ mode: 'engine', reason: `engine mode: ${why}` });
+  if (options.base !== undefined || given === null) return engine('a storage base is given');
+  if (engineLayoutOf(given)) return engine("the target is a savepoint directory in the engine's layout");
+  if (options.jobId !== undefined || options.epoch !== undefined) return engine(`a job id or epoch is given, so ${uriOf(given)} is the storage base`);
+  if (given.storage === source.layout.base.storage && given.key === source.layout.base.key) return engine("the target is the source's storage base");
+  return {
+    mode: 'relative',
+    reason: `relative mode: the target is not in the engine's layout, so the savepoint is written right there, self-contained (${optionName('modeEngine')} writes it under ${uriOf(given)}/{job}/savepoints/{epoch:020} instead)`,
+  };
 }
 
 /** True when `inner` is `outer` or below it, in the same storage. */

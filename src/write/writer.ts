@@ -1,4 +1,5 @@
 import { KspError } from '../errors.js';
+import { optionName } from '../option-names.js';
 import { MetadataDoc } from '../formats/metadata/metadata.js';
 import { MetaDoc, SAVEPOINT_FORMAT_VERSION } from '../formats/meta/meta.js';
 import { JsonObject, fromPlain, type JsonValue } from '../formats/json/json-text.js';
@@ -237,6 +238,8 @@ class Planner {
     const renames = new Map<string, string>(); // source id -> output id
     const removed = new Set<string>();
     const current = (src: string): string => renames.get(src) ?? src;
+    /** The operator ids as named so far (renames applied, removals gone), for errors that list them. */
+    const liveIds = (): string[] => [...opIds].filter((o) => !removed.has(o)).map(current);
     const sourceOf = (cur: string, ids: Iterable<string>): string | null => {
       for (const s of ids) if (current(s) === cur && !removed.has(s)) return s;
       return null;
@@ -262,7 +265,7 @@ class Planner {
         records.push({ op: 'rename', from: op.from, to: op.to });
       } else if (op.kind === 'remove') {
         const src = sourceOf(op.id, opIds);
-        if (src === null) throw new KspError('OPERATOR_UNKNOWN', `remove ${op.id}: no operator ${JSON.stringify(op.id)} in the metadata of ${sp.uri}`, { found: op.id });
+        if (src === null) throw new KspError('OPERATOR_UNKNOWN', `remove ${op.id}: no operator ${JSON.stringify(op.id)} in the metadata of ${sp.uri} (operators: ${liveIds().join(', ')})`, { found: op.id, expected: liveIds() });
         removed.add(src);
         records.push({ op: 'remove', operator: op.id });
       } else if (op.kind === 'migrate') {
@@ -288,14 +291,14 @@ class Planner {
           if (!op.registry.operators.includes(name)) this.warnings.push(`a version is given for operator ${name}, which has no registered steps: ignored`);
         }
         if (unmatched.length && !op.options.allowUnmatched) {
-          throw new KspError('MIGRATION_MATCHED_NOTHING', `${unmatched.length} registered migration step(s) match no entry, so nothing was written (a typo in an operator or state name would otherwise stamp the new version on data in the old shape; pass --allow-unmatched if this is intended):\n  ${unmatched.join('\n  ')}`, { unmatched });
+          throw new KspError('MIGRATION_MATCHED_NOTHING', `${unmatched.length} registered migration step(s) match no entry, so nothing was written (a typo in an operator or state name would otherwise stamp the new version on data in the old shape; pass ${optionName('allowUnmatched')} if this is intended):\n  ${unmatched.join('\n  ')}`, { unmatched });
         }
         for (const u of unmatched) this.warnings.push(`allowed by --allow-unmatched: ${u}`);
         records.push({ op: 'migrate', operators: done, onCollision: op.options.onCollision ?? 'fail' });
       } else if (op.kind === 'rescale') {
         const named = op.options.operators?.map((n) => {
           const src = sourceOf(n, opIds);
-          if (src === null) throw new KspError('OPERATOR_UNKNOWN', `rescale: no operator ${JSON.stringify(n)} in the metadata of ${sp.uri}`, { found: n });
+          if (src === null) throw new KspError('OPERATOR_UNKNOWN', `rescale: no operator ${JSON.stringify(n)} in the metadata of ${sp.uri} (operators: ${liveIds().join(', ')})`, { found: n, expected: liveIds() });
           return src;
         });
         const chosen = named ?? operators.filter((o) => !removed.has(o.id) && o.tasks.some((t) => this.formats.get(t.index)!.kind !== 'stateless')).map((o) => o.id);
@@ -431,7 +434,7 @@ class Planner {
     for (const [id, v] of versions) if (!removed.has(id)) outVersions.set(current(id), v);
     const meta = this.buildMeta(outVersions, records);
     const plan = {
-      source: sp.uri, target: target.uri, mode: target.mode, jobId: target.jobId, epoch: target.epoch.toString(), savepointId: target.savepointId,
+      source: sp.uri, target: target.uri, mode: target.mode, modeReason: target.modeReason, jobId: target.jobId, epoch: target.epoch.toString(), savepointId: target.savepointId,
       meta: uriOf(target.metaLocation), fencingToken: this.fencingToken.toString(), operations: records, operators: opPlans,
       files: [] as PlannedFile[],
       metadata: this.describeMetadata(outVersions, renames, removed),

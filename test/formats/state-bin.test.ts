@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { StateBinDecoder, type StateEntry } from '../../src/formats/state-bin/decoder.js';
 import { encodeStateBin, encodeStateBinToBuffer } from '../../src/formats/state-bin/encoder.js';
 import { KspError } from '../../src/errors.js';
@@ -36,8 +36,11 @@ function u64(n: bigint): Buffer {
 const entry = (op: string, st: string, k: string, v: string): StateEntry => ({ operatorId: op, stateName: st, key: Buffer.from(k), value: Buffer.from(v) });
 
 describe.skipIf(!HAS_SHARED)('state.bin: the engine fixture', () => {
-  // A skipped describe's body still runs at collection: read only when the fixture is there.
-  const bytes = HAS_SHARED ? readFileSync(join(ENGINE_SP, 'op-0', 'task-0', 'state.bin')) : Buffer.alloc(0);
+  // A skipped describe's body still runs at collection: the fixture is read only once a test runs.
+  let bytes: Buffer;
+  beforeAll(() => {
+    bytes = readFileSync(join(ENGINE_SP, 'op-0', 'task-0', 'state.bin'));
+  });
   it('decodes to its two entries', async () => {
     const es = await decodeAll(bytes);
     expect(es.map((e) => [e.operatorId, e.stateName, Buffer.from(e.key).toString(), e.value.length])).toEqual([

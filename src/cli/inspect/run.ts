@@ -4,6 +4,7 @@ import { KspError, preview } from '../../errors.js';
 import { exportEntries } from '../../export/export.js';
 import { jsonlLine } from '../../export/jsonl.js';
 import { specsOf, type DecodeStats, type ExportCodecs, type ExportSpecs } from '../../export/columns.js';
+import { checkFilterNames, checkNames } from '../../model/filter-names.js';
 import { inspectSavepoint, type InspectSummary } from '../../model/inspect.js';
 import { sizeTasks } from '../../model/read-bytes.js';
 import { tasksForKey } from '../../model/key-lookup.js';
@@ -38,6 +39,8 @@ export async function run(args: InspectArgs): Promise<void> {
   if (!entriesMode) return summary(sp, args, integrity.hashes);
 
   const filter: EntryFilter = { operator: args.operator, state: args.state, key, keyPrefix };
+  // An unknown --operator/--state is an error naming the valid ones, before anything is written.
+  await checkFilterNames(sp, filter);
   const candidates = sp.candidateTasks(filter);
   let pruned: { read: number; of: number } | null = null;
   if (key && !args.allTasks) {
@@ -145,7 +148,9 @@ async function summary(sp: Savepoint, args: InspectArgs, hashes: HashLookup): Pr
     records: args.json || args.verbose ? true : TASKS_SHOWN,
   });
   progress.end();
-  if (args.operator !== undefined) s.operators = s.operators.filter((o) => o.id === args.operator || o.states.some((x) => x.entryOperator === args.operator));
+  const named = args.operator === undefined ? s.operators : s.operators.filter((o) => o.id === args.operator || o.states.some((x) => x.entryOperator === args.operator));
+  checkNames(args, { metadataOperators: s.operators.map((o) => o.id), entryOperators: s.operators.flatMap((o) => o.states.map((x) => x.entryOperator)), states: named.flatMap((o) => o.states.map((x) => x.name)) }, sp.uri);
+  s.operators = named;
   if (args.state !== undefined) for (const o of s.operators) o.states = o.states.filter((x) => x.name === args.state);
   await out(args.json ? json(s) : shown(humanSummary(s, args.verbose ?? false)));
   const broken = s.operators.flatMap((o) => o.tasks).filter((t) => t.error);

@@ -1,10 +1,12 @@
-import { listStorage } from '../../model/list.js';
+import { listHint, listStorage } from '../../model/list.js';
 import { setExit } from '../exit.js';
-import { bytes, json, out, shown, table } from '../output.js';
+import { bytes, err, json, out, shown, table } from '../output.js';
 import type { ListArgs } from './command.js';
 
 export async function run(args: ListArgs): Promise<void> {
   const rows = await listStorage(args.base, { job: args.job, verify: args.verify });
+  // Pointed one level too deep (at a savepoint, say), a listing is empty: say why.
+  const hint = rows.length === 0 ? await listHint(args.base) : null;
   if (args.json) {
     await out(json(rows));
   } else if (rows.length === 0) {
@@ -22,5 +24,6 @@ export async function run(args: ListArgs): Promise<void> {
     ));
     if (args.verbose) for (const r of rows) if (r.problem) await out(shown(`  ${r.uri}: ${r.problem}\n`));
   }
+  if (hint && !args.quiet) err(`ksp: note: ${shown(hint)}`);
   setExit(args.verify && rows.some((r) => r.verified === false) ? 1 : 0);
 }

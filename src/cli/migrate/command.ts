@@ -29,7 +29,8 @@ export const command: CommandModule<GlobalArgs, MigrateArgs> = {
       .example('ksp migrate ./sp ./out --migrations ./m.ts --to-version fraud=2 --dry-run', 'a TypeScript module; show the plan')
       .epilog(`A migrations module:
   export default (m, codecs) => {
-    m.value('fraud', 1, 2, codecs.msgpack, codecs.msgpack, (old) => ({ ...old, model: 2 }), { state: 'score' });
+    m.value('fraud', 1, 2, codecs.msgpack, codecs.msgpack,
+      (old) => ({ ...old, model: 2 }), { state: 'score' });
   };
 (or export default defineMigrations(...) from 'ksp'). Codecs: raw, utf8, json, msgpack, i64le, u64le, f64le,
 codecs.custom(name, decode, encode). Operators without steps are copied unchanged. A step whose operator or

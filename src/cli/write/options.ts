@@ -27,7 +27,7 @@ export function writeOptions<T>(y: Argv<T>): Argv<T & WriteArgs> {
     .option('dry-run', { type: 'boolean', describe: 'Print the plan (files copied, rewritten, metadata edits) and write nothing' })
     .option('overwrite', { type: 'boolean', describe: 'Replace a target that exists and is not empty; deletes only files a ksp write or the savepoint layout put there (anything else is an error naming it)' })
     .option('force-unlock', { type: 'boolean', describe: 'Take over the target\'s lock (.ksp-lock) left by a run that died; a lock whose owner still runs on this host is never taken' })
-    .option('mode', { choices: ['relative', 'engine'] as const, describe: 'relative: self-contained, paths relative to the directory; engine: the engine\'s layout (default when the source is in it)' })
+    .option('mode', { choices: ['relative', 'engine'] as const, describe: 'relative: self-contained, written at dst; engine: the engine\'s layout. Default: engine when the source is in that layout and dst is a savepoint directory in it ({job}/savepoints/{epoch:020}), the source\'s storage base, --base, --job-id or --epoch; else relative (the plan says which and why)' })
     .option('job-id', { type: 'string', describe: 'Engine mode: job id of the output (default: the source\'s)' })
     .option('epoch', { type: 'string', describe: 'Engine mode: epoch of the output (default: the source\'s)' })
     .option('base', { type: 'string', describe: 'Engine mode: storage base to write {job}/savepoints/{epoch:020} under (instead of dst)' })

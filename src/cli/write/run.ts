@@ -61,6 +61,7 @@ export function humanPlan(p: WritePlan, verbose: boolean): string {
   const lines: string[] = [];
   lines.push(`plan: ${p.source}`);
   lines.push(`   → ${p.target}  (${p.mode} mode, job ${p.jobId}, epoch ${p.epoch}, fencing token ${p.fencingToken})`);
+  lines.push(`     ${p.modeReason}`);
   if (p.operations.length) lines.push(`operations: ${p.operations.map((o) => o.op).join(', ')}`);
   lines.push('operators:');
   for (const o of p.operators) {

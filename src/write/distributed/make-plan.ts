@@ -286,5 +286,5 @@ export async function publishPlan(dir: Location, plan: DistributedPlan, o: { com
 
 /** The `plan` member of a plan that writes no savepoint (a distributed verify or export): every field empty. */
 export function emptyWritePlan(source: string, target: string): DistributedPlan['plan'] {
-  return { source, target, mode: 'relative', jobId: '', epoch: '', savepointId: '', meta: '', fencingToken: '', operations: [], operators: [], files: [], metadata: [], warnings: [], totals: { files: 0, copy: { files: 0, bytes: 0 }, rewrite: { files: 0, bytes: 0 }, write: { files: 0 } } };
+  return { source, target, mode: 'relative', modeReason: '', jobId: '', epoch: '', savepointId: '', meta: '', fencingToken: '', operations: [], operators: [], files: [], metadata: [], warnings: [], totals: { files: 0, copy: { files: 0, bytes: 0 }, rewrite: { files: 0, bytes: 0 }, write: { files: 0 } } };
 }

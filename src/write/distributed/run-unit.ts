@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { KspError } from '../../errors.js';
+import { optionName } from '../../option-names.js';
 import type { StateEntry } from '../../formats/state-bin/decoder.js';
 import { STATE_BIN_VERSION, StateBinDecoder } from '../../formats/state-bin/decoder.js';
 import { movedEntryKey } from '../../model/task-ranges.js';
@@ -116,7 +117,7 @@ async function runNativeCopy(u: NativeCopyUnitSpec, ctx: UnitContext): Promise<U
       throw new KspError('NATIVE_SST_HASH', `${f.from}: SHA-256 ${r.sha256} differs from ${f.sha256} recorded in its sst_manifest.json`, { file: f.from, expected: f.sha256, found: r.sha256 });
     }
     if (f.listed && r.sha256 !== f.listed) {
-      throw new KspError('HASH_MISMATCH', `${f.from}: SHA-256 ${r.sha256} differs from ${f.listed} in the source's manifest.sha256 (pass --trust-source to use it anyway)`, { file: f.from, expected: f.listed, found: r.sha256 });
+      throw new KspError('HASH_MISMATCH', `${f.from}: SHA-256 ${r.sha256} differs from ${f.listed} in the source's manifest.sha256 (pass ${optionName('trustSource')} to use it anyway)`, { file: f.from, expected: f.listed, found: r.sha256 });
     }
     read += r.size;
     outputs.push({ uri: f.to, rel: f.rel, sha256: r.sha256, size: r.size });
