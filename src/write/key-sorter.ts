@@ -28,7 +28,7 @@ const HEADER = 8;
 const RUN_BYTES = 96 * 1024 * 1024;
 
 /** KSP_SORT_RUN_BYTES overrides it (at least 1 MiB), to bound memory further or to test the spill. */
-function runBytesDefault(): number {
+export function runBytesDefault(): number {
   const v = Number(process.env.KSP_SORT_RUN_BYTES);
   return Number.isSafeInteger(v) && v >= 1 << 20 ? Math.min(v, 1 << 30) : RUN_BYTES;
 }
@@ -60,6 +60,8 @@ export class KeySorter {
   private dir: string | null = null;
   duplicates = 0;
   added = 0;
+  /** Called with each superseded record's key (ksp diff reports which states repeat keys); views valid during the call only. */
+  onDuplicate: ((key: Uint8Array) => void) | null = null;
 
   constructor(private readonly tempDir: string, private readonly runBytes = runBytesDefault()) {
     if (spare && spare.length === runBytes) {
@@ -112,6 +114,7 @@ export class KeySorter {
     for (let i = 0; i < sorted.length; i++) {
       if (i + 1 < sorted.length && compareAt(arena, sorted[i]!, sorted[i + 1]!) === 0) {
         this.duplicates++;
+        if (this.onDuplicate) this.onDuplicate(arena.subarray(sorted[i]! + HEADER, sorted[i]! + HEADER + arena.readUInt32LE(sorted[i]!)));
         continue;
       }
       sorted[w++] = sorted[i]!;
@@ -200,7 +203,10 @@ export class KeySorter {
         // Equal keys leave the heap in run order; only the last run's survives.
         const top = heap.peek();
         const superseded = top !== undefined && Buffer.compare(top.key!, key) === 0;
-        if (superseded) this.duplicates++;
+        if (superseded) {
+          this.duplicates++;
+          if (this.onDuplicate) this.onDuplicate(key);
+        }
         else {
           // The reader's views die at its next record: copied into one buffer per batch, not two per record.
           const size = key.length + value.length;
