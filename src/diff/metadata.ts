@@ -32,8 +32,16 @@ function taskCounts(sp: Savepoint): Map<string, number> {
   return m;
 }
 
-function versions(sp: Savepoint): Map<string, string> {
-  return new Map([...(sp.meta?.operatorVersions() ?? new Map<string, bigint>())].map(([k, v]) => [k, v.toString()]));
+/**
+ * Operator versions from the savepoint record; an operator it does not name
+ * (or a savepoint without a record, as the engine writes some) is at
+ * version 1, as `ksp migrate` assumes, so a copy that writes the 1 down does
+ * not differ.
+ */
+function versions(sp: Savepoint, operators: Iterable<string>): Map<string, string> {
+  const m = new Map([...(sp.meta?.operatorVersions() ?? new Map<string, bigint>())].map(([k, v]) => [k, v.toString()]));
+  for (const id of operators) if (!m.has(id)) m.set(id, '1');
+  return m;
 }
 
 /** Keys of both maps, A's order first, then B's new ones. */
@@ -52,7 +60,7 @@ export function metadataChanges(a: Savepoint, b: Savepoint, operator?: string): 
   const ma = a.metadata.value;
   const mb = b.metadata.value;
   if (operator === undefined) {
-    add('job_id', ma.job_id, mb.job_id, true);
+    add('job_id', ma.job_id, mb.job_id, false);
     const oa = offsets(a);
     const ob = offsets(b);
     for (const p of keysOf(oa, ob)) add(`source_offsets.${p}`, oa.get(p), ob.get(p), true);
@@ -60,9 +68,10 @@ export function metadataChanges(a: Savepoint, b: Savepoint, operator?: string): 
   const ta = taskCounts(a);
   const tb = taskCounts(b);
   for (const id of keysOf(ta, tb)) if (only(id)) add(`operator.${id}`, ta.has(id) ? 'present' : null, tb.has(id) ? 'present' : null, true);
-  const va = versions(a);
-  const vb = versions(b);
-  for (const id of keysOf(va, vb)) if (only(id)) add(`operator_versions.${id}`, va.get(id), vb.get(id), true);
+  const va = versions(a, ta.keys());
+  const vb = versions(b, tb.keys());
+  // An operator added or removed is said once, above, not again by its version.
+  for (const id of keysOf(va, vb)) if (only(id) && ta.has(id) === tb.has(id)) add(`operator_versions.${id}`, va.get(id), vb.get(id), true);
   for (const id of keysOf(ta, tb)) if (only(id) && ta.has(id) && tb.has(id)) add(`tasks.${id}`, ta.get(id), tb.get(id), false);
   if (operator === undefined) {
     add('kind', a.kind, b.kind, false);
