@@ -20,9 +20,9 @@ export interface DiffArgs extends GlobalArgs, SourceArgs {
 const CODECS = 'utf8, json, msgpack, i64le, u64le, f64le, hex, raw';
 
 export const DIFF_EPILOG = `Exit codes, as diff(1): 0 the two have the same content, 1 they differ (entries, or the
-logical metadata: operators, operator versions, source offsets, job id), 2 usage, 3 bad input,
-4 not found, 5 storage, 6 unsupported, 70 internal error. Task counts, paths, epoch, label and
-metadata version are listed as notes and never make two savepoints differ.`;
+logical metadata: operators, operator versions, source offsets), 2 usage, 3 bad input,
+4 not found, 5 storage, 6 unsupported, 70 internal error. Task counts, job id, paths, epoch,
+label and metadata version are listed as notes and never make two savepoints differ.`;
 
 export const command: CommandModule<GlobalArgs, DiffArgs> = {
   command: 'diff <a> <b>',
