@@ -2,7 +2,7 @@ import { tmpdir } from 'node:os';
 import { preview } from '../errors.js';
 import { Savepoint, type EntryFilter, type OpenOptions } from '../model/savepoint.js';
 import type { Location } from '../storage/uri.js';
-import { groupOf, LogicalSide, type LogicalEntry, type SideNotes } from './logical.js';
+import { groupName, groupOf, LogicalSide, type LogicalEntry, type SideNotes } from './logical.js';
 import { metadataChanges, type MetadataChange } from './metadata.js';
 
 /**
@@ -79,6 +79,11 @@ export interface DiffOptions extends OpenOptions {
 
 const BATCH = 1024;
 
+function newState(id: Uint8Array): StateDiff {
+  const g = groupOf(id);
+  return { operator: g.operator, entryOperator: g.entryOperator, state: g.state, added: 0, removed: 0, changed: 0, unchanged: 0, repeated: { a: 0, b: 0 }, conflicts: { a: 0, b: 0 }, examples: [] };
+}
+
 /**
  * A diff of two savepoints: `rows()` streams the differences in batches
  * (once), and fills `report()` as it goes. `diffSavepoints` runs it to the end.
@@ -94,22 +99,14 @@ export class SavepointDiff {
     return new SavepointDiff(await open(a), await open(b), options);
   }
 
-  private stateOf(e: LogicalEntry, cache: { group: Buffer | null; state: StateDiff | null }): StateDiff {
-    const group = e.id.subarray(0, e.groupLength);
-    if (cache.group && cache.group.equals(group)) return cache.state!;
-    const name = group.toString('latin1');
+  private stateOf(e: LogicalEntry): StateDiff {
+    const name = groupName(e.id, e.groupLength);
     let s = this.states.get(name);
-    if (!s) {
-      const g = groupOf(group);
-      s = { operator: g.operator, entryOperator: g.entryOperator, state: g.state, added: 0, removed: 0, changed: 0, unchanged: 0, repeated: { a: 0, b: 0 }, conflicts: { a: 0, b: 0 }, examples: [] };
-      this.states.set(name, s);
-    }
-    cache.group = Buffer.from(group);
-    cache.state = s;
+    if (!s) this.states.set(name, (s = newState(e.id)));
     return s;
   }
 
-  /** The differences, in (operator, entry operator, state, key length, key) order. */
+  /** The differences, in the sort's order (a hash of operator, state and key: logical.ts), not by key. */
   async *rows(): AsyncGenerator<DiffRow[]> {
     const filter: EntryFilter = { operator: this.options.operator, state: this.options.state };
     const tempDir = this.options.tempDir ?? process.env.KSP_TMPDIR ?? tmpdir();
@@ -123,10 +120,9 @@ export class SavepointDiff {
       const ib = sb.entries();
       let x = (await ia.next()).value as LogicalEntry | undefined;
       let y = (await ib.next()).value as LogicalEntry | undefined;
-      const cache = { group: null as Buffer | null, state: null as StateDiff | null };
       let batch: DiffRow[] = [];
       const differ = (e: LogicalEntry, change: Change, oldValue: Uint8Array | null, newValue: Uint8Array | null): void => {
-        const s = this.stateOf(e, cache);
+        const s = this.stateOf(e);
         s[change]++;
         if (s.examples.length < max) s.examples.push({ change, key: preview(e.key, 48), keyHex: e.key.toString('hex'), oldSize: oldValue?.length ?? null, newSize: newValue?.length ?? null });
         batch.push({ operatorId: s.operator, entryOperator: s.entryOperator, stateName: s.state, key: e.key, change, oldValue, newValue });
@@ -140,7 +136,7 @@ export class SavepointDiff {
           differ(y!, 'added', null, y!.value);
           y = (await ib.next()).value as LogicalEntry | undefined;
         } else {
-          if (Buffer.from(x!.value.buffer, x!.value.byteOffset, x!.value.byteLength).equals(y!.value)) this.stateOf(x!, cache).unchanged++;
+          if (Buffer.from(x!.value.buffer, x!.value.byteOffset, x!.value.byteLength).equals(y!.value)) this.stateOf(x!).unchanged++;
           else differ(x!, 'changed', x!.value, y!.value);
           x = (await ia.next()).value as LogicalEntry | undefined;
           y = (await ib.next()).value as LogicalEntry | undefined;
@@ -166,12 +162,8 @@ export class SavepointDiff {
     for (const [which, map] of [['repeated', notes.repeated], ['conflicts', notes.conflicts]] as const) {
       for (const [group, n] of map) {
         let s = this.states.get(group);
-        if (!s) {
-          // Only reached when every copy of the state's keys was superseded or merged away: cannot happen, but the count must not be lost.
-          const g = groupOf(n.example);
-          s = { operator: g.operator, entryOperator: g.entryOperator, state: g.state, added: 0, removed: 0, changed: 0, unchanged: 0, repeated: { a: 0, b: 0 }, conflicts: { a: 0, b: 0 }, examples: [] };
-          this.states.set(group, s);
-        }
+        // A state is always counted by the merge (a repeat leaves its last entry): this only keeps the count safe.
+        if (!s) this.states.set(group, (s = newState(n.example)));
         s[which][side] += n.count;
       }
     }
@@ -179,7 +171,9 @@ export class SavepointDiff {
 
   /** The summary; complete once `rows()` has been read to the end. */
   report(): DiffReport {
-    const states = [...this.states.values()];
+    // Met in hash order: listed by name.
+    const by = (s: StateDiff): string => `${s.operator}\u0000${s.entryOperator}\u0000${s.state}`;
+    const states = [...this.states.values()].sort((x, y) => (by(x) < by(y) ? -1 : by(x) > by(y) ? 1 : 0));
     const totals = { added: 0, removed: 0, changed: 0, unchanged: 0, entriesA: this.entries.a, entriesB: this.entries.b };
     for (const s of states) {
       totals.added += s.added;
