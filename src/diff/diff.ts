@@ -2,7 +2,7 @@ import { tmpdir } from 'node:os';
 import { preview } from '../errors.js';
 import { Savepoint, type EntryFilter, type OpenOptions } from '../model/savepoint.js';
 import type { Location } from '../storage/uri.js';
-import { groupName, groupOf, LogicalSide, type LogicalEntry, type SideNotes } from './logical.js';
+import { groupName, groupOf, HASH_BYTES, LogicalSide, type LogicalEntry, type SideNotes } from './logical.js';
 import { metadataChanges, type MetadataChange } from './metadata.js';
 
 /**
@@ -79,6 +79,36 @@ export interface DiffOptions extends OpenOptions {
 
 const BATCH = 1024;
 
+/** A position in one side's batches of logical entries. */
+class Cursor {
+  private batch: LogicalEntry[] = [];
+  private i = 0;
+  constructor(private readonly it: AsyncIterator<LogicalEntry[]>) {}
+
+  /** The current entry; undefined at the end. */
+  get entry(): LogicalEntry | undefined {
+    return this.batch[this.i];
+  }
+
+  /** Moves on within the batch; false when the next batch must be fetched (fill). */
+  step(): boolean {
+    return ++this.i < this.batch.length;
+  }
+
+  async fill(): Promise<void> {
+    while (this.i >= this.batch.length) {
+      const r = await this.it.next();
+      if (r.done) {
+        this.batch = [];
+        this.i = 0;
+        return;
+      }
+      this.batch = r.value;
+      this.i = 0;
+    }
+  }
+}
+
 function newState(id: Uint8Array): StateDiff {
   const g = groupOf(id);
   return { operator: g.operator, entryOperator: g.entryOperator, state: g.state, added: 0, removed: 0, changed: 0, unchanged: 0, repeated: { a: 0, b: 0 }, conflicts: { a: 0, b: 0 }, examples: [] };
@@ -99,10 +129,18 @@ export class SavepointDiff {
     return new SavepointDiff(await open(a), await open(b), options);
   }
 
+  /** States met so far, with their names' bytes: a diff has few, and a compare in place allocates nothing per entry. */
+  private readonly recent: Array<{ names: Buffer; state: StateDiff }> = [];
+
   private stateOf(e: LogicalEntry): StateDiff {
+    const n = e.groupLength - HASH_BYTES;
+    for (const r of this.recent) {
+      if (r.names.length === n && e.id.compare(r.names, 0, n, HASH_BYTES, e.groupLength) === 0) return r.state;
+    }
     const name = groupName(e.id, e.groupLength);
     let s = this.states.get(name);
     if (!s) this.states.set(name, (s = newState(e.id)));
+    if (this.recent.length < 16) this.recent.push({ names: Buffer.from(e.id.subarray(HASH_BYTES, e.groupLength)), state: s });
     return s;
   }
 
@@ -116,10 +154,10 @@ export class SavepointDiff {
       sides.push(await LogicalSide.load(this.a, { filter, tempDir, onEntries: this.options.onEntries }));
       sides.push(await LogicalSide.load(this.b, { filter, tempDir, onEntries: this.options.onEntries }));
       const [sa, sb] = sides as [LogicalSide, LogicalSide];
-      const ia = sa.entries();
-      const ib = sb.entries();
-      let x = (await ia.next()).value as LogicalEntry | undefined;
-      let y = (await ib.next()).value as LogicalEntry | undefined;
+      const ca = new Cursor(sa.batches());
+      const cb = new Cursor(sb.batches());
+      await ca.fill();
+      await cb.fill();
       let batch: DiffRow[] = [];
       const differ = (e: LogicalEntry, change: Change, oldValue: Uint8Array | null, newValue: Uint8Array | null): void => {
         const s = this.stateOf(e);
@@ -127,20 +165,17 @@ export class SavepointDiff {
         if (s.examples.length < max) s.examples.push({ change, key: preview(e.key, 48), keyHex: e.key.toString('hex'), oldSize: oldValue?.length ?? null, newSize: newValue?.length ?? null });
         batch.push({ operatorId: s.operator, entryOperator: s.entryOperator, stateName: s.state, key: e.key, change, oldValue, newValue });
       };
-      while (x || y) {
-        const c = !x ? 1 : !y ? -1 : Buffer.compare(x.id, y.id);
-        if (c < 0) {
-          differ(x!, 'removed', x!.value, null);
-          x = (await ia.next()).value as LogicalEntry | undefined;
-        } else if (c > 0) {
-          differ(y!, 'added', null, y!.value);
-          y = (await ib.next()).value as LogicalEntry | undefined;
-        } else {
-          if (Buffer.from(x!.value.buffer, x!.value.byteOffset, x!.value.byteLength).equals(y!.value)) this.stateOf(x!).unchanged++;
-          else differ(x!, 'changed', x!.value, y!.value);
-          x = (await ia.next()).value as LogicalEntry | undefined;
-          y = (await ib.next()).value as LogicalEntry | undefined;
-        }
+      for (;;) {
+        const x = ca.entry;
+        const y = cb.entry;
+        if (x === undefined && y === undefined) break;
+        const c = x === undefined ? 1 : y === undefined ? -1 : Buffer.compare(x.id, y.id);
+        if (c < 0) differ(x!, 'removed', x!.value, null);
+        else if (c > 0) differ(y!, 'added', null, y!.value);
+        else if (Buffer.compare(x!.value, y!.value) === 0) this.stateOf(x!).unchanged++;
+        else differ(x!, 'changed', x!.value, y!.value);
+        if (c <= 0 && !ca.step()) await ca.fill();
+        if (c >= 0 && !cb.step()) await cb.fill();
         if (batch.length >= BATCH) {
           yield batch;
           batch = [];

@@ -162,31 +162,35 @@ export class LogicalSide {
       side.remove();
       throw e;
     }
+    side.sorter.endInput();
     return side;
   }
 
-  /** The logical entries in ascending id order, one per id. Call once. */
-  async *entries(): AsyncGenerator<LogicalEntry> {
-    let prev: { id: Buffer; value: Uint8Array } | null = null;
-    const emit = (p: { id: Buffer; value: Uint8Array }): LogicalEntry => {
-      const groupLength = groupLengthOf(p.id);
-      return { id: p.id, groupLength, key: p.id.subarray(groupLength + 4), value: p.value };
-    };
+  /**
+   * The logical entries in ascending id order, one per id, in batches (one
+   * per sorted batch: a generator step per entry cost more than the entry).
+   * Call once.
+   */
+  async *batches(): AsyncGenerator<LogicalEntry[]> {
+    let prev: LogicalEntry | null = null;
     for await (const batch of this.sorter.sorted()) {
+      const out: LogicalEntry[] = [];
       for (const r of batch) {
         // The sorter's views stay valid until it is removed (key-sorter.ts): none is copied.
         const id = (r.key as Buffer).subarray(0, r.key.length - TASK_SUFFIX);
-        if (prev && prev.id.equals(id)) {
+        if (prev !== null && prev.id.length === id.length && prev.id.equals(id)) {
           const merged = mergedBroadcastValue(prev.value, r.value);
           if (merged === null) note(this.notes.conflicts, id);
           else prev.value = merged;
           continue;
         }
-        if (prev) yield emit(prev);
-        prev = { id, value: r.value };
+        if (prev !== null) out.push(prev);
+        const groupLength = groupLengthOf(id);
+        prev = { id, groupLength, key: id.subarray(groupLength + 4), value: r.value };
       }
+      if (out.length) yield out;
     }
-    if (prev) yield emit(prev);
+    if (prev !== null) yield [prev];
   }
 
   remove(): void {

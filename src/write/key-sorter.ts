@@ -160,6 +160,17 @@ export class KeySorter {
     this.lastStart = -1;
   }
 
+  /**
+   * After the last `add`: when runs were spilled, the arena's records are
+   * spilled too and the arena let go now rather than when `sorted()` starts,
+   * so a caller filling a second sorter (ksp diff) never holds two arenas.
+   */
+  endInput(): void {
+    if (this.runs.length === 0) return;
+    if (this.count) this.spill();
+    this.arena = Buffer.alloc(0);
+  }
+
   /** Every record once, in ascending key order, in batches. Call once, after the last `add`. */
   async *sorted(): AsyncGenerator<KeyValue[]> {
     if (this.runs.length === 0) {
