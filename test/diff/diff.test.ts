@@ -236,6 +236,31 @@ describe('repeated keys, copies across tasks, spills', () => {
   });
 });
 
+describe('metadata', () => {
+  it('a changed source offset and a removed operator are differences; the CLI and the library agree', async () => {
+    const { cpSync, readFileSync: read, writeFileSync } = await import('node:fs');
+    const d = tmp();
+    cpSync(REL, d, { recursive: true });
+    // Edited as text: the file holds u64 values JSON.parse would round.
+    const text = read(join(d, 'metadata.json'), 'utf8');
+    const edited = text.replace('"offset": 1234', '"offset": 1300').replace(/,\s*\{\s*"operator_id": "sink"[^}]*\}\s*,\s*\{\s*"operator_id": "sink"[^}]*\}/, '');
+    expect(edited).not.toContain('"sink"');
+    writeFileSync(join(d, 'metadata.json'), edited);
+    const r = await diffSavepoints(REL, d);
+    expect(r.same).toBe(false);
+    expect(r.totals).toMatchObject({ added: 0, removed: 0, changed: 0, unchanged: 157 });
+    expect(r.metadata.filter((m) => m.logical)).toEqual([
+      { field: 'source_offsets.orders-0', a: '1234 (encoded d204000000000000)', b: '1300 (encoded d204000000000000)', logical: true },
+      { field: 'operator.sink', a: 'present', b: null, logical: true },
+    ]);
+    // The edited metadata no longer matches its manifest: the CLI refuses it unless trusted, then exits 1.
+    expect((await ksp(['diff', REL, d])).code).toBe(3);
+    const cli = await ksp(['diff', REL, d, '--trust-source', '-q']);
+    expect(cli.code).toBe(1);
+    expect(cli.stdout).toContain('metadata differences:\n  source_offsets.orders-0: 1234 (encoded d204000000000000) -> 1300 (encoded d204000000000000)\n  operator.sink: present -> (absent)');
+  });
+});
+
 describe('bad input', () => {
   it('a missing savepoint is NOT_FOUND, exit 4, with a typed JSON error', async () => {
     const r = await ksp(['diff', join(tmp(), 'nope'), REL, '--json']);
