@@ -17,7 +17,11 @@ import { metadataChanges, type MetadataChange } from './metadata.js';
 
 export type Change = 'added' | 'removed' | 'changed';
 
-/** One difference: an entry only in B (added), only in A (removed), or in both with other values (changed). */
+/**
+ * One difference: an entry only in B (added), only in A (removed), or in both
+ * with other values (changed). Its bytes are views of the sort's buffers,
+ * valid while its batch is being handled: copy them to keep them.
+ */
 export interface DiffRow {
   operatorId: string;
   entryOperator: string;
@@ -222,7 +226,7 @@ export class SavepointDiff {
   }
 }
 
-/** Compares two savepoints (paths, URIs or opened ones); `onRows` receives each batch of differences. */
+/** Compares two savepoints (paths, URIs or opened ones); `onRows` receives each batch of differences (views: copy what you keep). */
 export async function diffSavepoints(a: string | Location | Savepoint, b: string | Location | Savepoint, options: DiffOptions & { onRows?: (rows: DiffRow[]) => void | Promise<void> } = {}): Promise<DiffReport> {
   const d = await SavepointDiff.open(a, b, options);
   for await (const rows of d.rows()) await options.onRows?.(rows);

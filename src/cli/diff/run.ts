@@ -1,6 +1,6 @@
 import { KspError } from '../../errors.js';
 import type { ExportSpecs } from '../../export/columns.js';
-import { SavepointDiff, type DiffReport, type DiffRow } from '../../diff/diff.js';
+import { SavepointDiff, type DiffReport } from '../../diff/diff.js';
 import { exportDiff } from '../../diff/export.js';
 import { checkSourceIntegrity } from '../../model/source-integrity.js';
 import { checkSpecStates, codecSpec } from '../../model/value-codecs.js';
@@ -14,15 +14,16 @@ import type { DiffArgs } from './command.js';
 export async function run(args: DiffArgs): Promise<void> {
   if (args.examples !== undefined && (!Number.isInteger(args.examples) || args.examples < 0)) throw new KspError('USAGE', `--examples: expected a whole number >= 0, found ${args.examples}`);
   if (args.out === undefined && (args.keyCodec !== undefined || args.valueCodec !== undefined)) throw new KspError('USAGE', '--key-codec and --value-codec apply with --out only');
+  // Progress counts the entries read from both sides (the sort's input): the differences may be few.
+  const progress = new Progress('diff', args.progress !== false && !args.quiet);
   const diff = await SavepointDiff.open(args.a, args.b, {
-    allowRoots: allowRoots(args), operator: args.operator, state: args.state, tempDir: args['temp-dir'], examples: args.examples,
+    allowRoots: allowRoots(args), operator: args.operator, state: args.state, tempDir: args['temp-dir'], examples: args.examples, onEntries: progress.rows,
   });
   // Each side's integrity first, as inspect and the writers check it (--trust-source to compare a damaged one).
   for (const sp of [diff.a, diff.b]) {
     const integrity = await checkSourceIntegrity(sp, args.trustSource === true);
     if (!args.quiet) for (const w of integrity.warnings) err(`ksp: warning: ${shown(w)}`);
   }
-  const progress = new Progress('diff', args.progress !== false && !args.quiet);
   const rows = diff.rows();
   let r: DiffReport;
   if (args.out !== undefined) {
@@ -39,7 +40,7 @@ export async function run(args: DiffArgs): Promise<void> {
     if (!args.overwrite && (await target.storage.stat(target.key))) {
       throw new KspError('TARGET_NOT_EMPTY', `${args.out}: exists; pass --overwrite to replace it`, { file: args.out });
     }
-    const e = await exportDiff(counted(rows, progress), target, { codecs, compression: args.compression as never });
+    const e = await exportDiff(rows, target, { codecs, compression: args.compression as never });
     progress.end();
     r = diff.report();
     if (args.json) await out(json({ ...r, out: e }));
@@ -49,19 +50,12 @@ export async function run(args: DiffArgs): Promise<void> {
       if (e.decode.valueFailures) err(`note: ${count(e.decode.valueFailures)} value(s) could not be decoded as ${args.valueCodec}; their value_decoded is null`);
     }
   } else {
-    for await (const _ of counted(rows, progress));
+    for await (const _ of rows);
     progress.end();
     r = diff.report();
     await out(args.json ? json(r) : shown(humanDiff(r)));
   }
   setExit(r.same ? 0 : 1);
-}
-
-async function* counted(rows: AsyncIterable<DiffRow[]>, progress: Progress): AsyncGenerator<DiffRow[]> {
-  for await (const b of rows) {
-    progress.rows(b.length);
-    yield b;
-  }
 }
 
 function stateName(s: { operator: string; entryOperator: string; state: string }): string {
