@@ -56,3 +56,8 @@ export { KspError, isKspError, ERROR_CODES, EXIT_CODES, type ErrorCode, type Err
 
 // Distributed runs (README "Scale-out"): plan, shards, commit, status.
 export { writeDistributedPlan, writeExportPlan, runShard, runShardsInProcess, commitDistributed, distributedStatus, parseShard, type ShardReport, type CommitReport, type DistributedStatus, type DistributedPlan } from './write/distributed/index.js';
+
+// ksp diff (README "ksp diff"): two savepoints' logical content compared.
+export { diffSavepoints, SavepointDiff, type DiffReport, type DiffRow, type DiffOptions, type StateDiff, type DiffExample, type Change } from './diff/diff.js';
+export { exportDiff, type DiffExportOptions } from './diff/export.js';
+export type { MetadataChange } from './diff/metadata.js';

@@ -23,7 +23,7 @@ export interface GlobalArgs {
   progress?: boolean;
 }
 
-const EPILOG = `Exit codes: 0 ok, 1 verification failed, 2 usage, 3 bad input (corrupt or malformed files),
+const EPILOG = `Exit codes: 0 ok, 1 verification failed (ksp diff: the two differ), 2 usage, 3 bad input (corrupt or malformed files),
 4 not found, 5 storage I/O, 6 unsupported (a format feature ksp does not handle, e.g. merge operands,
 blob files or a compressed WAL in native RocksDB state), 70 internal error, 129/130/143 interrupted by
 SIGHUP/SIGINT/SIGTERM (a write is rolled back first).
@@ -39,6 +39,7 @@ export async function main(argv: string[]): Promise<number> {
   const commands = await Promise.all([
     import('./verify/command.js'), import('./inspect/command.js'), import('./list/command.js'),
     import('./migrate/command.js'), import('./rescale/command.js'), import('./relocate/command.js'), import('./edit/command.js'), import('./convert/command.js'), import('./report/command.js'),
+    import('./diff/command.js'),
     // Distributed runs (planned with --distributed): one shard, the seal, and progress.
     import('./distributed/work-command.js'), import('./distributed/commit-command.js'), import('./distributed/status-command.js'),
   ]);
@@ -60,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'No progress or notes on stderr' })
     .option('progress', { type: 'boolean', default: true, describe: 'Progress on stderr (only when it is a terminal)' })
     .strict()
-    .demandCommand(1, 'Name a command: verify, inspect, list, migrate, rescale, relocate, edit, convert, report, work, commit or status (ksp --help).')
+    .demandCommand(1, 'Name a command: verify, inspect, list, migrate, rescale, relocate, edit, convert, report, diff, work, commit or status (ksp --help).')
     .recommendCommands()
     .wrap(helpWidth())
     .version(VERSION)

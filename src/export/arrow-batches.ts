@@ -81,10 +81,14 @@ export async function arrowModule(): Promise<typeof Arrow> {
   return import('apache-arrow');
 }
 
+/** The Arrow type of a decoded column (a codec's `column`). */
+export function decodedType(A: typeof Arrow, column: string): Arrow.DataType {
+  return column === 'int64' ? new A.Int64() : column === 'uint64' ? new A.Uint64() : column === 'float64' ? new A.Float64() : new A.Utf8();
+}
+
 export function exportSchema(A: typeof Arrow, codecs: ExportCodecs): Arrow.Schema {
   const specs = specsOf(codecs);
-  const typeOf = (c: string): Arrow.DataType =>
-    c === 'int64' ? new A.Int64() : c === 'uint64' ? new A.Uint64() : c === 'float64' ? new A.Float64() : new A.Utf8();
+  const typeOf = (c: string): Arrow.DataType => decodedType(A, c);
   const fields: Arrow.Field[] = [
     new A.Field('operator_id', new A.Utf8(), false),
     new A.Field('task_id', new A.Utf8(), false),

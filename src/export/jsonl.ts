@@ -8,18 +8,19 @@ import { rowKeyGroup, specsOf, tryDecode, tryWindow, type DecodeStats, type Expo
  * 64-bit integers outside the exact double range as strings.
  */
 
-function hex(b: Uint8Array): string {
+export function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
 
-function jsonOf(v: string | bigint | number | null, embed: boolean): string {
+/** A decoded value as JSON text (`embed`: the codec's output is JSON already). */
+export function jsonOf(v: string | bigint | number | null, embed: boolean): string {
   if (v === null) return 'null';
   if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? v.toString() : JSON.stringify(v.toString());
   if (typeof v === 'number') return Number.isFinite(v) ? String(v) : JSON.stringify(String(v));
   return embed ? v : JSON.stringify(v);
 }
 
-function i64(v: bigint | null | undefined): string {
+export function i64(v: bigint | null | undefined): string {
   return v === null || v === undefined ? 'null' : jsonOf(v, false);
 }
 

@@ -255,6 +255,26 @@ const arrow: RowSpec = {
   ksp: (ctx) => ['inspect', ctx.canonical!.sp, '--out', join(ctx.dir, 'x.arrow'), '--overwrite'],
 };
 
+/** The canonical input rescaled 4→7 (made once per bench run, not measured): what `diff` compares it with. */
+function rescaledCopy(ctx: Context): { dst: string } | string {
+  const dst = join(ctx.dir, 'rescaled-p7');
+  if (existsSync(join(dst, 'manifest.sha256'))) return { dst };
+  rmSync(dst, { recursive: true, force: true });
+  const r = spawnSync(process.execPath, [join(ctx.root, 'bin', 'ksp.js'), 'rescale', ctx.canonical!.sp, dst, '-p', '7', '--routing', 'state-key', ...rel, '-q'], { encoding: 'utf8' });
+  return r.status === 0 ? { dst } : `skipped: the rescaled copy could not be made: ${(r.stderr ?? '').trim().slice(0, 300)}`;
+}
+
+const diff: RowSpec = {
+  name: 'diff',
+  work: '`diff` of the savepoint and its rescaled (4→7 `--routing state-key`) copy, no differences (entries/s: one side\'s entries)',
+  needs: ['canonical'],
+  goal: { kind: 'rss' },
+  ksp: (ctx) => {
+    const c = rescaledCopy(ctx);
+    return typeof c === 'string' ? c : ['diff', ctx.canonical!.sp, c.dst];
+  },
+};
+
 const inspect: RowSpec = { name: 'inspect', work: '`inspect` (canonical summary)', needs: ['canonical'], goal: { kind: 'rss' }, ksp: (ctx) => ['inspect', ctx.canonical!.sp] };
 const relocate: RowSpec = { name: 'relocate', work: '`relocate` (copy), with re-verify', needs: ['canonical'], goal: { kind: 'rss' }, ksp: (ctx) => ['relocate', ctx.canonical!.sp, out(ctx), ...rel] };
 const relocateLink: RowSpec = { name: 'relocate-link', work: '`relocate --link`, with re-verify', needs: ['canonical'], goal: { kind: 'rss' }, ksp: (ctx) => ['relocate', ctx.canonical!.sp, out(ctx), '--link', ...rel] };
@@ -266,7 +286,7 @@ export const ROWS: RowSpec[] = [
   threadsRow('threads-migrate', migrate),
   threadsRow('threads-convert', toCanonical),
   threadsRow('threads-verify', verify),
-  inspect, relocate, relocateLink,
+  inspect, relocate, relocateLink, diff,
 ];
 
 export interface RowResult {

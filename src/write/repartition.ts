@@ -347,15 +347,27 @@ export class BroadcastSet {
 
 /** Same broadcast key from two source tasks: equal values are one entry, 8-byte values keep the minimum i64 (a watermark), anything else is a conflict. */
 function mergeBroadcast(a: StateEntry, b: StateEntry, job: { operator: string }, ta: TaskRef, tb: TaskRef): StateEntry {
-  if (Buffer.from(a.value).equals(Buffer.from(b.value))) return a;
-  if (a.value.length === 8 && b.value.length === 8) {
-    const va = Buffer.from(a.value).readBigInt64LE(0);
-    const vb = Buffer.from(b.value).readBigInt64LE(0);
-    return vb < va ? { ...a, value: Buffer.from(b.value) } : a;
-  }
+  const v = mergedBroadcastValue(a.value, b.value);
+  if (v === a.value) return a;
+  if (v !== null) return { ...a, value: Buffer.from(v) };
   throw new KspError('RESCALE_BROADCAST_CONFLICT', `rescale ${job.operator}: broadcast entry ${b.stateName} key ${preview(b.key)} differs between ${ta.taskId} and ${tb.taskId} (values ${preview(a.value)} vs ${preview(b.value)}) and is not an 8-byte watermark; cannot merge`, {
     operator: job.operator, state: b.stateName, key: preview(b.key), tasks: [ta.taskId, tb.taskId],
   });
+}
+
+/**
+ * The value a broadcast key keeps when two source tasks hold it: `a` when
+ * they are equal, the smaller i64 when both are 8 bytes (a watermark), null
+ * when they conflict. `ksp diff` merges a key's copies across tasks the same way.
+ */
+export function mergedBroadcastValue(a: Uint8Array, b: Uint8Array): Uint8Array | null {
+  if (Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)) return a;
+  if (a.length === 8 && b.length === 8) {
+    const va = Buffer.from(a.buffer, a.byteOffset, 8).readBigInt64LE(0);
+    const vb = Buffer.from(b.buffer, b.byteOffset, 8).readBigInt64LE(0);
+    return vb < va ? b : a;
+  }
+  return null;
 }
 
 /** A source task's entries in batches, counting bytes read. */

@@ -137,6 +137,12 @@ describe.skipIf(!hasScript)('progress under a terminal', () => {
     expectPhases(n.text, ['convert · write', 'convert · verify state', 'convert · verify files']);
   });
 
+  it('diff: one read phase per side, each with its bytes total', async () => {
+    const r = await underTerminal(['diff', RELATIVE, join(tmp.path, 'r5')]);
+    expect(r.code, r.text).toBe(0);
+    expectPhases(r.text, ['diff · read a', 'diff · read b']);
+  });
+
   it('with stderr piped, nothing is drawn, on either stream', async () => {
     const errFile = join(tmp.path, 'stderr.txt');
     const r = await underTerminal(['rescale', RELATIVE, join(tmp.path, 'piped'), '-p', '2', '--mode', 'relative'], `2>${q(errFile)}`);
