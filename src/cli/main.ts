@@ -33,6 +33,7 @@ export async function main(argv: string[]): Promise<number> {
   const commands = await Promise.all([
     import('./verify/command.js'), import('./inspect/command.js'), import('./list/command.js'),
     import('./migrate/command.js'), import('./rescale/command.js'), import('./relocate/command.js'), import('./edit/command.js'), import('./convert/command.js'),
+    import('./import/command.js'),
     // Distributed runs (planned with --distributed): one shard, the seal, and progress.
     import('./distributed/work-command.js'), import('./distributed/commit-command.js'), import('./distributed/status-command.js'),
   ]);
@@ -54,7 +55,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'No progress or notes on stderr' })
     .option('progress', { type: 'boolean', default: true, describe: 'Progress on stderr (only when it is a terminal)' })
     .strict()
-    .demandCommand(1, 'Name a command: verify, inspect, list, migrate, rescale, relocate, edit, convert, work, commit or status (ksp --help).')
+    .demandCommand(1, 'Name a command: verify, inspect, list, migrate, rescale, relocate, edit, convert, import, work, commit or status (ksp --help).')
     .recommendCommands()
     .wrap(Math.min(110, process.stdout.columns || 100))
     .version(VERSION)

@@ -1,0 +1,157 @@
+import { createReadStream, openAsBlob } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { KspError } from '../errors.js';
+import type { ExportFormat } from '../export/export.js';
+import { formatFromPath } from '../export/export.js';
+
+/**
+ * The rows of an import file, a batch at a time, as columns by name: the
+ * columns `inspect --out` writes, read from Parquet (parquet-wasm, a row
+ * group's batches at a time, the file read through a Blob so only what a
+ * batch needs is in memory), Arrow IPC file or stream (apache-arrow's
+ * streaming reader) or JSON Lines (a line at a time). Nothing is held beyond
+ * one batch.
+ */
+
+export interface ColumnBatch {
+  /** Rows in this batch. */
+  length: number;
+  /** The 1-based row number (JSON Lines: line number) of row i of the batch. */
+  row(i: number): number;
+  /** A column's reader, or undefined when the batch has no such column. */
+  column(name: string): ((i: number) => unknown) | undefined;
+}
+
+/** Rows read per batch. */
+const BATCH_ROWS = 4096;
+
+export async function* readColumns(path: string, format: ExportFormat = formatFromPath(path)): AsyncGenerator<ColumnBatch> {
+  if (format === 'jsonl') yield* jsonlBatches(path);
+  else if (format === 'parquet') yield* parquetBatches(path);
+  else yield* arrowBatches(path);
+}
+
+function notFound(path: string, e: unknown): KspError {
+  return new KspError('NOT_FOUND', `${path}: cannot read the import file (${(e as Error).message})`, { file: path });
+}
+
+async function* jsonlBatches(path: string): AsyncGenerator<ColumnBatch> {
+  let stream;
+  try {
+    await (await open(path, 'r')).close();
+    stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
+  } catch (e) {
+    throw notFound(path, e);
+  }
+  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  let rows: Array<Record<string | symbol, unknown>> = [];
+  let line = 0;
+  const batch = (objs: Array<Record<string | symbol, unknown>>): ColumnBatch => ({
+    length: objs.length,
+    row: (i) => objs[i]![ROW] as number,
+    // Every line is its own object: a column is present on a row when its member is.
+    column: (name) => (objs.some((o) => name in o) ? (i: number) => (name in objs[i]! ? objs[i]![name] : MISSING) : undefined),
+  });
+  for await (const text of lines) {
+    line++;
+    if (text.trim() === '') continue;
+    let o: unknown;
+    try {
+      o = JSON.parse(text);
+    } catch (e) {
+      throw new KspError('IMPORT_ROW', `${path}: row ${line}: not a JSON object (${(e as Error).message})`, { file: path, row: line });
+    }
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new KspError('IMPORT_ROW', `${path}: row ${line}: expected a JSON object, found ${Array.isArray(o) ? 'an array' : typeof o}`, { file: path, row: line });
+    // Blank lines are skipped, but rows keep their line numbers.
+    (o as Record<string | symbol, unknown>)[ROW] = line;
+    rows.push(o as Record<string | symbol, unknown>);
+    if (rows.length >= BATCH_ROWS) {
+      yield batch(rows);
+      rows = [];
+    }
+  }
+  if (rows.length) yield batch(rows);
+}
+
+/** A JSON Lines row's line number (blank lines are skipped, so rows and lines can differ). */
+export const ROW = Symbol('row');
+/** A member a JSON Lines row does not have (the column exists on other rows). */
+export const MISSING = Symbol('missing');
+
+/** Any Arrow record batch (apache-arrow's, or one read from parquet-wasm's IPC). */
+interface ArrowLike {
+  numRows: number;
+  schema: { fields: Array<{ name: string }> };
+  getChildAt(i: number): { get(i: number): unknown } | null;
+}
+
+function arrowBatch(b: ArrowLike, first: number): ColumnBatch {
+  const names = b.schema.fields.map((f) => f.name);
+  return {
+    length: b.numRows,
+    row: (i) => first + i,
+    column: (name) => {
+      const i = names.indexOf(name);
+      const v = i < 0 ? null : b.getChildAt(i);
+      return v ? (r: number) => v.get(r) : undefined;
+    },
+  };
+}
+
+async function* parquetBatches(path: string): AsyncGenerator<ColumnBatch> {
+  let blob: Blob;
+  try {
+    blob = await openAsBlob(path);
+  } catch (e) {
+    throw notFound(path, e);
+  }
+  const pq = await import('parquet-wasm/node');
+  const A = await import('apache-arrow');
+  let file;
+  try {
+    file = await pq.ParquetFile.fromFile(blob);
+  } catch (e) {
+    throw new KspError('IMPORT_ROW', `${path}: not a Parquet file (${String((e as Error).message ?? e)})`, { file: path, row: 0 });
+  }
+  const groups = file.metadata().numRowGroups();
+  let first = 1;
+  // A row group at a time, in batches of BATCH_ROWS: wasm memory never
+  // shrinks, so it holds one such batch, whatever the row group size.
+  for (let g = 0; g < groups; g++) {
+    const stream = await file.stream({ rowGroups: [g], batchSize: BATCH_ROWS });
+    const reader = stream.getReader();
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      const wasmBatch = r.value as { intoIPCStream(): Uint8Array };
+      const table = A.tableFromIPC(wasmBatch.intoIPCStream());
+      for (const b of table.batches) {
+        yield arrowBatch(b as unknown as ArrowLike, first);
+        first += b.numRows;
+      }
+    }
+  }
+  file.free();
+}
+
+async function* arrowBatches(path: string): AsyncGenerator<ColumnBatch> {
+  const A = await import('apache-arrow');
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw notFound(path, e);
+  }
+  try {
+    // A FileHandle: the IPC file format is read by its footer, the stream format in order, a batch at a time.
+    const reader = await A.RecordBatchReader.from(fh as never);
+    let first = 1;
+    for await (const b of reader as AsyncIterable<ArrowLike>) {
+      yield arrowBatch(b, first);
+      first += b.numRows;
+    }
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
