@@ -87,7 +87,8 @@ export async function importOperator(
   writeEntries?: (out: OutputTask, entries: AsyncIterable<StateEntry[]>) => Promise<number>,
   onBytes?: (n: number) => void,
 ): Promise<ImportResult> {
-  if (spec.keepSource && sources.length !== outs.length) throw new KspError('INTERNAL', `import ${operator}: ${sources.length} source tasks for ${outs.length} outputs`);
+  // A new operator has no source tasks, whatever the mode.
+  if (spec.keepSource && sources.length && sources.length !== outs.length) throw new KspError('INTERNAL', `import ${operator}: ${sources.length} source tasks for ${outs.length} outputs`);
   const m = outs.length;
   const route = router(outs.map((o) => o.taskId));
   const dir = makeTempDir(tempDir, 'ksp-import-');
@@ -112,7 +113,7 @@ export async function importOperator(
       const merged = new Spill(dir, `task-${i}`, 1024 * 1024, true);
       try {
         let deletes: number[] = [];
-        const src = spec.keepSource ? await openTask(sources[i]!, onBytes, 'rewrite') : null;
+        const src = spec.keepSource && sources[i] ? await openTask(sources[i]!, onBytes, 'rewrite') : null;
         let index = 0;
         if (src) for await (const b of src.batches()) for (const e of b) merged.append({ ...e, value: tagged(e.value, UPSERT) }, { task: 0, index: index++ });
         const c = changes[i];
