@@ -39,6 +39,9 @@ export { viewCodec, codecSpec, VIEW_CODECS, type ViewCodec, type ViewCodecName, 
 export { decodeAggState, encodeAggState, type AggEntry } from './model/aggstate.js';
 export { parseWindowKey, type WindowKey, type WindowKind } from './model/window-key.js';
 export { exportEntries, formatFromPath, type ExportFormat, type ExportOptions, type ExportResult } from './export/export.js';
+export { importRows, type ImportRow, type RowsSource, type Change } from './import/rows.js';
+export { freshImport, type FreshOptions, type FreshImport } from './import/fresh.js';
+export type { ImportOptions } from './import/plan.js';
 
 export { MetadataDoc, epochDirName, type CheckpointMetadata, type OperatorSnapshotRef } from './formats/metadata/metadata.js';
 export { MetaDoc, type SavepointMeta } from './formats/meta/meta.js';

@@ -33,15 +33,18 @@ export const command: CommandModule<GlobalArgs, ImportArgs> = {
       .example('ksp import fixed.parquet ./sp-fixed --into ./sp', 'apply edited rows (upsert; delete where change = \'delete\')')
       .example('ksp import rows.jsonl ./new --job-id shop --epoch 1 --parallelism 4', 'a new savepoint: every operator the rows name at 4 tasks')
       .example('ksp import rows.parquet ./sp2 --into ./sp --operator enrich=2 --value-codec msgpack', 'add a new operator of 2 tasks; value_decoded (JSON) packed as msgpack')
-      .epilog(`Columns (those ksp inspect --out writes): operator_id and state_name are required; entry_operator
-defaults to operator_id; the key from key (binary), key_hex, key_utf8, or key_decoded with --key-codec;
-the value likewise; key_group is ignored (derived); change (upsert | delete) is optional, upsert without it.
-The last row for a key wins. Entries are routed as the engine routes them: window-layout keys (tw:/sw:/ses:)
-to the task owning their group key's key group; other keys to the row's task_id when it names a task,
-else a watermark (wm:) to every task and any other key to the owner of its own key group.
-Every row is checked before anything is written: a missing column, a value that does not decode or an
-operator the layout lacks is an error naming the row (exit 3), and nothing is written. Rows are spilled to
---temp-dir per task, never held in memory.\n\n${WRITE_EPILOG}`) as never,
+      .epilog(`Columns (those ksp inspect --out writes): operator_id and state_name are required;
+entry_operator defaults to operator_id; the key comes from key (binary), key_hex, key_utf8, or
+key_decoded with --key-codec, the value likewise; key_group is ignored (derived); change
+(upsert | delete) is optional, upsert without it. The last row for a key wins.
+
+Entries are routed as the engine routes them: a window-layout key (tw:/sw:/ses:) goes to the task
+owning its group key's key group; another key to the row's task_id when it names a task, else a
+watermark (wm:) to every task and any other key to the owner of its own key group.
+
+Every row is checked before anything is written: a missing column, a value that does not encode
+or an operator the layout lacks is an error naming the row (exit 3), and nothing is written. Rows
+are spilled to --temp-dir per task, never held in memory.\n\n${WRITE_EPILOG}`) as never,
   handler: async (args) => {
     const modes = [args.into !== undefined, args.like !== undefined].filter(Boolean).length;
     if (modes > 1) throw new KspError('USAGE', 'give one of --into and --like');
