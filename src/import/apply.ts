@@ -92,8 +92,12 @@ export async function importOperator(
   const m = outs.length;
   const route = router(outs.map((o) => o.taskId));
   const dir = makeTempDir(tempDir, 'ksp-import-');
+  // Without source entries to go first, the changes spill is the task's
+  // own (keys tracked, deletes noted as they come): no second copy.
+  const direct = !spec.keepSource || sources.length === 0;
   const changes: Array<Spill | null> = new Array(m).fill(null);
-  const spillOf = (i: number): Spill => (changes[i] ??= new Spill(dir, `changes-${i}`, spillBufferSize(m), false));
+  const deletesOf: number[][] = Array.from({ length: m }, () => []);
+  const spillOf = (i: number): Spill => (changes[i] ??= new Spill(dir, `changes-${i}`, spillBufferSize(m), direct));
   const result: ImportResult = { counts: [], upserts: 0, deletes: 0, replaced: 0 };
   try {
     for await (const batch of importRows(spec.rows)) {
@@ -104,19 +108,22 @@ export async function importOperator(
         else result.upserts++;
         const e: StateEntry = { operatorId: r.entryOperator, stateName: r.stateName, key: r.key, value: tagged(r.value, tag) };
         const to = route(r);
-        if (to === ALL) for (let i = 0; i < m; i++) spillOf(i).append(e, { task: r.row, index: r.row });
-        else spillOf(to).append(e, { task: r.row, index: r.row });
+        for (let i = to === ALL ? 0 : to; i < (to === ALL ? m : to + 1); i++) {
+          const sp = spillOf(i);
+          if (direct && tag === DELETE) deletesOf[i]!.push(sp.count);
+          sp.append(e, { task: r.row, index: r.row });
+        }
       }
     }
     for (const c of changes) c?.close();
     for (let i = 0; i < m; i++) {
-      const merged = new Spill(dir, `task-${i}`, 1024 * 1024, true);
+      const merged = direct ? (changes[i] ?? new Spill(dir, `task-${i}`, 1024 * 1024, true)) : new Spill(dir, `task-${i}`, 1024 * 1024, true);
       try {
-        let deletes: number[] = [];
+        let deletes = deletesOf[i]!;
         const src = spec.keepSource && sources[i] ? await openTask(sources[i]!, onBytes, 'rewrite') : null;
         let index = 0;
         if (src) for await (const b of src.batches()) for (const e of b) merged.append({ ...e, value: tagged(e.value, UPSERT) }, { task: 0, index: index++ });
-        const c = changes[i];
+        const c = direct ? null : changes[i];
         if (c) {
           for await (const b of c.entries()) {
             for (const e of b) {

@@ -53,20 +53,35 @@ export function rowsSource(src: string | RowsSource): RowsSource {
 
 type Col = ((i: number) => unknown) | undefined;
 
+/** The columns a key or a value may come from, looked up once per batch. */
+interface SideColumns {
+  raw: Col;
+  hex: Col;
+  utf8: Col;
+  decoded: Col;
+}
+
 class RowReader {
-  private readonly encoders = new Map<string, Encoder>();
-  constructor(private readonly src: RowsSource) {}
+  private constructor(private readonly src: RowsSource, private readonly encoders: ReadonlyMap<string, Encoder>) {}
+
+  /** Every codec the specs name, made once (msgpack loads its library). */
+  static async of(src: RowsSource): Promise<RowReader> {
+    const encoders = new Map<string, Encoder>();
+    for (const spec of [src.keyCodec, src.valueCodec]) {
+      for (const c of [...(spec?.byState.values() ?? []), ...(spec?.fallback ? [spec.fallback] : [])]) {
+        if (c.column !== 'none' && !encoders.has(c.name)) encoders.set(c.name, await valueEncoder(c.name));
+      }
+    }
+    return new RowReader(src, encoders);
+  }
 
   fail(row: number, column: string | null, why: string, extra: Record<string, unknown> = {}): never {
     throw new KspError('IMPORT_ROW', `${this.src.file}: row ${row}${column ? `, column ${column}` : ''}: ${why}; nothing was written`, { file: this.src.file, row, ...(column ? { column } : {}), ...extra });
   }
 
-  private async encoder(spec: CodecSpec | undefined, state: string): Promise<{ name: string; enc: Encoder } | null> {
+  private encoder(spec: CodecSpec | undefined, state: string): { name: string; enc: Encoder } | null {
     const c = spec?.for(state);
-    if (!c) return null;
-    let enc = this.encoders.get(c.name);
-    if (!enc) this.encoders.set(c.name, (enc = await valueEncoder(c.name)));
-    return { name: c.name, enc };
+    return c ? { name: c.name, enc: this.encoders.get(c.name)! } : null;
   }
 
   private text(col: Col, i: number, row: number, name: string, required: boolean): string | null {
@@ -80,9 +95,9 @@ class RowReader {
   }
 
   /** Key or value bytes of row i, by the rules above; null when the row has none (a delete's value). */
-  private async bytes(b: ColumnBatch, i: number, row: number, which: 'key' | 'value', state: string): Promise<Uint8Array | null> {
-    const dec = b.column(`${which}_decoded`);
-    const codec = await this.encoder(which === 'key' ? this.src.keyCodec : this.src.valueCodec, state);
+  private bytes(c: SideColumns, i: number, row: number, which: 'key' | 'value', state: string): Uint8Array | null {
+    const dec = c.decoded;
+    const codec = this.encoder(which === 'key' ? this.src.keyCodec : this.src.valueCodec, state);
     if (codec && dec) {
       const v = dec(i);
       if (v !== null && v !== undefined && v !== MISSING) {
@@ -94,21 +109,24 @@ class RowReader {
         }
       }
     }
-    const raw = b.column(which)?.(i);
+    const raw = c.raw?.(i);
     if (raw instanceof Uint8Array) return raw;
     if (raw !== undefined && raw !== null && raw !== MISSING) this.fail(row, which, `expected binary, found ${typeof raw}`);
-    const hex = b.column(`${which}_hex`)?.(i);
+    const hex = c.hex?.(i);
     if (typeof hex === 'string') {
       if (!/^(?:[0-9a-fA-F]{2})*$/.test(hex)) this.fail(row, `${which}_hex`, `${JSON.stringify(hex.slice(0, 40))} is not an even number of hex digits`);
       return Buffer.from(hex, 'hex');
     }
     if (hex !== undefined && hex !== null && hex !== MISSING) this.fail(row, `${which}_hex`, `expected hex text, found ${typeof hex}`);
-    const utf8 = b.column(`${which}_utf8`)?.(i);
+    const utf8 = c.utf8?.(i);
     if (typeof utf8 === 'string') return Buffer.from(utf8, 'utf8');
     return null;
   }
 
-  async rows(b: ColumnBatch): Promise<ImportRow[]> {
+  rows(b: ColumnBatch): ImportRow[] {
+    const side = (w: 'key' | 'value'): SideColumns => ({ raw: b.column(w), hex: b.column(`${w}_hex`), utf8: b.column(`${w}_utf8`), decoded: b.column(`${w}_decoded`) });
+    const keyCols = side('key');
+    const valueCols = side('value');
     const cols = {
       op: b.column('operator_id'), task: b.column('task_id'), entryOp: b.column('entry_operator'), state: b.column('state_name'), change: b.column('change'),
     };
@@ -123,9 +141,9 @@ class RowReader {
       const c = this.text(cols.change, i, row, 'change', false);
       if (c !== null && c !== 'upsert' && c !== 'delete') this.fail(row, 'change', `${JSON.stringify(c)} is neither upsert nor delete`, { found: c, expected: ['upsert', 'delete'] });
       const change: Change = c === 'delete' ? 'delete' : 'upsert';
-      const key = await this.bytes(b, i, row, 'key', stateName);
+      const key = this.bytes(keyCols, i, row, 'key', stateName);
       if (key === null) this.fail(row, 'key', `no key: give column key (binary), key_hex or key_utf8${this.src.keyCodec ? '' : ', or key_decoded with --key-codec'}`, { expected: ['key', 'key_hex', 'key_utf8', 'key_decoded'] });
-      const value = await this.bytes(b, i, row, 'value', stateName);
+      const value = this.bytes(valueCols, i, row, 'value', stateName);
       if (value === null && change === 'upsert') this.fail(row, 'value', `no value: give column value (binary), value_hex or value_utf8${this.src.valueCodec ? '' : ', or value_decoded with --value-codec'} (a delete needs none)`, { expected: ['value', 'value_hex', 'value_utf8', 'value_decoded'] });
       out.push({ row, operatorId, taskId, entryOperator, stateName, key, value: value ?? EMPTY, change });
     }
@@ -138,8 +156,8 @@ const EMPTY = new Uint8Array(0);
 /** The file's rows as entries, a batch at a time; the first bad row throws IMPORT_ROW. */
 export async function* importRows(source: string | RowsSource): AsyncGenerator<ImportRow[]> {
   const src = rowsSource(source);
-  const reader = new RowReader(src);
-  for await (const b of readColumns(src.file, src.format)) yield await reader.rows(b);
+  const reader = await RowReader.of(src);
+  for await (const b of readColumns(src.file, src.format)) yield reader.rows(b);
 }
 
 /** IMPORT_ROW for a row whose operator the output has no layout for. */
