@@ -1,9 +1,12 @@
-import { createReadStream, openAsBlob } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { KspError } from '../errors.js';
 import type { ExportFormat } from '../export/export.js';
 import { formatFromPath } from '../export/export.js';
+import { parquetIpcStreams } from './parquet-ipc.js';
 
 /**
  * The rows of an import file, a batch at a time, as columns by name: the
@@ -139,39 +142,60 @@ function arrowBatch(b: ArrowLike, first: number): ColumnBatch {
 }
 
 async function* parquetBatches(path: string): AsyncGenerator<ColumnBatch> {
-  let blob: Blob;
-  try {
-    blob = await openAsBlob(path);
-  } catch (e) {
-    throw notFound(path, e);
-  }
-  const pq = await import('parquet-wasm/node');
   const A = await import('apache-arrow');
-  let file;
-  try {
-    file = await pq.ParquetFile.fromFile(blob);
-  } catch (e) {
-    throw new KspError('IMPORT_ROW', `${path}: not a Parquet file (${String((e as Error).message ?? e)})`, { file: path, row: 0 });
-  }
-  const groups = file.metadata().numRowGroups();
+  const url = new URL('./parquet-read-worker.js', import.meta.url);
+  // Under the TypeScript sources there is no compiled worker: read here.
+  const inWorker = url.protocol === 'file:' && existsSync(fileURLToPath(url));
   let first = 1;
-  // A row group at a time, in batches of BATCH_ROWS: wasm memory never
-  // shrinks, so it holds one such batch, whatever the row group size.
-  for (let g = 0; g < groups; g++) {
-    const stream = await file.stream({ rowGroups: [g], batchSize: BATCH_ROWS });
-    const reader = stream.getReader();
-    for (;;) {
-      const r = await reader.read();
-      if (r.done) break;
-      const wasmBatch = r.value as { intoIPCStream(): Uint8Array };
-      const table = A.tableFromIPC(wasmBatch.intoIPCStream());
-      for (const b of table.batches) {
-        yield arrowBatch(b as unknown as ArrowLike, first);
-        first += b.numRows;
-      }
+  for await (const ipc of inWorker ? fromWorker(url, path) : parquetIpcStreams(path, BATCH_ROWS)) {
+    for (const b of A.tableFromIPC(ipc).batches) {
+      yield arrowBatch(b as unknown as ArrowLike, first);
+      first += b.numRows;
     }
   }
-  file.free();
+}
+
+/** The reading thread's IPC streams, taken one at a time (each taken one lets it send another). */
+async function* fromWorker(url: URL, path: string): AsyncGenerator<Uint8Array> {
+  // A small young generation: the thread makes little JS garbage, and its isolate counts against the memory budget.
+  const w = new Worker(url, { workerData: { path, batchRows: BATCH_ROWS }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+  const queue: Uint8Array[] = [];
+  let done = false;
+  let failure: unknown;
+  let wake: (() => void) | null = null;
+  const signal = (): void => {
+    wake?.();
+    wake = null;
+  };
+  w.on('message', (m: { ipc?: Uint8Array; done?: true; error?: string; code?: string; data?: Record<string, unknown> }) => {
+    if (m.ipc) queue.push(m.ipc);
+    if (m.done) done = true;
+    if (m.error !== undefined) failure ??= m.code ? new KspError(m.code as never, m.error, m.data as never) : new KspError('INTERNAL', `Parquet reader: ${m.error}`);
+    signal();
+  });
+  w.on('error', (e) => {
+    failure ??= e;
+    signal();
+  });
+  w.on('exit', (code) => {
+    if (!done) failure ??= new KspError('INTERNAL', `Parquet reading thread exited with code ${code}`);
+    signal();
+  });
+  try {
+    for (;;) {
+      if (queue.length) {
+        const ipc = queue.shift()!;
+        w.postMessage({ taken: true });
+        yield ipc;
+        continue;
+      }
+      if (failure !== undefined) throw failure;
+      if (done) return;
+      await new Promise<void>((r) => (wake = r));
+    }
+  } finally {
+    await w.terminate();
+  }
 }
 
 async function* arrowBatches(path: string): AsyncGenerator<ColumnBatch> {
