@@ -16,11 +16,12 @@ import { importRows, type ImportRow, type RowsSource } from './rows.js';
  * write pipeline's spill files, so memory holds a buffer per task and never
  * the rows or the entries:
  *
- * 1. The rows of this operator are routed (`taskOf`) and appended, in row
+ * 1. The rows of this operator are routed (`router`) and appended, in row
  *    order, to a change spill per output task; each change is tagged upsert
  *    or delete in an extra first byte of its value (internal to the spill).
  * 2. Per output task: its source entries (`--into`; none for a new
- *    savepoint) and then its changes go into one spill that tracks keys;
+ *    savepoint) and then its changes go into one spill that tracks keys
+ *    (with no source entries, the change spill is that spill itself);
  *    the spill's collision pass (keep-last) drops every entry a later one
  *    replaces, so the last row for an (operator, state, key) wins, as when
  *    the engine loads a task that holds a key twice. Surviving deletes are
