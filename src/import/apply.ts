@@ -1,3 +1,4 @@
+import { rmdirSync } from 'node:fs';
 import { KspError } from '../errors.js';
 import type { StateEntry } from '../formats/state-bin/decoder.js';
 import { encodeStateBin } from '../formats/state-bin/encoder.js';
@@ -36,7 +37,8 @@ import { importRows, type ImportRow, type RowsSource } from './rows.js';
 
 /** What a repartition job carries when it is an import (jobs.ts). */
 export interface ImportJobSpec {
-  rows: RowsSource;
+  /** The operator's rows, routed and spilled at plan time; none when the rows do not name it. */
+  routed?: RoutedRows;
   /** `--into`: the tasks' own entries are kept and the rows applied to them; otherwise the rows are the whole state. */
   keepSource: boolean;
 }
@@ -82,6 +84,54 @@ function tagged(value: Uint8Array, tag: number): Uint8Array {
   return b;
 }
 
+/**
+ * One operator's rows, routed to its tasks and spilled as they are read at
+ * plan time (the one read of the rows file), for importOperator to write.
+ * `direct`: no source entries go first, so each change spill is its task's
+ * own (keys tracked, deletes noted by ordinal as they come).
+ */
+export class RoutedRows {
+  readonly changes: Array<Spill | null>;
+  readonly deletes: number[][];
+  upserts = 0;
+  deleteRows = 0;
+  private readonly route: ReturnType<typeof router>;
+
+  constructor(private readonly dir: string, private readonly name: string, readonly taskIds: readonly string[], readonly direct: boolean, private readonly bufSize: number) {
+    this.route = router(taskIds);
+    this.changes = new Array(taskIds.length).fill(null);
+    this.deletes = taskIds.map(() => []);
+  }
+
+  add(r: ImportRow): void {
+    const tag = r.change === 'delete' ? DELETE : UPSERT;
+    if (tag === DELETE) this.deleteRows++;
+    else this.upserts++;
+    const e: StateEntry = { operatorId: r.entryOperator, stateName: r.stateName, key: r.key, value: tagged(r.value, tag) };
+    const to = this.route(r);
+    const m = this.taskIds.length;
+    for (let i = to === ALL ? 0 : to; i < (to === ALL ? m : to + 1); i++) {
+      const sp = (this.changes[i] ??= new Spill(this.dir, `${this.name}-${i}`, this.bufSize, this.direct));
+      if (this.direct && tag === DELETE) this.deletes[i]!.push(sp.count);
+      sp.append(e, { task: r.row, index: r.row });
+    }
+  }
+
+  close(): void {
+    for (const c of this.changes) c?.close();
+  }
+
+  /** Removes the spill files, and the folder once no operator's are left in it (rmdir removes only an empty one). */
+  remove(): void {
+    for (const c of this.changes) c?.remove();
+    try {
+      rmdirSync(this.dir);
+    } catch {
+      // Other operators' rows are still there, or it is gone already.
+    }
+  }
+}
+
 export async function importOperator(
   operator: string, spec: ImportJobSpec, sources: readonly SourceTask[], outs: readonly OutputTask[], tempDir: string,
   write: (out: OutputTask, data: AsyncIterable<Uint8Array>) => Promise<void>,
@@ -90,41 +140,21 @@ export async function importOperator(
 ): Promise<ImportResult> {
   // A new operator has no source tasks, whatever the mode.
   if (spec.keepSource && sources.length && sources.length !== outs.length) throw new KspError('INTERNAL', `import ${operator}: ${sources.length} source tasks for ${outs.length} outputs`);
+  const rows = spec.routed;
+  if (rows && (rows.taskIds.length !== outs.length || rows.taskIds.some((id, i) => id !== outs[i]!.taskId))) throw new KspError('INTERNAL', `import ${operator}: rows routed to other tasks than written`);
   const m = outs.length;
-  const route = router(outs.map((o) => o.taskId));
   const dir = makeTempDir(tempDir, 'ksp-import-');
-  // Without source entries to go first, the changes spill is the task's
-  // own (keys tracked, deletes noted as they come): no second copy.
-  const direct = !spec.keepSource || sources.length === 0;
-  const changes: Array<Spill | null> = new Array(m).fill(null);
-  const deletesOf: number[][] = Array.from({ length: m }, () => []);
-  const spillOf = (i: number): Spill => (changes[i] ??= new Spill(dir, `changes-${i}`, spillBufferSize(m), direct));
-  const result: ImportResult = { counts: [], upserts: 0, deletes: 0, replaced: 0 };
+  const result: ImportResult = { counts: [], upserts: rows?.upserts ?? 0, deletes: rows?.deleteRows ?? 0, replaced: 0 };
   try {
-    for await (const batch of importRows(spec.rows)) {
-      for (const r of batch) {
-        if (r.operatorId !== operator) continue;
-        const tag = r.change === 'delete' ? DELETE : UPSERT;
-        if (tag === DELETE) result.deletes++;
-        else result.upserts++;
-        const e: StateEntry = { operatorId: r.entryOperator, stateName: r.stateName, key: r.key, value: tagged(r.value, tag) };
-        const to = route(r);
-        for (let i = to === ALL ? 0 : to; i < (to === ALL ? m : to + 1); i++) {
-          const sp = spillOf(i);
-          if (direct && tag === DELETE) deletesOf[i]!.push(sp.count);
-          sp.append(e, { task: r.row, index: r.row });
-        }
-      }
-    }
-    for (const c of changes) c?.close();
     for (let i = 0; i < m; i++) {
-      const merged = direct ? (changes[i] ?? new Spill(dir, `task-${i}`, 1024 * 1024, true)) : new Spill(dir, `task-${i}`, 1024 * 1024, true);
+      const own = rows?.direct ? rows.changes[i] : null;
+      const merged = own ?? new Spill(dir, `task-${i}`, 1024 * 1024, true);
       try {
-        let deletes = deletesOf[i]!;
+        let deletes = rows?.direct ? rows.deletes[i]! : [];
         const src = spec.keepSource && sources[i] ? await openTask(sources[i]!, onBytes, 'rewrite') : null;
         let index = 0;
         if (src) for await (const b of src.batches()) for (const e of b) merged.append({ ...e, value: tagged(e.value, UPSERT) }, { task: 0, index: index++ });
-        const c = direct ? null : changes[i];
+        const c = rows && !rows.direct ? rows.changes[i] : null;
         if (c) {
           for await (const b of c.entries()) {
             for (const e of b) {
@@ -158,35 +188,44 @@ export async function importOperator(
     }
     return result;
   } finally {
-    for (const c of changes) c?.remove();
+    rows?.remove();
     removeTempDir(dir);
   }
 }
 
-/** Per operator, what the rows do: counted while every row is checked at plan time. */
+/** Per operator, its rows routed and spilled: the plan's one read of the rows file. */
 export interface ImportCensus {
   rows: number;
-  operators: Map<string, { upserts: number; deletes: number }>;
+  operators: Map<string, RoutedRows>;
 }
 
 /**
- * Reads every row once before anything is written: a bad row (a missing
- * column, a value that does not encode, an operator with no layout) fails
- * the plan, so nothing is written.
+ * Reads every row once, before anything is written at the target: a bad
+ * row (a missing column, a value that does not encode, an operator with no
+ * layout) fails the plan, and nothing is written. Each row is routed and
+ * spilled to `dir` on the way (`layoutOf` gives its operator's task ids and
+ * whether source entries go first); the caller removes `dir`.
  */
-export async function importCensus(rows: RowsSource, known: (operator: string) => boolean, unknown: (r: ImportRow) => KspError): Promise<ImportCensus> {
+export async function importCensus(rows: RowsSource, dir: string, layoutOf: (operator: string) => { taskIds: string[]; direct: boolean } | null, unknown: (r: ImportRow) => KspError, spillTasks: number): Promise<ImportCensus> {
   const census: ImportCensus = { rows: 0, operators: new Map() };
-  for await (const batch of importRows(rows)) {
-    for (const r of batch) {
-      census.rows++;
-      let o = census.operators.get(r.operatorId);
-      if (!o) {
-        if (!known(r.operatorId)) throw unknown(r);
-        census.operators.set(r.operatorId, (o = { upserts: 0, deletes: 0 }));
+  const bufSize = spillBufferSize(spillTasks);
+  try {
+    for await (const batch of importRows(rows)) {
+      for (const r of batch) {
+        census.rows++;
+        let o = census.operators.get(r.operatorId);
+        if (!o) {
+          const l = layoutOf(r.operatorId);
+          if (!l) throw unknown(r);
+          census.operators.set(r.operatorId, (o = new RoutedRows(dir, `op${census.operators.size}`, l.taskIds, l.direct, bufSize)));
+        }
+        o.add(r);
       }
-      if (r.change === 'delete') o.deletes++;
-      else o.upserts++;
     }
+    for (const o of census.operators.values()) o.close();
+  } catch (e) {
+    for (const o of census.operators.values()) o.remove();
+    throw e;
   }
   return census;
 }

@@ -46,7 +46,7 @@ export async function freshImport(rows: RowsSource, options: FreshOptions): Prom
     writeFileSync(join(dir, 'metadata.json'), metadata);
     writeFileSync(join(dir, 'manifest.sha256'), buildManifest([{ path: 'metadata.json', sha256: createHash('sha256').update(metadata).digest('hex') }]));
     const sp = await Savepoint.open(dir);
-    const writer = SavepointWriter.from(sp).apply(rows, { mode: 'new', parallelism: options.parallelism, ...(options.operators ? { operators: options.operators } : {}), sourceLabel: `(new, from ${rows.file.split(/[\\/]/).pop()})` });
+    const writer = SavepointWriter.from(sp).apply(rows, { mode: 'new', parallelism: options.parallelism, ...(options.operators ? { operators: options.operators } : {}), ...(options.tempDir ? { tempDir: options.tempDir } : {}), sourceLabel: `(new, from ${rows.file.split(/[\\/]/).pop()})` });
     return { writer, dispose: () => removeTempDir(dir) };
   } catch (e) {
     removeTempDir(dir);

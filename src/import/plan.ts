@@ -6,6 +6,8 @@ import type { NativeWriteOptions } from '../write/native-output.js';
 import type { OperationRecord } from '../write/plan.js';
 import { importCensus, type ImportCensus, type ImportJobSpec } from './apply.js';
 import { rowsSource, unknownOperator, type RowsSource } from './rows.js';
+import { makeTempDir, removeTempDir } from '../write/temp-dir.js';
+import { tmpdir } from 'node:os';
 
 /** How `SavepointWriter.apply` takes its rows. */
 export interface ImportOptions {
@@ -22,6 +24,8 @@ export interface ImportOptions {
   parallelism?: number;
   /** What meta.json and the plan name as the source (a new savepoint has none). */
   sourceLabel?: string;
+  /** Where the rows are spilled, routed, from the plan on (default: KSP_TMPDIR or the OS temp dir). */
+  tempDir?: string;
 }
 
 /** Parallelism must name whole key-group ranges: 1 to 32,768 (the number of key groups). */
@@ -36,7 +40,8 @@ export class ImportPlanner {
     private readonly existing: ReadonlySet<string>, private readonly layouts: Map<string, string[]>,
   ) {}
 
-  static async make(rows: string | RowsSource, options: ImportOptions, operators: string[], ops: string[]): Promise<ImportPlanner> {
+  static async make(rows: string | RowsSource, options: ImportOptions, sourceOperators: Array<{ id: string; taskIds: string[] }>, ops: string[]): Promise<ImportPlanner> {
+    const operators = sourceOperators.map((o) => o.id);
     const other = ops.filter((k) => !['import', 'convert', 'relocate'].includes(k));
     if (other.length || ops.filter((k) => k === 'import').length > 1) throw new KspError('USAGE', `an import combines with convert only (asked: ${ops.join(', ')}); run the other operations on its output`);
     const src = rowsSource(rows);
@@ -58,7 +63,26 @@ export class ImportPlanner {
       layouts.set(op, Array.from({ length: options.parallelism }, (_, i) => `task-${i}`));
       return true;
     };
-    const census = await importCensus(src, known, (r) => unknownOperator(src, r, [...existing, ...layouts.keys()]));
+    const keep = (options.mode ?? 'into') === 'into';
+    const layoutOf = (op: string): { taskIds: string[]; direct: boolean } | null => {
+      if (!known(op)) return null;
+      const source = sourceOperators.find((o) => o.id === op);
+      return source ? { taskIds: source.taskIds, direct: !keep } : { taskIds: layouts.get(op)!, direct: true };
+    };
+    // The routed rows live from the plan to the write, which removes each
+    // operator's once written; the folder goes when the process ends (a
+    // plan that is never written leaves nothing behind), or, after a
+    // SIGKILL, with the next write's sweep of dead runs' folders.
+    const dir = makeTempDir(options.tempDir ?? process.env.KSP_TMPDIR ?? tmpdir(), 'ksp-import-');
+    process.once('exit', () => removeTempDir(dir));
+    const tasks = sourceOperators.reduce((n, o) => n + o.taskIds.length, 0) + [...layouts.values()].reduce((n, l) => n + l.length, 0);
+    let census: ImportCensus;
+    try {
+      census = await importCensus(src, dir, layoutOf, (r) => unknownOperator(src, r, [...existing, ...layouts.keys()]), Math.max(tasks, 1));
+    } catch (e) {
+      removeTempDir(dir);
+      throw e;
+    }
     return new ImportPlanner(src, options, census, existing, layouts);
   }
 
@@ -82,7 +106,8 @@ export class ImportPlanner {
   }
 
   job(operator: string, sources: SourceTask[], outs: OutputTask[], native: NativeWriteOptions | undefined): Job {
-    const spec: ImportJobSpec = { rows: this.rows, keepSource: this.keepSource };
+    const routed = this.census.operators.get(operator);
+    const spec: ImportJobSpec = { ...(routed ? { routed } : {}), keepSource: this.keepSource };
     return { kind: 'repartition', operator, sources, outs, routing: 'window', map: null, keyChange: false, onCollision: 'keep-last', ...(native ? { native } : {}), import: spec };
   }
 
@@ -91,7 +116,7 @@ export class ImportPlanner {
     let deletes = 0;
     for (const o of this.census.operators.values()) {
       upserts += o.upserts;
-      deletes += o.deletes;
+      deletes += o.deleteRows;
     }
     // The file's name only: the record is part of the output, a path of this machine is not.
     return { op: 'import', rows: basename(this.rows.file), mode: this.options.mode ?? 'into', upserts, deletes, operators: [...this.census.operators.keys()] };

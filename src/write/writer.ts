@@ -262,7 +262,7 @@ class Planner {
 
     if (this.ops.some((o) => o.kind === 'rename' || o.kind === 'migrate')) await this.takeCensus();
     const importOp = this.ops.find((o) => o.kind === 'import');
-    const imports = importOp ? await ImportPlanner.make(importOp.rows, importOp.options, operators.map((o) => o.id), this.ops.map((o) => o.kind)) : null;
+    const imports = importOp ? await ImportPlanner.make(importOp.rows, importOp.options, operators.map((o) => ({ id: o.id, taskIds: o.tasks.map((t) => t.taskId) })), this.ops.map((o) => o.kind)) : null;
     const entryIds = new Set<string>();
     for (const s of this.census?.values() ?? []) for (const id of s) entryIds.add(id);
 

@@ -70,7 +70,7 @@ are spilled to --temp-dir per task, never held in memory.\n\n${WRITE_EPILOG}`) a
     if (!fresh) {
       args.src = (args.into ?? args.like)!;
       const mode = args.into !== undefined ? 'into' as const : 'like' as const;
-      await runWrite(args, (w) => native(w.apply(rows, { mode, operators, ...(args.parallelism !== undefined ? { parallelism: args.parallelism } : {}) })));
+      await runWrite(args, (w) => native(w.apply(rows, { mode, operators, ...(args.parallelism !== undefined ? { parallelism: args.parallelism } : {}), ...(args['temp-dir'] ? { tempDir: args['temp-dir'] } : {}) })));
       return;
     }
     const { freshImport } = await import('../../import/fresh.js');
