@@ -199,7 +199,10 @@ export class SavepointWriter {
 
   /** Reads what it must and returns the plan; writes nothing. */
   async plan(target: string | Location | undefined, options: WriteOptions = {}): Promise<WritePlan> {
-    return (await this.prepare(target, options)).plan;
+    const prepared = await this.prepare(target, options);
+    // Rows an import routed for the write go: nothing will write them.
+    for (const j of prepared.jobs) if (j.kind === 'repartition') j.import?.routed?.remove();
+    return prepared.plan;
   }
 
   /** Plans, writes state files, metadata, meta.json, the manifest last, then re-verifies the output. */

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { duck } from '../support/duck.js';
@@ -96,6 +97,8 @@ describe('import of an export', () => {
     const report = await w.write(dst);
     expect(report.imported.map((i) => i.upserts)).toEqual([70, 62, 26, 0]);
     expect((await verifySavepoint(locate(dst))).ok).toBe(true);
+    // The rows routed by the plan and by the write are gone with them.
+    expect(readdirSync(tmpdir()).filter((n) => n.startsWith(`ksp-import-${process.pid}-`))).toEqual([]);
   });
 });
 
