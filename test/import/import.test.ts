@@ -239,6 +239,25 @@ describe('--to native', () => {
   });
 });
 
+describe('a native source', () => {
+  it('--into a savepoint of RocksDB tasks: the operator the rows change is written canonical, the rest copied native; verify passes', async () => {
+    const src = join(FIXTURES, 'native', 'shop', 'savepoints', '00000000000000000007');
+    const rows = at('native-changes.jsonl');
+    writeFileSync(rows, [
+      { operator_id: 'orders-agg', state_name: 'totals', key_utf8: 'customer-0', change: 'delete' },
+      { operator_id: 'orders-agg', state_name: 'totals', key_utf8: 'customer-new', value_hex: 'c0' },
+    ].map((o) => JSON.stringify(o)).join('\n') + '\n');
+    const dst = at('native-into');
+    const r = await ksp(['import', rows, dst, '--into', src, '--mode', 'relative', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).imported).toEqual([expect.objectContaining({ operator: 'orders-agg', upserts: 1, deletes: 1, replaced: 1 })]);
+    expect((await ksp(['verify', dst])).code).toBe(0);
+    const c = await content(dst, 'native-into-content');
+    expect(c).toContain(`orders-agg orders-agg totals ${Buffer.from('customer-new').toString('hex').toUpperCase()} C0`);
+    expect(c.some((l) => l.includes(` totals ${Buffer.from('customer-0').toString('hex').toUpperCase()} `))).toBe(false);
+  });
+});
+
 describe.skipIf(!HAS_SHARED)("the engine's fixture", () => {
   it('export → import → ksp verify', async () => {
     const rows = await exportOf(ENGINE_SP, at('engine.parquet'));
