@@ -9,6 +9,7 @@ import { Savepoint } from '../../src/model/savepoint.js';
 import { SavepointWriter } from '../../src/write/writer.js';
 import { verifySavepoint } from '../../src/model/verify.js';
 import { locate } from '../../src/storage/uri.js';
+import { needsMallocEnv } from '../../src/cli/malloc-env.js';
 
 /**
  * ksp import: an export imported back (byte-identical state with the layout
@@ -49,6 +50,21 @@ async function exportOf(sp: string, file: string, extra: string[] = []): Promise
   expect(r.code, r.stderr).toBe(0);
   return file;
 }
+
+describe('ksp import, the command', () => {
+  it('--help shows the three forms with examples; it runs as a writing command', async () => {
+    const r = await ksp(['import', '--help']);
+    expect(r.code).toBe(0);
+    for (const f of ['--like', '--into', '--parallelism', 'Examples:', '(upsert | delete)']) expect(r.stdout).toContain(f);
+    if (process.platform === 'linux') expect(needsMallocEnv(['import', 'rows.parquet', 'dst'], {})).toBe(true);
+  });
+
+  it('a new savepoint needs --job-id, --epoch and --parallelism', async () => {
+    const r = await ksp(['import', 'rows.parquet', at('usage'), '--job-id', 'j']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/needs --job-id, --epoch and --parallelism/);
+  });
+});
 
 describe('import of an export', () => {
   for (const ext of ['parquet', 'jsonl', 'arrow', 'arrows']) {
