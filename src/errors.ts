@@ -50,6 +50,8 @@ export const ERROR_CODES = {
   CODEC_UNKNOWN: 'usage',
   CODEC_DECODE: 'input',
   EXPORT_FORMAT: 'usage',
+  /** ksp import: a row that cannot become an entry (a missing column, an undecodable value, an unknown operator). */
+  IMPORT_ROW: 'input',
 
   SST_MANIFEST_INVALID: 'input',
   NATIVE_SST_HASH: 'input',

@@ -40,6 +40,9 @@ export { viewCodec, codecSpec, VIEW_CODECS, type ViewCodec, type ViewCodecName, 
 export { decodeAggState, encodeAggState, type AggEntry } from './model/aggstate.js';
 export { parseWindowKey, type WindowKey, type WindowKind } from './model/window-key.js';
 export { exportEntries, formatFromPath, type ExportFormat, type ExportOptions, type ExportResult } from './export/export.js';
+export { importRows, type ImportRow, type RowsSource, type Change as ImportChange } from './import/rows.js';
+export { freshImport, type FreshOptions, type FreshImport } from './import/fresh.js';
+export type { ImportOptions } from './import/plan.js';
 
 export { MetadataDoc, epochDirName, type CheckpointMetadata, type OperatorSnapshotRef } from './formats/metadata/metadata.js';
 export { MetaDoc, type SavepointMeta } from './formats/meta/meta.js';
@@ -58,6 +61,6 @@ export { KspError, isKspError, ERROR_CODES, EXIT_CODES, type ErrorCode, type Err
 export { writeDistributedPlan, writeExportPlan, runShard, runShardsInProcess, commitDistributed, distributedStatus, parseShard, type ShardReport, type CommitReport, type DistributedStatus, type DistributedPlan } from './write/distributed/index.js';
 
 // ksp diff (README "ksp diff"): two savepoints' logical content compared.
-export { diffSavepoints, SavepointDiff, type DiffReport, type DiffRow, type DiffOptions, type StateDiff, type DiffExample, type Change } from './diff/diff.js';
+export { diffSavepoints, SavepointDiff, type DiffReport, type DiffRow, type DiffOptions, type StateDiff, type DiffExample, type Change as DiffChange } from './diff/diff.js';
 export { exportDiff, type DiffExportOptions } from './diff/export.js';
 export type { MetadataChange } from './diff/metadata.js';

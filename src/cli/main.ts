@@ -40,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     import('./verify/command.js'), import('./inspect/command.js'), import('./list/command.js'),
     import('./migrate/command.js'), import('./rescale/command.js'), import('./relocate/command.js'), import('./edit/command.js'), import('./convert/command.js'), import('./report/command.js'),
     import('./diff/command.js'),
+    import('./import/command.js'),
     // Distributed runs (planned with --distributed): one shard, the seal, and progress.
     import('./distributed/work-command.js'), import('./distributed/commit-command.js'), import('./distributed/status-command.js'),
   ]);
@@ -61,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'No progress or notes on stderr' })
     .option('progress', { type: 'boolean', default: true, describe: 'Progress on stderr (only when it is a terminal)' })
     .strict()
-    .demandCommand(1, 'Name a command: verify, inspect, list, migrate, rescale, relocate, edit, convert, report, diff, work, commit or status (ksp --help).')
+    .demandCommand(1, 'Name a command: verify, inspect, list, migrate, rescale, relocate, edit, convert, report, diff, import, work, commit or status (ksp --help).')
     .recommendCommands()
     .wrap(helpWidth())
     .version(VERSION)

@@ -8,7 +8,7 @@
  * a child process with it set; other libcs ignore the variable.
  */
 
-export const WRITING_COMMANDS = new Set(['migrate', 'rescale', 'relocate', 'edit', 'convert', 'work']);
+export const WRITING_COMMANDS = new Set(['migrate', 'rescale', 'relocate', 'edit', 'convert', 'import', 'work']);
 
 export const MALLOC_ENV = { MALLOC_TRIM_THRESHOLD_: String(1024 * 1024) };
 

@@ -137,7 +137,7 @@ async function run(): Promise<void> {
     if (typeof ctx.cBaseline === 'object') rmSync(ctx.cBaseline.tmp, { recursive: true, force: true });
     // Inputs kept by an earlier --keep run stay for the next one; what this run made goes unless --keep.
     if (!has('keep') && !reused) rmSync(dir, { recursive: true, force: true });
-    else for (const f of ['rocksdb-copy', 'out', 'c-out', 'x.parquet', 'x.arrow', 'rescaled-p7']) rmSync(join(dir, f), { recursive: true, force: true });
+    else for (const f of ['rocksdb-copy', 'out', 'c-out', 'x.parquet', 'x.arrow', 'rescaled-p7', 'x-import.parquet']) rmSync(join(dir, f), { recursive: true, force: true });
   }
   header.push(`load average at the end: ${load()}`);
   const only = arg('only')?.split(',');

@@ -38,6 +38,7 @@ import * as nodePath from 'node:path';
 import type { StoredFile } from './target.js';
 import { within } from './target.js';
 import type { PreparedWrite } from './writer.js';
+import { importOperator } from '../import/apply.js';
 
 /**
  * Carries out a plan under the target's lock: state files first, then
@@ -93,6 +94,8 @@ export interface WriteReport {
   collisions: Array<{ operator: string; task?: string } & CollisionReport>;
   /** Per registered migration step: entries transformed, and entries of its operator passed through (another state). */
   migrations: StepCount[];
+  /** Operators written from import rows: rows applied, entries they replaced or removed, entries per task. */
+  imported: Array<{ operator: string; upserts: number; deletes: number; replaced: number; counts: number[] }>;
   /** Tasks written as native state: tables written, and entries dropped because a later entry had the same key. */
   native: Array<{ operator: string; task: string } & NativeTaskResult>;
   verify: { ok: boolean; files: number; bytes: number; entries: number; warnings: Finding[] };
@@ -120,7 +123,7 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
   // Spill folders of dead runs go first: a run killed with SIGKILL cannot clean up after itself.
   const swept = sweepStaleTempDirs(tempDir);
   const report: WriteReport = {
-    ok: true, plan: p.plan, target: target.uri, written: { files: 0, bytes: 0, copied: 0, rewritten: 0 }, tasks: [], rescale: [], moved: [], collisions: [], migrations: p.stepCounts, native: [],
+    ok: true, plan: p.plan, target: target.uri, written: { files: 0, bytes: 0, copied: 0, rewritten: 0 }, tasks: [], rescale: [], moved: [], imported: [], collisions: [], migrations: p.stepCounts, native: [],
     verify: { ok: false, files: 0, bytes: 0, entries: 0, warnings: [] }, seconds: 0,
     tempCleanup: { dir: swept.dir, folders: swept.folders, bytes: swept.bytes },
   };
@@ -277,6 +280,12 @@ export async function executePlan(p: PreparedWrite, options: ExecuteOptions = {}
       if (j.kind === 'rewrite') {
         const n = await rewriteTask(j, tempDir, write, writeNative, options.onBytes, report);
         expected.set(`${j.out.operatorId}/${j.out.taskId}`, n);
+      } else if (j.kind === 'repartition' && j.import) {
+        const native = j.native;
+        const r = await track(importOperator(j.operator, j.import, j.sources, j.outs, tempDir, (o, data) => write(o.file, data).then(() => undefined),
+          native ? (o, entries) => writeNative(o, native, entries, false) : undefined, options.onBytes));
+        j.outs.forEach((o, i) => expected.set(`${o.operatorId}/${o.taskId}`, r.counts[i]!));
+        report.imported.push({ operator: j.operator, ...r });
       } else if (j.kind === 'repartition') {
         const native = j.native;
         const placed = await track(repartitionPlaced(j, {

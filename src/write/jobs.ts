@@ -11,6 +11,7 @@ import type { NativeWriteOptions } from './native-output.js';
 import type { CollisionPolicy } from './spill.js';
 import type { StoredFile } from './target.js';
 import type { TtlPrefixMode } from '../formats/task-format/ttl.js';
+import type { ImportJobSpec } from '../import/apply.js';
 
 /**
  * `map` as plain data, for a write thread (units.ts `RewriteUnit`): the
@@ -77,8 +78,10 @@ export type Job =
   /**
    * An operator's tasks re-partitioned into new tasks (native ones with
    * `native`); with routing `moved`, the same tasks with the entries whose
-   * key a migration changed moved to their new owners.
+   * key a migration changed moved to their new owners. With `import`, the
+   * outputs are written from import rows (import/apply.ts), applied to the
+   * sources' entries when it keeps them.
    */
-  | { kind: 'repartition'; operator: string; sources: SourceTask[]; outs: OutputTask[]; routing: Routing | 'moved'; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions; dist?: DistMapSpec }
+  | { kind: 'repartition'; operator: string; sources: SourceTask[]; outs: OutputTask[]; routing: Routing | 'moved'; map: EntryMap | null; keyChange: boolean; onCollision: CollisionPolicy; native?: NativeWriteOptions; dist?: DistMapSpec; import?: ImportJobSpec }
   /** A native task: its files copied, its SST manifest and pointer rewritten for their new places. */
   | { kind: 'native'; source: TaskRef; pointer: Pointer; manifest: SstManifestDoc; files: Array<NativeFile & { out: StoredFile }>; manifestOut: StoredFile; out: OutputTask };

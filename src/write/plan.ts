@@ -27,7 +27,7 @@ export interface OperatorPlan {
   id: string;
   /** Operator id in the source. */
   sourceId: string;
-  action: 'copy' | 'rewrite' | 'rescale' | 'remove' | 'convert';
+  action: 'copy' | 'rewrite' | 'rescale' | 'remove' | 'convert' | 'import';
   tasksIn: number;
   tasksOut: number;
   routing?: 'state-key' | 'window';
@@ -45,6 +45,7 @@ export type OperationRecord =
   | { op: 'rename'; from: string; to: string }
   | { op: 'remove'; operator: string }
   | { op: 'relocate'; mode: OutputMode }
+  | { op: 'import'; rows: string; mode: 'into' | 'like' | 'new'; upserts: number; deletes: number; operators: string[] }
   | { op: 'convert'; to: 'canonical'; ttl_prefix?: 'strip' | 'keep' }
   | { op: 'convert'; to: 'native'; format_version: number; compression: string; checksum: string; block_size: number; bloom_bits: number; sst_size: number };
 

@@ -19,7 +19,7 @@ import { KspError } from '../errors.js';
  */
 
 /** The prefixes of every kind of temporary folder ksp makes. */
-export const TEMP_PREFIXES = ['ksp-rescale-', 'ksp-rewrite-', 'ksp-sort-'] as const;
+export const TEMP_PREFIXES = ['ksp-rescale-', 'ksp-rewrite-', 'ksp-sort-', 'ksp-import-'] as const;
 export type TempPrefix = (typeof TEMP_PREFIXES)[number];
 
 const live = new Set<string>();

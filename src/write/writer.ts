@@ -27,6 +27,8 @@ import { SourceGuard, checkTargetEmpty } from './target-files.js';
 import { checkNativeFolders } from './native-names.js';
 import { MissingFiles } from './missing.js';
 import { describeNative, nativeLayout, nativeOptions, type NativeWriteOptions } from './native-output.js';
+import { ImportPlanner, type ImportOptions } from '../import/plan.js';
+import type { RowsSource } from '../import/rows.js';
 
 /**
  * The write side of the library, in the spirit of Flink's savepoint writer:
@@ -98,7 +100,8 @@ type Operation =
   | { kind: 'rename'; from: string; to: string }
   | { kind: 'remove'; id: string }
   | { kind: 'relocate' }
-  | { kind: 'convert'; to: 'canonical' | 'native'; native?: NativeWriteOptions; ttlPrefix?: TtlPrefixMode };
+  | { kind: 'convert'; to: 'canonical' | 'native'; native?: NativeWriteOptions; ttlPrefix?: TtlPrefixMode }
+  | { kind: 'import'; rows: string | RowsSource; options: ImportOptions };
 
 /** A plan with what the executor needs; only `plan` is public data. */
 export interface PreparedWrite {
@@ -185,9 +188,22 @@ export class SavepointWriter {
     throw new KspError('USAGE', `convert: unknown target format ${JSON.stringify(to)} (canonical or native)`, { found: to });
   }
 
+  /**
+   * Entries from import rows (`ksp import`; import/rows.ts says which
+   * columns): by default applied to the source's entries (upserts, and
+   * deletes with a `change` column); with `mode: 'like'` they are the whole
+   * state, in the source's task layout. Combines with `convert` only.
+   */
+  apply(rows: string | RowsSource, options: ImportOptions = {}): SavepointWriter {
+    return this.and({ kind: 'import', rows, options });
+  }
+
   /** Reads what it must and returns the plan; writes nothing. */
   async plan(target: string | Location | undefined, options: WriteOptions = {}): Promise<WritePlan> {
-    return (await this.prepare(target, options)).plan;
+    const prepared = await this.prepare(target, options);
+    // Rows an import routed for the write go: nothing will write them.
+    for (const j of prepared.jobs) if (j.kind === 'repartition') j.import?.routed?.remove();
+    return prepared.plan;
   }
 
   /** Plans, writes state files, metadata, meta.json, the manifest last, then re-verifies the output. */
@@ -251,6 +267,8 @@ class Planner {
     let nativeOut: NativeWriteOptions | undefined;
 
     if (this.ops.some((o) => o.kind === 'rename' || o.kind === 'migrate')) await this.takeCensus();
+    const importOp = this.ops.find((o) => o.kind === 'import');
+    const imports = importOp ? await ImportPlanner.make(importOp.rows, importOp.options, operators.map((o) => ({ id: o.id, taskIds: o.tasks.map((t) => t.taskId) })), this.ops.map((o) => o.kind)) : null;
     const entryIds = new Set<string>();
     for (const s of this.census?.values() ?? []) for (const id of s) entryIds.add(id);
 
@@ -309,6 +327,8 @@ class Planner {
         nativeOut = op.native;
         const n = op.native;
         records.push(n ? { op: 'convert', to: 'native', format_version: n.formatVersion, compression: n.compression, checksum: n.checksum, block_size: n.blockSize, bloom_bits: n.bloomBits, sst_size: n.sstSize } : { op: 'convert', to: 'canonical', ...(op.ttlPrefix ? { ttl_prefix: op.ttlPrefix } : {}) });
+      } else if (op.kind === 'import') {
+        records.push(imports!.record());
       } else {
         records.push({ op: 'relocate', mode: target.mode });
       }
@@ -349,6 +369,14 @@ class Planner {
         return kind === 'canonical' && (v2 || convert === 'native' || migMap !== null || entryRenamed(t));
       };
       const toNative = convert === 'native' ? nativeOut : undefined;
+      if (imports?.touches(o.id)) {
+        const outs = o.tasks.map((t) => ({ operatorId: outId, taskId: t.taskId, file: target.stateFile(outId, t.taskId) }));
+        const sources = imports.keepSource ? await Promise.all(o.tasks.map((t) => this.sourceTask(t))) : [];
+        jobs.push(imports.job(outId, sources, outs, toNative));
+        outTasks.push(...outs);
+        opPlans.push({ ...plan, action: 'import' });
+        continue;
+      }
       // The map as plain data for distributed shards (write/distributed/), when every step can be loaded again from its module file.
       const dist = (migMap !== null || rename !== null) && mig.every((m) => m.source !== undefined)
         ? { dist: { migrations: mig.map((m) => ({ module: m.source!, operator: m.name, from: m.from, to: m.to })), renames: [...renames] } }
@@ -407,6 +435,15 @@ class Planner {
       opPlans.push(plan);
     }
 
+    // New operators the import adds, in the order the rows name them, each with its layout.
+    for (const n of imports?.newOperators() ?? []) {
+      const outs = n.taskIds.map((taskId) => ({ operatorId: n.id, taskId, file: target.stateFile(n.id, taskId) }));
+      jobs.push(imports!.job(n.id, [], outs, convert === 'native' ? nativeOut : undefined));
+      outTasks.push(...outs);
+      versions.set(n.id, 1n);
+      opPlans.push({ id: n.id, sourceId: n.id, action: 'import', tasksIn: 0, tasksOut: outs.length, ...(convert === 'native' ? { native: true } : {}) });
+    }
+
     const extras = this.extraFiles(removed, current);
     jobs.push(...extras.jobs);
     if (this.missing.length) {
@@ -432,9 +469,9 @@ class Planner {
     };
     const outVersions = new Map<string, bigint>();
     for (const [id, v] of versions) if (!removed.has(id)) outVersions.set(current(id), v);
-    const meta = this.buildMeta(outVersions, records);
+    const meta = this.buildMeta(outVersions, records, imports?.sourceLabel);
     const plan = {
-      source: sp.uri, target: target.uri, mode: target.mode, modeReason: target.modeReason, jobId: target.jobId, epoch: target.epoch.toString(), savepointId: target.savepointId,
+      source: imports?.sourceLabel ?? sp.uri, target: target.uri, mode: target.mode, modeReason: target.modeReason, jobId: target.jobId, epoch: target.epoch.toString(), savepointId: target.savepointId,
       meta: uriOf(target.metaLocation), fencingToken: this.fencingToken.toString(), operations: records, operators: opPlans,
       files: [] as PlannedFile[],
       metadata: this.describeMetadata(outVersions, renames, removed),
@@ -623,9 +660,9 @@ class Planner {
     return { jobs, buffers, sinks: Array.isArray(sinks) && sinks.length ? sinks : undefined };
   }
 
-  private buildMeta(versions: Map<string, bigint>, operations: OperationRecord[]): MetaDoc {
+  private buildMeta(versions: Map<string, bigint>, operations: OperationRecord[], sourceLabel?: string): MetaDoc {
     const { target, sp } = this;
-    const ksp = { version: VERSION, mode: target.mode, source: sp.uri, ...(sp.meta ? { source_savepoint_id: sp.meta.value.savepoint_id } : {}), operations };
+    const ksp = { version: VERSION, mode: target.mode, source: sourceLabel ?? sp.uri, ...(sp.meta ? { source_savepoint_id: sp.meta.value.savepoint_id } : {}), operations };
     const base = sp.meta?.doc ?? new JsonObject();
     let doc = base
       .with('format_version', fromPlain(SAVEPOINT_FORMAT_VERSION))
@@ -777,7 +814,7 @@ function plannedFiles(j: RunJob, target: Target): PlannedFile[] {
     }
     case 'repartition':
       return j.outs.flatMap((o, i) => [
-        f(o.file, 'write', { transform: `rescale ${j.operator} ${j.sources.length}→${j.outs.length} by ${j.routing} (task ${i} of ${j.outs.length})${j.native ? ', as an INCR-SST-V1 pointer to native RocksDB state' : ''}` }),
+        f(o.file, 'write', { transform: `${j.import ? `import rows of ${j.operator}${j.import.keepSource ? ' applied to its entries' : ''}, routed as the engine routes` : `rescale ${j.operator} ${j.sources.length}→${j.outs.length} by ${j.routing}`} (task ${i} of ${j.outs.length})${j.native ? ', as an INCR-SST-V1 pointer to native RocksDB state' : ''}` }),
         ...(j.native ? nativeFiles(o, j.native, target) : []),
       ]);
     case 'native':

@@ -28,11 +28,16 @@ export function identityOptions(args: Pick<WriteArgs, 'epoch' | 'fencing-token'>
   return out;
 }
 
-export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: Savepoint) => Promise<SavepointWriter> | SavepointWriter): Promise<void> {
+/** `start`: the writer to use instead of one over args.src (ksp import's new savepoint has no source). */
+export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: Savepoint) => Promise<SavepointWriter> | SavepointWriter, start?: () => Promise<SavepointWriter>): Promise<void> {
   if (args.dst === undefined && args.base === undefined) throw new KspError('USAGE', 'name the target: <dst>, or --base in engine mode');
   const { epoch, fencingToken } = identityOptions(args);
-  const sp = await Savepoint.open(args.src, { allowRoots: allowRoots(args) });
-  const writer = await build(SavepointWriter.from(sp), sp);
+  let writer: SavepointWriter;
+  if (start) writer = await start();
+  else {
+    const sp = await Savepoint.open(args.src, { allowRoots: allowRoots(args) });
+    writer = await build(SavepointWriter.from(sp), sp);
+  }
   const options = { mode: args.mode, jobId: args['job-id'], epoch, base: args.base, overwrite: args.overwrite, fencingToken, forceUnlock: args['force-unlock'], trustSource: args['trust-source'] };
   if (args['dry-run']) {
     // Without <dst>, --base alone names where the engine layout goes.
@@ -92,6 +97,7 @@ function humanReport(r: WriteReport, verbose: boolean): string {
   for (const s of r.rescale) {
     lines.push(`  ${s.operator}: rescaled to ${s.counts.length} task(s), ${count(s.routed)} routed entries${s.broadcast ? `, ${s.broadcast} broadcast entr${s.broadcast === 1 ? 'y' : 'ies'} on every task (${s.mergedDuplicates} duplicate(s) merged)` : ''}; per task ${s.counts.map(count).join(', ')}`);
   }
+  for (const m of r.imported) lines.push(`  ${m.operator}: imported ${count(m.upserts)} upsert(s) and ${count(m.deletes)} delete(s), ${count(m.replaced)} entr${m.replaced === 1 ? 'y' : 'ies'} replaced or removed; per task ${m.counts.map(count).join(', ')}`);
   for (const m of r.moved) lines.push(`  ${m.operator}: ${count(m.moved)} entr${m.moved === 1 ? 'y' : 'ies'} moved to the task owning the new key; per task ${m.counts.map(count).join(', ')}`);
   for (const m of r.migrations) lines.push(`  migration ${m.step}: ${count(m.transformed)} entr${m.transformed === 1 ? 'y' : 'ies'} transformed, ${count(m.passed)} passed through`);
   for (const c of r.collisions) lines.push(`  ${c.operator}${c.task ? `/${c.task}` : ''}: ${count(c.dropped)} key collision(s) on ${count(c.keys)} key(s) resolved by --on-collision`);

@@ -108,6 +108,8 @@ export function distributedPlan(p: PreparedWrite, o: PlanOptions): DistributedPl
         break;
       }
       case 'repartition': {
+        // Its rows are spilled on this machine by the plan: a shard elsewhere could not read them.
+        if (j.import) throw new KspError('USAGE', `import ${j.operator}: an import runs in one process (its rows are routed and spilled where it is planned); it has no distributed form`);
         if (j.map !== null && !j.dist) throw unsupported(codeSteps(j.operator));
         if (j.native && engine) for (const x of j.outs) checkEngineLayout(x.operatorId, x.taskId);
         const owners = rangeOwnersByName(j.outs.map((x) => x.taskId));
