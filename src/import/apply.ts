@@ -93,6 +93,8 @@ function tagged(value: Uint8Array, tag: number): Uint8Array {
 export class RoutedRows {
   readonly changes: Array<Spill | null>;
   readonly deletes: number[][];
+  /** Key and value bytes routed to each task: what the write phase's progress counts for them (write/read-total.ts). */
+  readonly bytes: number[];
   upserts = 0;
   deleteRows = 0;
   private readonly route: ReturnType<typeof router>;
@@ -101,6 +103,7 @@ export class RoutedRows {
     this.route = router(taskIds);
     this.changes = new Array(taskIds.length).fill(null);
     this.deletes = taskIds.map(() => []);
+    this.bytes = taskIds.map(() => 0);
   }
 
   add(r: ImportRow): void {
@@ -114,6 +117,7 @@ export class RoutedRows {
       const sp = (this.changes[i] ??= new Spill(this.dir, `${this.name}-${i}`, this.bufSize, this.direct));
       if (this.direct && tag === DELETE) this.deletes[i]!.push(sp.count);
       sp.append(e, { task: r.row, index: r.row });
+      this.bytes[i]! += r.key.length + r.value.length;
     }
   }
 
@@ -165,6 +169,7 @@ export async function importOperator(
           c.remove();
         }
         merged.close();
+        onBytes?.(rows?.bytes[i] ?? 0);
         const { drop, report } = merged.collisions('keep-last', () => '');
         result.replaced += report.dropped;
         deletes = deletes.filter((d) => !drop.has(d));

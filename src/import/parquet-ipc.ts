@@ -8,7 +8,7 @@ import { KspError } from '../errors.js';
  * one batch (it never shrinks, so the batches are kept small). Shared by the
  * reading thread (parquet-read-worker.ts) and the in-thread fallback.
  */
-export async function* parquetIpcStreams(path: string, batchRows: number): AsyncGenerator<Uint8Array> {
+export async function* parquetIpcStreams(path: string, batchRows: number, onTotal?: (rows: number) => void): AsyncGenerator<Uint8Array> {
   let blob: Blob;
   try {
     blob = await openAsBlob(path);
@@ -23,7 +23,10 @@ export async function* parquetIpcStreams(path: string, batchRows: number): Async
     throw new KspError('IMPORT_ROW', `${path}: not a Parquet file (${String((e as Error).message ?? e)})`, { file: path, row: 0 });
   }
   try {
-    const groups = file.metadata().numRowGroups();
+    const meta = file.metadata();
+    // The footer's row count: the total of the import's rows phase (progress).
+    onTotal?.(meta.fileMetadata().numRows());
+    const groups = meta.numRowGroups();
     for (let g = 0; g < groups; g++) {
       // One request at a time: the default reads ahead row groups that all sit in wasm memory.
       const reader = (await file.stream({ rowGroups: [g], batchSize: batchRows, concurrency: 1 })).getReader();

@@ -4,7 +4,7 @@ import { parquetIpcStreams } from './parquet-ipc.js';
 
 /**
  * The Parquet reading thread (read-columns.ts): IPC streams go out as
- * messages (`{ ipc }`, then `{ done }` or `{ error }`), at most AHEAD not
+ * messages (`{ total }` rows first, then `{ ipc }`, then `{ done }` or `{ error }`), at most AHEAD not
  * yet taken. Its own thread so that parquet-wasm's memory, which never
  * shrinks, goes when the file has been read, before the write and its
  * re-verify.
@@ -22,7 +22,7 @@ port.on('message', () => {
 
 const { path, batchRows } = workerData as { path: string; batchRows: number };
 try {
-  for await (const ipc of parquetIpcStreams(path, batchRows)) {
+  for await (const ipc of parquetIpcStreams(path, batchRows, (total) => port.postMessage({ total }))) {
     while (unacked >= AHEAD) await new Promise<void>((r) => (wake = r));
     unacked++;
     const own = ipc.byteOffset === 0 && ipc.byteLength === ipc.buffer.byteLength ? ipc : ipc.slice();

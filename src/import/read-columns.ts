@@ -7,6 +7,7 @@ import { KspError } from '../errors.js';
 import type { ExportFormat } from '../export/export.js';
 import { formatFromPath } from '../export/export.js';
 import { parquetIpcStreams } from './parquet-ipc.js';
+import { estimateTotal } from '../model/read-bytes.js';
 
 /**
  * The rows of an import file, a batch at a time, as columns by name: the
@@ -29,20 +30,31 @@ export interface ColumnBatch {
 /** Rows read per batch. */
 const BATCH_ROWS = 16384;
 
-export async function* readColumns(path: string, format: ExportFormat = formatFromPath(path)): AsyncGenerator<ColumnBatch> {
-  if (format === 'jsonl') yield* jsonlBatches(path);
-  else if (format === 'parquet') yield* parquetBatches(path);
-  else yield* arrowBatches(path);
+/**
+ * The file's row count, for progress: Parquet's footer gives it exactly; a
+ * JSON Lines file and an Arrow IPC file are estimated from the part read so
+ * far (bytes of the file, record batches of the footer), exact at the end;
+ * an Arrow stream has none.
+ */
+export type RowsTotal = (rows: number, exact: boolean) => void;
+
+export async function* readColumns(path: string, format: ExportFormat = formatFromPath(path), onTotal?: RowsTotal): AsyncGenerator<ColumnBatch> {
+  if (format === 'jsonl') yield* jsonlBatches(path, onTotal);
+  else if (format === 'parquet') yield* parquetBatches(path, onTotal);
+  else yield* arrowBatches(path, onTotal);
 }
 
 function notFound(path: string, e: unknown): KspError {
   return new KspError('NOT_FOUND', `${path}: cannot read the import file (${(e as Error).message})`, { file: path });
 }
 
-async function* jsonlBatches(path: string): AsyncGenerator<ColumnBatch> {
+async function* jsonlBatches(path: string, onTotal?: RowsTotal): AsyncGenerator<ColumnBatch> {
   let stream;
+  let size = 0;
   try {
-    await (await open(path, 'r')).close();
+    const fh = await open(path, 'r');
+    size = (await fh.stat()).size;
+    await fh.close();
     stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
   } catch (e) {
     throw notFound(path, e);
@@ -56,8 +68,11 @@ async function* jsonlBatches(path: string): AsyncGenerator<ColumnBatch> {
     // Every line is its own object: a column is present on a row when its member is.
     column: (name) => (objs.some((o) => name in o) ? (i: number) => (name in objs[i]! ? objs[i]![name] : MISSING) : undefined),
   });
+  let read = 0;
+  let count = 0;
   for await (const text of lines) {
     line++;
+    if (onTotal) read += Buffer.byteLength(text) + 1;
     if (text.trim() === '') continue;
     let o: unknown;
     try {
@@ -70,10 +85,13 @@ async function* jsonlBatches(path: string): AsyncGenerator<ColumnBatch> {
     (o as Record<string | symbol, unknown>)[ROW] = line;
     rows.push(o as Record<string | symbol, unknown>);
     if (rows.length >= BATCH_ROWS) {
+      count += rows.length;
+      onTotal?.(estimateTotal(count, read, size), false);
       yield batch(rows);
       rows = [];
     }
   }
+  onTotal?.(count + rows.length, true);
   if (rows.length) yield batch(rows);
 }
 
@@ -141,13 +159,14 @@ function arrowBatch(b: ArrowLike, first: number): ColumnBatch {
   };
 }
 
-async function* parquetBatches(path: string): AsyncGenerator<ColumnBatch> {
+async function* parquetBatches(path: string, onTotal?: RowsTotal): AsyncGenerator<ColumnBatch> {
   const A = await import('apache-arrow');
   const url = new URL('./parquet-read-worker.js', import.meta.url);
   // Under the TypeScript sources there is no compiled worker: read here.
   const inWorker = url.protocol === 'file:' && existsSync(fileURLToPath(url));
   let first = 1;
-  for await (const ipc of inWorker ? fromWorker(url, path) : parquetIpcStreams(path, BATCH_ROWS)) {
+  const total = onTotal ? (n: number) => onTotal(n, true) : undefined;
+  for await (const ipc of inWorker ? fromWorker(url, path, total) : parquetIpcStreams(path, BATCH_ROWS, total)) {
     for (const b of A.tableFromIPC(ipc).batches) {
       yield arrowBatch(b as unknown as ArrowLike, first);
       first += b.numRows;
@@ -156,7 +175,7 @@ async function* parquetBatches(path: string): AsyncGenerator<ColumnBatch> {
 }
 
 /** The reading thread's IPC streams, taken one at a time (each taken one lets it send another). */
-async function* fromWorker(url: URL, path: string): AsyncGenerator<Uint8Array> {
+async function* fromWorker(url: URL, path: string, onTotal?: (rows: number) => void): AsyncGenerator<Uint8Array> {
   // A small young generation: the thread makes little JS garbage, and its isolate counts against the memory budget.
   const w = new Worker(url, { workerData: { path, batchRows: BATCH_ROWS }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
   const queue: Uint8Array[] = [];
@@ -167,7 +186,8 @@ async function* fromWorker(url: URL, path: string): AsyncGenerator<Uint8Array> {
     wake?.();
     wake = null;
   };
-  w.on('message', (m: { ipc?: Uint8Array; done?: true; error?: string; code?: string; data?: Record<string, unknown> }) => {
+  w.on('message', (m: { total?: number; ipc?: Uint8Array; done?: true; error?: string; code?: string; data?: Record<string, unknown> }) => {
+    if (m.total !== undefined) onTotal?.(m.total);
     if (m.ipc) queue.push(m.ipc);
     if (m.done) done = true;
     if (m.error !== undefined) failure ??= m.code ? new KspError(m.code as never, m.error, m.data as never) : new KspError('INTERNAL', `Parquet reader: ${m.error}`);
@@ -198,7 +218,7 @@ async function* fromWorker(url: URL, path: string): AsyncGenerator<Uint8Array> {
   }
 }
 
-async function* arrowBatches(path: string): AsyncGenerator<ColumnBatch> {
+async function* arrowBatches(path: string, onTotal?: RowsTotal): AsyncGenerator<ColumnBatch> {
   const A = await import('apache-arrow');
   let fh;
   try {
@@ -208,11 +228,17 @@ async function* arrowBatches(path: string): AsyncGenerator<ColumnBatch> {
   }
   try {
     // A FileHandle: the IPC file format is read by its footer, the stream format in order, a batch at a time.
-    const reader = await A.RecordBatchReader.from(fh as never);
+    const reader = (await A.RecordBatchReader.from(fh as never)) as unknown as AsyncIterable<ArrowLike> & { isFile(): boolean; numRecordBatches: number; open(): Promise<unknown> };
     let first = 1;
-    for await (const b of reader as AsyncIterable<ArrowLike>) {
-      yield arrowBatch(b, first);
+    let batches = 0;
+    // The IPC file format's footer lists its record batches (not their rows); a stream lists nothing.
+    // (opened first: until then a file reader has not read its footer and lists none).
+    if (onTotal && reader.isFile()) await reader.open();
+    const listed = reader.isFile() && reader.numRecordBatches > 0 ? reader.numRecordBatches : undefined;
+    for await (const b of reader) {
       first += b.numRows;
+      if (listed !== undefined) onTotal?.(estimateTotal(first - 1, ++batches, listed), batches >= listed);
+      yield arrowBatch(b, first - b.numRows);
     }
   } finally {
     await fh.close().catch(() => undefined);

@@ -3,7 +3,7 @@ import type { ExportFormat } from '../export/export.js';
 import { formatFromPath } from '../export/export.js';
 import type { CodecSpec } from '../model/value-codecs.js';
 import { EncodeError, valueEncoder, type Encoder } from '../model/value-encoders.js';
-import { MISSING, readColumns, type ColumnBatch } from './read-columns.js';
+import { MISSING, readColumns, type ColumnBatch, type RowsTotal } from './read-columns.js';
 
 /**
  * Import rows: the columns `inspect --out` writes (export/columns.ts), read
@@ -44,6 +44,8 @@ export interface RowsSource {
   /** Codecs that encode `key_decoded` / `value_decoded` back (the export's codec names). */
   keyCodec?: CodecSpec;
   valueCodec?: CodecSpec;
+  /** Progress of the one read of the rows (at plan time): its start, the rows' total as known (read-columns.ts), rows read. */
+  progress?: { start(): void; total: RowsTotal; rows(n: number): void };
 }
 
 export function rowsSource(src: string | RowsSource): RowsSource {
@@ -157,7 +159,11 @@ const EMPTY = new Uint8Array(0);
 export async function* importRows(source: string | RowsSource): AsyncGenerator<ImportRow[]> {
   const src = rowsSource(source);
   const reader = await RowReader.of(src);
-  for await (const b of readColumns(src.file, src.format)) yield reader.rows(b);
+  src.progress?.start();
+  for await (const b of readColumns(src.file, src.format, src.progress?.total)) {
+    src.progress?.rows(b.length);
+    yield reader.rows(b);
+  }
 }
 
 /** IMPORT_ROW for a row whose operator the output has no layout for. */

@@ -25,7 +25,11 @@ export async function bytesToRead(jobs: readonly Job[]): Promise<number> {
     if (j.kind === 'copies') j.tasks.forEach((t, i) => file(t.location, j.sizes[i]));
     else if (j.kind === 'copy') file(j.from, j.size);
     else if (j.kind === 'rewrite') source(j.source);
-    else if (j.kind === 'repartition') j.sources.forEach(source);
+    else if (j.kind === 'repartition' && j.import) {
+      // An import reads its sources only with --into, and its routed rows (import/apply.ts importOperator).
+      if (j.import.keepSource) j.sources.forEach(source);
+      for (const b of j.import.routed?.bytes ?? []) total += b;
+    } else if (j.kind === 'repartition') j.sources.forEach(source);
     else for (const f of j.files) file(f.location, f.size);
   }
   await pool(unknown, 16, async (loc) => {

@@ -58,7 +58,9 @@ function underTerminal(args: string[], redirect = ''): Promise<{ code: number; t
 }
 
 const SIZE = String.raw`[\d.]+ (?:B|KiB|MiB|GiB)`;
-const FRAME = new RegExp(String.raw`^(?<phase>[a-z]+(?: · [a-z ]+)?)  (?<done>${SIZE}) / (?<total>${SIZE})  (?<pct>\d+)%  (?<rate>${SIZE})/s  ETA (?<eta>\d+s|\d+m\d\ds|\d+h\d\dm)$`);
+// An entries phase (import's rows) counts entries: `158 / 158 entries  100%  4,893,004 entries/s`.
+const COUNT = String.raw`[\d,]+`;
+const FRAME = new RegExp(String.raw`^(?<phase>[a-z]+(?: · [a-z ]+)?)  (?:(?<done>${SIZE}) / (?<total>${SIZE})|(?<doneN>${COUNT}) / (?<totalN>${COUNT}) entries)  (?<pct>\d+)%  (?<rate>${SIZE}|${COUNT} entries)/s  ETA (?<eta>\d+s|\d+m\d\ds|\d+h\d\dm)$`);
 
 interface Frame { phase: string; done: string; total: string; pct: number; rate: string; eta: string }
 
@@ -67,7 +69,9 @@ function frames(text: string): { all: string[]; full: Frame[] } {
   const all = [...text.matchAll(/\r([^\r\n\x1b]+)\x1b\[K/g)].map((m) => m[1]!);
   const full = all.flatMap((s) => {
     const m = FRAME.exec(s);
-    return m ? [{ ...(m.groups as Omit<Frame, 'pct'>), pct: Number(m.groups!.pct) }] : [];
+    if (!m) return [];
+    const g = m.groups!;
+    return [{ phase: g.phase!, done: g.done ?? g.doneN!, total: g.total ?? g.totalN!, rate: g.rate!, eta: g.eta!, pct: Number(g.pct) }];
   });
   return { all, full };
 }
@@ -138,9 +142,19 @@ describe.skipIf(!hasScript)('progress under a terminal', () => {
   });
 
   it('diff: one read phase per side, each with its bytes total', async () => {
-    const r = await underTerminal(['diff', RELATIVE, join(tmp.path, 'r5')]);
+    const r = await underTerminal(['diff', RELATIVE, RELATIVE]);
     expect(r.code, r.text).toBe(0);
     expectPhases(r.text, ['diff · read a', 'diff · read b']);
+  });
+
+  it('import: the rows read while planning (Parquet and JSON Lines), then the write and its re-verify', async () => {
+    for (const ext of ['parquet', 'jsonl']) {
+      const rows = join(tmp.path, `rows.${ext}`);
+      expect((await underTerminal(['inspect', RELATIVE, '--out', rows])).code).toBe(0);
+      const r = await underTerminal(['import', rows, join(tmp.path, `imported-${ext}`), '--like', RELATIVE, '--mode', 'relative']);
+      expect(r.code, r.text).toBe(0);
+      expectPhases(r.text, ['import · read rows', 'import · write', 'import · verify state', 'import · verify files']);
+    }
   });
 
   it('with stderr piped, nothing is drawn, on either stream', async () => {

@@ -59,7 +59,11 @@ are spilled to --temp-dir per task, never held in memory.\n\n${WRITE_EPILOG}`) a
       operators[m[1]!] = Number(m[2]);
     }
     const { codecSpec } = await import('../../model/value-codecs.js');
+    const { Progress } = await import('../progress.js');
+    // The rows are read once, while the write is planned: that phase first, then the write's.
+    const progress = Progress.for('import', args);
     const rows = {
+      ...(progress.enabled ? { progress: { start: () => progress.phase('read rows', undefined, 'entries'), total: progress.setTotal, rows: progress.add } } : {}),
       file: args.rows,
       ...(args.format ? { format: args.format } : {}),
       ...(args['key-codec'] ? { keyCodec: await codecSpec(args['key-codec'], 'key') } : {}),
@@ -70,14 +74,14 @@ are spilled to --temp-dir per task, never held in memory.\n\n${WRITE_EPILOG}`) a
     if (!fresh) {
       args.src = (args.into ?? args.like)!;
       const mode = args.into !== undefined ? 'into' as const : 'like' as const;
-      await runWrite(args, (w) => native(w.apply(rows, { mode, operators, ...(args.parallelism !== undefined ? { parallelism: args.parallelism } : {}), ...(args['temp-dir'] ? { tempDir: args['temp-dir'] } : {}) })));
+      await runWrite(args, (w) => native(w.apply(rows, { mode, operators, ...(args.parallelism !== undefined ? { parallelism: args.parallelism } : {}), ...(args['temp-dir'] ? { tempDir: args['temp-dir'] } : {}) })), undefined, progress);
       return;
     }
     const { freshImport } = await import('../../import/fresh.js');
     const { identityOptions } = await import('../write/run.js');
     const f = await freshImport(rows, { jobId: args['job-id']!, epoch: identityOptions(args).epoch!, parallelism: args.parallelism!, operators, ...(args['temp-dir'] ? { tempDir: args['temp-dir'] } : {}) });
     try {
-      await runWrite(args, (w) => w, async () => native(f.writer));
+      await runWrite(args, (w) => w, async () => native(f.writer), progress);
     } finally {
       f.dispose();
     }

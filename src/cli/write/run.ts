@@ -29,7 +29,11 @@ export function identityOptions(args: Pick<WriteArgs, 'epoch' | 'fencing-token'>
 }
 
 /** `start`: the writer to use instead of one over args.src (ksp import's new savepoint has no source). */
-export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: Savepoint) => Promise<SavepointWriter> | SavepointWriter, start?: () => Promise<SavepointWriter>): Promise<void> {
+export async function runWrite(
+  args: WriteArgs, build: (w: SavepointWriter, sp: Savepoint) => Promise<SavepointWriter> | SavepointWriter, start?: () => Promise<SavepointWriter>,
+  // Named after the command (`rescale · write`, `rescale · verify state`); ksp import passes the one its rows phase draws on.
+  progress: Progress = Progress.for(String((args as { _?: unknown[] })._?.[0] ?? 'write'), args),
+): Promise<void> {
   if (args.dst === undefined && args.base === undefined) throw new KspError('USAGE', 'name the target: <dst>, or --base in engine mode');
   const { epoch, fencingToken } = identityOptions(args);
   let writer: SavepointWriter;
@@ -42,12 +46,11 @@ export async function runWrite(args: WriteArgs, build: (w: SavepointWriter, sp: 
   if (args['dry-run']) {
     // Without <dst>, --base alone names where the engine layout goes.
     const plan = await writer.plan(args.dst, options);
+    progress.end();
     await out(args.json ? json({ dryRun: true, plan }) : shown(humanPlan(plan, args.verbose ?? false) + 'dry run: nothing was written\n'));
     setExit(0);
     return;
   }
-  // Named after the command (`rescale · write`, `rescale · verify state`).
-  const progress = Progress.for(String((args as { _?: unknown[] })._?.[0] ?? 'write'), args);
   const report = await writer.write(args.dst, {
     ...options, tempDir: args['temp-dir'], link: args.link, threads: args.threads,
     // Per-file and per-task records only where they are shown: a write of
