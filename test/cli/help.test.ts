@@ -25,7 +25,7 @@ async function commandsWithExamples(): Promise<Array<{ name: string; examples: s
 describe('--help at 60 columns', () => {
   it('every command prints each of its examples whole, on a line of its own', async () => {
     const commands = await commandsWithExamples();
-    expect(commands.map((c) => c.name).sort()).toEqual(['commit', 'convert', 'edit', 'inspect', 'list', 'migrate', 'relocate', 'rescale', 'status', 'verify', 'work']);
+    expect(commands.map((c) => c.name).sort()).toEqual(['commit', 'convert', 'diff', 'edit', 'import', 'inspect', 'list', 'migrate', 'relocate', 'report', 'rescale', 'status', 'verify', 'work']);
     for (const c of commands) {
       const r = await ksp([c.name, '--help'], { COLUMNS: '60' });
       expect(r.code).toBe(0);
