@@ -1,27 +1,17 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { KspError } from '../../src/errors.js';
 import { exportEntries } from '../../src/export/export.js';
 import { Savepoint } from '../../src/model/savepoint.js';
 import { credentialHint } from '../../src/storage/s3.js';
 import { locate } from '../../src/storage/uri.js';
 import { SavepointWriter } from '../../src/write/writer.js';
 import { SHOP_SP, tempDir } from '../support/env.js';
-import { BIN, ksp, type Run } from '../support/cli.js';
+import { ksp, kspInEnv, type Run } from '../support/cli.js';
+import { refusal } from '../support/refusal.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
-
-async function refusal(p: Promise<unknown>): Promise<KspError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as KspError;
-  }
-  throw new Error('expected an error');
-}
 
 /** A target that is not empty. */
 function occupied(name: string): string {
@@ -64,15 +54,7 @@ function kspWithoutCredentials(args: string[], extra: Record<string, string> = {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_')) env[k] = v;
   Object.assign(env, { HOME: tmp.path, AWS_EC2_METADATA_DISABLED: 'true', AWS_CONFIG_FILE: join(tmp.path, 'none'), AWS_SHARED_CREDENTIALS_FILE: join(tmp.path, 'none'), ...extra });
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return kspInEnv(args, env);
 }
 
 describe('S3 without credentials', () => {

@@ -5,19 +5,11 @@ import { KspError } from '../../src/errors.js';
 import { checkFilterNames } from '../../src/model/filter-names.js';
 import { Savepoint } from '../../src/model/savepoint.js';
 import { SHOP_SP, tempDir } from '../support/env.js';
+import { refusal } from '../support/refusal.js';
 import { ksp } from '../support/cli.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
-
-async function refusal(p: Promise<unknown>): Promise<KspError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as KspError;
-  }
-  throw new Error('expected an error');
-}
 
 describe('--operator and --state with a name the savepoint lacks', () => {
   it('inspect (summary and entries): exit 2, the valid names listed, JSON too', async () => {

@@ -1,9 +1,9 @@
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { duck } from '../support/duck.js';
 import { ksp } from '../support/cli.js';
+import { reseal } from '../support/reseal.js';
 import { exportEntries } from '../../src/export/export.js';
 import { Savepoint } from '../../src/model/savepoint.js';
 import { codecSpec } from '../../src/model/value-codecs.js';
@@ -184,16 +184,3 @@ describe('the window accumulator (aggstate)', () => {
     expect(r.stdout).toMatch(/wm: \(watermark 17599999[59]5000\) => \{"watermark_ms":17599999[59]5000\}/);
   });
 });
-
-function reseal(dir: string): void {
-  const files: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (e !== 'manifest.sha256') files.push(relative(dir, p));
-    }
-  };
-  walk(dir);
-  writeFileSync(join(dir, 'manifest.sha256'), files.sort().map((f) => `sha256:${createHash('sha256').update(readFileSync(join(dir, f))).digest('hex')}  ${f}\n`).join(''));
-}

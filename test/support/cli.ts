@@ -12,8 +12,13 @@ export interface Run {
 
 /** Runs the built `ksp` binary, as a user would. */
 export function ksp(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return kspInEnv(args, { ...process.env, CI: 'true', ...env });
+}
+
+/** Runs the built `ksp` binary with exactly this environment (nothing of the test's own added). */
+export function kspInEnv(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, CI: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
