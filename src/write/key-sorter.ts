@@ -33,6 +33,8 @@ export function runBytesDefault(): number {
   return Number.isSafeInteger(v) && v >= 1 << 20 ? Math.min(v, 1 << 30) : RUN_BYTES;
 }
 const BATCH = 1024;
+/** What a merge's run readers share: 64 MiB, so a merge of 16 runs or of 1,000 holds the same. */
+export const MERGE_BYTES = 64 << 20;
 /** Merge output buffer: a batch's keys and values copied out of the run readers. */
 const OUT_BYTES = 256 * 1024;
 
@@ -63,7 +65,12 @@ export class KeySorter {
   /** Called with each superseded record's key (ksp diff reports which states repeat keys); views valid during the call only. */
   onDuplicate: ((key: Uint8Array) => void) | null = null;
 
-  constructor(private readonly tempDir: string, private readonly runBytes = runBytesDefault()) {
+  /**
+   * `mergeBytes`: what the merge's read buffers share (MERGE_BYTES). Two
+   * sorters that merge at once (ksp diff's two sides) take half each, so
+   * memory stays that of one whatever the number of runs.
+   */
+  constructor(private readonly tempDir: string, private readonly runBytes = runBytesDefault(), private readonly mergeBytes = MERGE_BYTES) {
     if (spare && spare.length === runBytes) {
       this.arena = spare;
       spare = null;
@@ -198,8 +205,8 @@ export class KeySorter {
   }
 
   private async *merge(): AsyncGenerator<KeyValue[]> {
-    // Read buffers share 64 MiB, between 64 KiB and 4 MiB each.
-    const bufSize = Math.max(64 * 1024, Math.min(4 << 20, Math.floor((64 << 20) / this.runs.length)));
+    // Read buffers share mergeBytes, between 64 KiB and 4 MiB each.
+    const bufSize = Math.max(64 * 1024, Math.min(4 << 20, Math.floor(this.mergeBytes / this.runs.length)));
     const readers = this.runs.map((p, i) => new RunReader(p, i, bufSize));
     const heap = new Heap();
     for (const r of readers) if (r.next()) heap.push(r);
