@@ -207,7 +207,10 @@ export class Spill {
   private collisionSlice(slice: number, slices: number, fd: number, policy: CollisionPolicy, drop: Set<number>, report: CollisionReport): void {
     // Records whose first hash falls in this slice, read from the index file.
     const rec = new Uint32Array(INDEX_RECORD_U32);
-    let arr = new Uint32Array(INDEX_RECORD_U32 * 1024);
+    // Sized for the slice's share of the records and a margin (the first hash spreads them evenly):
+    // grown by doubling, a slice of a million records held its old and new arrays at once (~48 MiB),
+    // so a task of 5M entries peaked ~30 MB above one of 500K.
+    let arr = new Uint32Array(INDEX_RECORD_U32 * Math.max(1024, Math.ceil((this.count / slices) * 1.05)));
     let used = 0;
     const ifd = fs.openSync(this.index!.path, 'r');
     const chunk = Buffer.allocUnsafe(INDEX_RECORD_U32 * 4 * 8192);
@@ -221,7 +224,7 @@ export class Spill {
           for (let k = 0; k < INDEX_RECORD_U32; k++) rec[k] = chunk.readUInt32LE(o + 4 * k);
           if (rec[0]! % slices !== slice) continue;
           if (used + INDEX_RECORD_U32 > arr.length) {
-            const grown = new Uint32Array(arr.length * 2);
+            const grown = new Uint32Array(arr.length + Math.max(arr.length >> 3, INDEX_RECORD_U32 * 1024));
             grown.set(arr);
             arr = grown;
           }
