@@ -28,16 +28,17 @@ type Next = (url: string, context?: unknown) => Promise<{ format?: string | null
 
 export async function load(url: string, context: unknown, next: Next): Promise<{ format?: string | null; source?: string | ArrayBuffer | Uint8Array | null; shortCircuit?: boolean }> {
   if (!/\.m?ts$/.test(new URL(url).pathname) || !url.startsWith('file:')) return next(url, context);
-  const { transformSync } = (await import('amaro').catch((e: unknown) => {
-    // An optional dependency (it declares Node >= 22, though it runs on 20): skipped by `npm i --engine-strict` on Node 20.
-    throw new Error(`${fileURLToPath(url)}: a TypeScript module needs the optional package amaro, which is not installed (${(e as Error).message.split('\n')[0]}); install it (npm i amaro) or write the module in JavaScript (.mjs)`);
-  })) as unknown as { transformSync(code: string, opts: { mode: string }): { code: string } };
+  // amaro 0.1.9: the last release that declares no Node >= 22 (the later ones do, though the API is the same), pinned so
+  // the package's engines hold on Node 20. It throws strings, not Errors, for syntax it cannot strip.
+  // (Its 0.1 releases ship no types: the name is a variable so that tsc does not look for them.)
+  const amaro = 'amaro';
+  const { transformSync } = (await import(amaro)) as unknown as { transformSync(code: string, opts: { mode: string }): { code: string } };
   const code = await readFile(fileURLToPath(url), 'utf8');
   let out: string;
   try {
     out = transformSync(code, { mode: 'strip-only' }).code;
   } catch (e) {
-    throw new Error(`${fileURLToPath(url)}: cannot strip its TypeScript types (only erasable syntax is supported): ${(e as Error).message}`);
+    throw new Error(`${fileURLToPath(url)}: cannot strip its TypeScript types (only erasable syntax is supported): ${e instanceof Error ? e.message : String(e)}`);
   }
   return { format: 'module', source: out, shortCircuit: true };
 }
